@@ -1,0 +1,55 @@
+package sockapi
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ustack/ustack/stack"
+)
+
+// Sockets is the userspace implementation of API over one stack. Its
+// methods are safe for concurrent use.
+type Sockets struct {
+	st  *stack.Stack
+	fds fdTable
+
+	resolvMu sync.Mutex     // guards resolv
+	resolv   ResolverConfig // guarded by resolvMu
+}
+
+
+// New returns the socket calls over s, with a resolver that knows only
+// numeric addresses and "localhost" until SetResolver configures it.
+func New(s *stack.Stack) *Sockets {
+	return &Sockets{st: s}
+}
+
+// ResolverConfig configures Getaddrinfo and Getnameinfo.
+type ResolverConfig struct {
+	// Nameservers are queried in order, over the userspace stack.
+	Nameservers []netip.AddrPort
+	// Search lists domains tried for names with fewer than Ndots dots.
+	Search []string
+	// Ndots is resolv.conf's ndots; 0 means 1.
+	Ndots int
+	// Timeout bounds each query; 0 means 5s, as resolv.conf's default.
+	Timeout time.Duration
+	// Attempts is how many times each nameserver is tried; 0 means 2.
+	Attempts int
+	// HostsFile is a file in /etc/hosts format; "" means none: only
+	// "localhost" is known.
+	HostsFile string
+}
+
+// SetResolver replaces the resolver configuration.
+func (s *Sockets) SetResolver(cfg ResolverConfig) error {
+	if cfg.Ndots < 0 || cfg.Timeout < 0 || cfg.Attempts < 0 {
+		return errors.New("sockapi: ResolverConfig has a negative Ndots, Timeout or Attempts")
+	}
+	s.resolvMu.Lock()
+	defer s.resolvMu.Unlock()
+	s.resolv = cfg
+	return nil
+}

@@ -1,0 +1,301 @@
+// Package stack builds and owns a gVisor network stack: its NICs, addresses,
+// routes and protocol settings.
+//
+// It knows gVisor and nothing of descriptors or devices: a caller hands it
+// link endpoints (a TUN device from package tun, an in-memory pipe, ...) and
+// reaches sockets through package sockapi. Every stack has a loopback
+// interface "lo" with 127.0.0.1/8 and ::1 up, so New(Config{}) alone is a
+// complete loopback-only stack.
+//
+// The Stack owns the link endpoints it is given once New succeeds: Close
+// removes every NIC, which closes each endpoint and waits for its goroutines.
+// It does not own the files or devices behind those endpoints; their opener
+// closes them after Close returns.
+package stack
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
+	"gvisor.dev/gvisor/pkg/tcpip/link/sniffer"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+// LoopbackNIC is the NIC ID of the loopback interface every Stack has.
+const LoopbackNIC tcpip.NICID = 1
+
+// Config describes a stack. The zero value is a loopback-only stack with
+// the default protocol settings.
+type Config struct {
+	// NICs are the interfaces besides loopback, numbered from 2 in order.
+	NICs []NICConfig
+	// Routes are added to the routes implied by the NICs' addresses (each
+	// address's subnet through its NIC). A route with an invalid Gateway is
+	// on-link.
+	Routes []Route
+	// TCP holds the TCP protocol settings.
+	TCP TCPConfig
+	// Forwarding enables IP forwarding between NICs.
+	Forwarding bool
+}
+
+// NICConfig describes one interface.
+type NICConfig struct {
+	// Name is the interface name; "" gives "ethN" with N the NIC ID.
+	Name string
+	// Endpoint is the link endpoint. Required. The Stack takes ownership.
+	Endpoint gstack.LinkEndpoint
+	// Addrs are the interface's addresses with their prefix lengths.
+	Addrs []netip.Prefix
+	// Pcap, if non-nil, receives a pcap capture of every packet crossing
+	// this NIC. The caller closes it after Stack.Close.
+	Pcap io.Writer
+	// Promiscuous accepts packets for any destination address, and
+	// Spoofing lets endpoints send from any source address; a transparent
+	// proxy such as `ustack run` needs both.
+	Promiscuous, Spoofing bool
+}
+
+// Route sends Dest through the NIC named NIC (or the loopback NIC for
+// "lo"), via Gateway if it is valid.
+type Route struct {
+	Dest    netip.Prefix
+	Gateway netip.Addr
+	NIC     string
+}
+
+// Stack is a running gVisor stack. Its methods are safe for concurrent use.
+type Stack struct {
+	s *gstack.Stack
+
+	nicMu sync.Mutex // guards nics
+	nics  map[string]tcpip.NICID
+
+	closeOnce sync.Once
+}
+
+// New builds a stack from cfg. On error nothing is left running, and the
+// endpoints in cfg remain the caller's to close.
+func New(cfg Config) (*Stack, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Stack{
+		s: gstack.New(gstack.Options{
+			NetworkProtocols: []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+			TransportProtocols: []gstack.TransportProtocolFactory{
+				tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6,
+			},
+			// Packets between two of the stack's own addresses never leave
+			// it, as on Linux where they cross lo.
+			HandleLocal: true,
+		}),
+		nics: map[string]tcpip.NICID{},
+	}
+	if err := s.configure(cfg); err != nil {
+		s.s.Close()
+		s.s.Wait()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (cfg *Config) validate() error {
+	for i, n := range cfg.NICs {
+		if n.Endpoint == nil {
+			return fmt.Errorf("stack: NICs[%d].Endpoint is nil", i)
+		}
+		if n.Name == "lo" {
+			return fmt.Errorf("stack: NICs[%d].Name %q is reserved for loopback", i, n.Name)
+		}
+		for _, a := range n.Addrs {
+			if !a.IsValid() {
+				return fmt.Errorf("stack: NICs[%d].Addrs has an invalid prefix %v", i, a)
+			}
+		}
+	}
+	for i, r := range cfg.Routes {
+		if !r.Dest.IsValid() {
+			return fmt.Errorf("stack: Routes[%d].Dest is invalid", i)
+		}
+		if r.Gateway.IsValid() && r.Gateway.Is4() != r.Dest.Addr().Is4() {
+			return fmt.Errorf("stack: Routes[%d].Gateway %v is not of Dest's family", i, r.Gateway)
+		}
+	}
+	return cfg.TCP.validate()
+}
+
+func (s *Stack) configure(cfg Config) error {
+	if err := s.setProtocolOptions(cfg); err != nil {
+		return err
+	}
+	lo := NICConfig{
+		Name:     "lo",
+		Endpoint: loopback.New(),
+		Addrs:    []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")},
+	}
+	if err := s.addNIC(LoopbackNIC, lo); err != nil {
+		return err
+	}
+	for i, n := range cfg.NICs {
+		if n.Name == "" {
+			n.Name = fmt.Sprintf("eth%d", int(LoopbackNIC)+1+i)
+		}
+		if err := s.addNIC(LoopbackNIC+1+tcpip.NICID(i), n); err != nil {
+			return err
+		}
+	}
+	return s.setRoutes(cfg)
+}
+
+func (s *Stack) addNIC(id tcpip.NICID, n NICConfig) error {
+	ep := n.Endpoint
+	if n.Pcap != nil {
+		sn, err := sniffer.NewWithWriter(ep, n.Pcap, uint32(ep.MTU())+64)
+		if err != nil {
+			return fmt.Errorf("stack: pcap for NIC %q: %w", n.Name, err)
+		}
+		ep = sn
+	}
+	if err := s.s.CreateNICWithOptions(id, ep, gstack.NICOptions{Name: n.Name}); err != nil {
+		return fmt.Errorf("stack: create NIC %q: %s", n.Name, err)
+	}
+	s.nics[n.Name] = id
+	if err := s.s.SetPromiscuousMode(id, n.Promiscuous); err != nil {
+		return fmt.Errorf("stack: promiscuous mode on %q: %s", n.Name, err)
+	}
+	if err := s.s.SetSpoofing(id, n.Spoofing); err != nil {
+		return fmt.Errorf("stack: spoofing on %q: %s", n.Name, err)
+	}
+	for _, a := range n.Addrs {
+		if err := s.AddAddress(n.Name, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddAddress adds prefix's address to the NIC named nic.
+func (s *Stack) AddAddress(nic string, prefix netip.Prefix) error {
+	id, err := s.NICID(nic)
+	if err != nil {
+		return err
+	}
+	pa := tcpip.ProtocolAddress{
+		Protocol: protocolOf(prefix.Addr()),
+		AddressWithPrefix: tcpip.AddressWithPrefix{
+			Address:   tcpip.AddrFromSlice(prefix.Addr().Unmap().AsSlice()),
+			PrefixLen: prefix.Bits(),
+		},
+	}
+	if terr := s.s.AddProtocolAddress(id, pa, gstack.AddressProperties{}); terr != nil {
+		return fmt.Errorf("stack: add address %v to %q: %s", prefix, nic, terr)
+	}
+	return nil
+}
+
+// NICID returns the ID of the NIC named name.
+func (s *Stack) NICID(name string) (tcpip.NICID, error) {
+	s.nicMu.Lock()
+	defer s.nicMu.Unlock()
+	id, ok := s.nics[name]
+	if !ok {
+		return 0, fmt.Errorf("stack: no NIC named %q", name)
+	}
+	return id, nil
+}
+
+func (s *Stack) setRoutes(cfg Config) error {
+	var routes []tcpip.Route
+	add := func(dest netip.Prefix, gw netip.Addr, nic string) error {
+		id, err := s.NICID(nic)
+		if err != nil {
+			return err
+		}
+		r := tcpip.Route{Destination: subnetOf(dest), NIC: id}
+		if gw.IsValid() {
+			r.Gateway = tcpip.AddrFromSlice(gw.Unmap().AsSlice())
+		}
+		routes = append(routes, r)
+		return nil
+	}
+	for _, p := range []string{"127.0.0.0/8", "::1/128"} {
+		if err := add(netip.MustParsePrefix(p), netip.Addr{}, "lo"); err != nil {
+			return err
+		}
+	}
+	for i, n := range cfg.NICs {
+		name := n.Name
+		if name == "" {
+			name = fmt.Sprintf("eth%d", int(LoopbackNIC)+1+i)
+		}
+		for _, a := range n.Addrs {
+			if err := add(a.Masked(), netip.Addr{}, name); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range cfg.Routes {
+		if err := add(r.Dest.Masked(), r.Gateway, r.NIC); err != nil {
+			return err
+		}
+	}
+	// gVisor takes the first matching route, so order by specificity as
+	// Linux's longest-prefix match would choose.
+	sort.SliceStable(routes, func(i, j int) bool {
+		return routes[i].Destination.Prefix() > routes[j].Destination.Prefix()
+	})
+	s.s.SetRouteTable(routes)
+	return nil
+}
+
+func protocolOf(a netip.Addr) tcpip.NetworkProtocolNumber {
+	if a.Unmap().Is4() {
+		return ipv4.ProtocolNumber
+	}
+	return ipv6.ProtocolNumber
+}
+
+func subnetOf(p netip.Prefix) tcpip.Subnet {
+	p = p.Masked()
+	addr := tcpip.AddrFromSlice(p.Addr().AsSlice())
+	sn, err := tcpip.NewSubnet(addr, tcpip.MaskFromBytes(maskBytes(p)))
+	if err != nil {
+		panic(fmt.Sprintf("stack: subnet of masked prefix %v: %v", p, err)) // unreachable: masked prefixes are valid subnets
+	}
+	return sn
+}
+
+func maskBytes(p netip.Prefix) []byte {
+	n := p.Addr().BitLen() / 8
+	m := make([]byte, n)
+	for i := 0; i < p.Bits(); i++ {
+		m[i/8] |= 0x80 >> (i % 8)
+	}
+	return m
+}
+
+// GVisor returns the underlying gVisor stack, for packages (sockapi, the
+// relay of `ustack run`) that create endpoints on it. Callers must not
+// Close it; Stack.Close does.
+func (s *Stack) GVisor() *gstack.Stack { return s.s }
+
+// Close aborts every endpoint, removes every NIC (closing its link
+// endpoint) and waits for all goroutines the stack started. It is safe to
+// call more than once.
+func (s *Stack) Close() {
+	s.closeOnce.Do(func() {
+		s.s.Close()
+		s.s.Wait()
+	})
+}

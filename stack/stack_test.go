@@ -1,0 +1,132 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/link/pipe"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+)
+
+func fullAddr(ap netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
+	proto := ipv4.ProtocolNumber
+	if ap.Addr().Is6() {
+		proto = ipv6.ProtocolNumber
+	}
+	return tcpip.FullAddress{Addr: tcpip.AddrFromSlice(ap.Addr().AsSlice()), Port: ap.Port()}, proto
+}
+
+// echoOnce accepts one connection on l's stack at addr, echoes it, and
+// checks that dialling from client's stack round-trips data.
+func echoRoundTrip(t *testing.T, server, client *Stack, addr string) {
+	t.Helper()
+	fa, proto := fullAddr(netip.MustParseAddrPort(addr))
+	l, err := gonet.ListenTCP(server.GVisor(), fa, proto)
+	if err != nil {
+		t.Fatalf("ListenTCP(%s) = %v", addr, err)
+	}
+	defer l.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
+	c, err := gonet.DialContextTCP(context.Background(), client.GVisor(), fa, proto)
+	if err != nil {
+		t.Fatalf("DialTCP(%s) = %v", addr, err)
+	}
+	want := bytes.Repeat([]byte("ustack"), 10000)
+	go func() { c.Write(want); c.CloseWrite() }()
+	got, err := io.ReadAll(c)
+	c.Close()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("echo via %s: got %d bytes, err %v; want %d bytes", addr, len(got), err, len(want))
+	}
+	<-done
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	leakcheck.Check(t)
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatalf("New(Config{}) = %v", err)
+	}
+	defer s.Close()
+	for _, addr := range []string{"127.0.0.1:7", "127.9.8.7:7", "[::1]:7"} {
+		t.Run(addr, func(t *testing.T) { echoRoundTrip(t, s, s, addr) })
+	}
+}
+
+func TestTwoStacksOverPipe(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pipe.New("\x02\x00\x00\x00\x00\x01", "\x02\x00\x00\x00\x00\x02", 1500)
+	s1, err := New(Config{NICs: []NICConfig{{Endpoint: a, Addrs: []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("fd00::1/64")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := New(Config{NICs: []NICConfig{{Endpoint: b, Addrs: []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.2/24"), netip.MustParsePrefix("fd00::2/64")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	echoRoundTrip(t, s1, s2, "10.0.0.1:7")
+	echoRoundTrip(t, s2, s1, "[fd00::2]:9")
+	st := s1.Stats()
+	if st.TCP.PassiveOpens != 1 || st.TCP.ActiveOpens != 1 {
+		t.Errorf("s1 TCP opens = passive %d active %d, want 1 and 1", st.TCP.PassiveOpens, st.TCP.ActiveOpens)
+	}
+	var eth *NICStats
+	for i := range st.NICs {
+		if st.NICs[i].Name == "eth2" {
+			eth = &st.NICs[i]
+		}
+	}
+	if eth == nil || eth.RxBytes < 60000 || eth.TxBytes < 60000 {
+		t.Errorf("s1 eth2 stats = %+v, want >= 60000 bytes each way", eth)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	a, _ := pipe.New("", "", 1500)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"nil endpoint", Config{NICs: []NICConfig{{}}}, "NICs[0].Endpoint is nil"},
+		{"reserved name", Config{NICs: []NICConfig{{Name: "lo", Endpoint: a}}}, "reserved"},
+		{"bad cc", Config{TCP: TCPConfig{CongestionControl: "bbr"}}, "CongestionControl"},
+		{"bad range", Config{TCP: TCPConfig{SendBuffer: BufferRange{Min: 10, Default: 5, Max: 20}}}, "SendBuffer"},
+		{"bad gw", Config{Routes: []Route{{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("fd00::1"), NIC: "lo"}}}, "Gateway"},
+		{"unknown nic", Config{Routes: []Route{{Dest: netip.MustParsePrefix("0.0.0.0/0"), NIC: "eth9"}}}, `no NIC named "eth9"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(tc.cfg)
+			if err == nil {
+				s.Close()
+				t.Fatalf("New() = nil error, want one containing %q", tc.want)
+			}
+			if !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
+				t.Errorf("New() = %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+var _ net.Conn = (*gonet.TCPConn)(nil)
