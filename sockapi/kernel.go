@@ -41,12 +41,15 @@ import (
 // the differences listed in docs/kernel.md. Code that must wake a blocked
 // kernel call calls Shutdown first, which wakes it on Linux.
 //
-// Getaddrinfo and Getnameinfo come from the host resolver (branch
-// resolver); until they land, Kernel returns the concrete type.
-type kernelAPI struct{}
+// Getaddrinfo and Getnameinfo are the host resolver's (hostResolver).
+type kernelAPI struct {
+	hostResolver
+}
 
-// Kernel returns the socket calls over the host kernel's sockets.
-func Kernel() kernelAPI { return kernelAPI{} }
+// Kernel returns API over the host kernel's sockets.
+func Kernel() API { return kernelAPI{} }
+
+var _ API = kernelAPI{}
 
 // retry calls f until it fails with something other than EINTR.
 func retry(f func() error) error {
