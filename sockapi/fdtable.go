@@ -29,6 +29,8 @@ type fdEntry struct {
 	// closed is closed when the descriptor is closed, waking every call
 	// blocked on it so that it returns EBADF.
 	closed chan struct{}
+	// epolls are the epoll registrations of this descriptor (epoll.go).
+	epolls epollLinks
 }
 
 // fdTable maps descriptor numbers to files, handing out the lowest free
@@ -74,6 +76,7 @@ func (t *fdTable) remove(fd int) (*fdEntry, error) {
 	e := t.entries[fd]
 	t.entries[fd] = nil
 	close(e.closed)
+	e.epolls.detach()
 	return e, nil
 }
 
@@ -85,6 +88,7 @@ func (t *fdTable) removeAll() []*fdEntry {
 	for i, e := range t.entries {
 		if e != nil {
 			close(e.closed)
+			e.epolls.detach()
 			all = append(all, e)
 			t.entries[i] = nil
 		}
