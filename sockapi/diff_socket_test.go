@@ -83,7 +83,7 @@ func bindScenarios() []scenario {
 		r.Getsockname(fd)
 		r.Bind(fd, f.lo(0))
 		sa := r.Getsockname(fd)
-		r.logf("bound port nonzero: %v", portOf(sa) != 0)
+		r.logf("bound port nonzero: %v", saPort(sa) != 0)
 	})
 	out = append(out, both("bind/twice-einval", func(r *rec, f fam) {
 		fd := r.Socket(f.domain, unix.SOCK_STREAM, 0)
@@ -109,7 +109,7 @@ func bindScenarios() []scenario {
 	out = append(out, both("bind/wildcard-then-loopback-conflict", func(r *rec, f fam) {
 		a := r.Socket(f.domain, unix.SOCK_STREAM, 0)
 		r.Bind(a, f.any(0))
-		port := portOf(r.Getsockname(a))
+		port := saPort(r.Getsockname(a))
 		b := r.Socket(f.domain, unix.SOCK_STREAM, 0)
 		r.Bind(b, f.lo(port))
 	})...)
@@ -219,7 +219,7 @@ func listenScenarios() []scenario {
 		fd := r.Socket(f.domain, unix.SOCK_STREAM, 0)
 		r.Listen(fd, 1)
 		sa := r.Getsockname(fd)
-		r.logf("port nonzero: %v", portOf(sa) != 0)
+		r.logf("port nonzero: %v", saPort(sa) != 0)
 		r.GetInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
 	})
 	out = append(out, both("accept/peer-address", func(r *rec, f fam) {

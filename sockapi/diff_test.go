@@ -247,7 +247,7 @@ func mapped4(port int) unix.Sockaddr {
 	return &unix.SockaddrInet6{Addr: [16]byte{10: 0xff, 11: 0xff, 12: 127, 15: 1}, Port: port}
 }
 
-func portOf(sa unix.Sockaddr) int {
+func saPort(sa unix.Sockaddr) int {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
 		return a.Port
@@ -275,7 +275,7 @@ func (r *rec) unusedPort(f fam, typ int) int {
 		r.t.Errorf("unusedPort: getsockname: %v", err)
 		return 0
 	}
-	return portOf(sa)
+	return saPort(sa)
 }
 
 // listener opens a TCP listener on f's loopback address with an

@@ -169,7 +169,7 @@ func udpScenarios() []scenario {
 		sc("udp/v4-sender-to-dual-stack-receiver", func(r *rec) {
 			b := r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, 0)
 			r.Bind(b, v6.any(0))
-			port := portOf(r.Getsockname(b))
+			port := saPort(r.Getsockname(b))
 			a := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 			r.Sendto(a, []byte("from v4"), 0, v4.lo(port))
 			r.Recvfrom(b, 16, 0)
@@ -178,7 +178,7 @@ func udpScenarios() []scenario {
 			b, ba := r.udp(v4)
 			a := r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, 0)
 			r.Sendto(a, []byte("v4 dest"), 0, ba)
-			r.Sendto(a, []byte("mapped dest"), 0, mapped4(portOf(ba)))
+			r.Sendto(a, []byte("mapped dest"), 0, mapped4(saPort(ba)))
 			r.Recvfrom(b, 16, 0)
 			r.Recvfrom(b, 16, 0)
 		}),
@@ -239,7 +239,7 @@ func (r *rec) logEcho(fd int, m []byte) {
 	sa, _ := r.api.Getsockname(fd)
 	id := int(binary.BigEndian.Uint16(m[4:]))
 	r.logf("echo reply type=%d code=%d id-is-port=%v seq=%d payload=%q",
-		m[0], m[1], id == portOf(sa), binary.BigEndian.Uint16(m[6:]), m[8:])
+		m[0], m[1], id == saPort(sa), binary.BigEndian.Uint16(m[6:]), m[8:])
 }
 
 func icmpScenarios() []scenario {
@@ -294,7 +294,7 @@ func ipv6Scenarios() []scenario {
 			ln := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
 			r.Bind(ln, v6.any(0))
 			r.Listen(ln, 4)
-			port := portOf(r.Getsockname(ln))
+			port := saPort(r.Getsockname(ln))
 			c := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Connect(c, v4.lo(port))
 			s := r.Accept(ln)
@@ -307,14 +307,14 @@ func ipv6Scenarios() []scenario {
 			r.SetInt(ln, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
 			r.Bind(ln, v6.any(0))
 			r.Listen(ln, 4)
-			port := portOf(r.Getsockname(ln))
+			port := saPort(r.Getsockname(ln))
 			c := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Connect(c, v4.lo(port))
 		}),
 		sc("ipv6/connect-v4-mapped", func(r *rec) {
 			ln, addr := r.listener(v4)
 			c := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
-			r.Connect(c, mapped4(portOf(addr)))
+			r.Connect(c, mapped4(saPort(addr)))
 			r.Getsockname(c)
 			r.Getpeername(c)
 			r.Accept(ln)
@@ -323,7 +323,7 @@ func ipv6Scenarios() []scenario {
 			_, addr := r.listener(v4)
 			c := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
 			r.SetInt(c, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
-			r.Connect(c, mapped4(portOf(addr)))
+			r.Connect(c, mapped4(saPort(addr)))
 		}),
 		sc("ipv6/bind-v4-mapped", func(r *rec) {
 			fd := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
@@ -338,7 +338,7 @@ func ipv6Scenarios() []scenario {
 		sc("ipv6/dual-wildcard-conflicts-with-v4", func(r *rec) {
 			a := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
 			r.Bind(a, v6.any(0))
-			port := portOf(r.Getsockname(a))
+			port := saPort(r.Getsockname(a))
 			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Bind(b, v4.any(port))
 		}),
@@ -346,21 +346,21 @@ func ipv6Scenarios() []scenario {
 			a := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
 			r.SetInt(a, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
 			r.Bind(a, v6.any(0))
-			port := portOf(r.Getsockname(a))
+			port := saPort(r.Getsockname(a))
 			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Bind(b, v4.any(port))
 		}),
 		sc("ipv6/loopbacks-do-not-conflict", func(r *rec) {
 			a := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
 			r.Bind(a, v6.lo(0))
-			port := portOf(r.Getsockname(a))
+			port := saPort(r.Getsockname(a))
 			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Bind(b, v4.lo(port))
 		}),
 		sc("ipv6/udp-dual-stack-reply-to-v4", func(r *rec) {
 			b := r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, 0)
 			r.Bind(b, v6.any(0))
-			port := portOf(r.Getsockname(b))
+			port := saPort(r.Getsockname(b))
 			a, _ := r.udp(v4)
 			r.Sendto(a, []byte("q"), 0, v4.lo(port))
 			_, from := r.Recvfrom(b, 8, 0)
@@ -371,7 +371,7 @@ func ipv6Scenarios() []scenario {
 			_, ba := r.udp(v4)
 			a := r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, 0)
 			r.SetInt(a, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
-			r.Sendto(a, []byte("x"), 0, mapped4(portOf(ba)))
+			r.Sendto(a, []byte("x"), 0, mapped4(saPort(ba)))
 		}),
 	}
 }

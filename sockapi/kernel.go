@@ -51,8 +51,8 @@ func Kernel() API { return kernelAPI{} }
 
 var _ API = kernelAPI{}
 
-// retry calls f until it fails with something other than EINTR.
-func retry(f func() error) error {
+// retryEINTR calls f until it fails with something other than EINTR.
+func retryEINTR(f func() error) error {
 	for {
 		if err := f(); err != unix.EINTR {
 			return err
@@ -73,7 +73,7 @@ func (k kernelAPI) Accept(fd int) (nfd int, sa unix.Sockaddr, err error) {
 }
 
 func (kernelAPI) Accept4(fd int, flags int) (nfd int, sa unix.Sockaddr, err error) {
-	err = retry(func() (e error) {
+	err = retryEINTR(func() (e error) {
 		nfd, sa, e = unix.Accept4(fd, flags|unix.SOCK_CLOEXEC)
 		return e
 	})
@@ -89,7 +89,7 @@ func (kernelAPI) Connect(fd int, sa unix.Sockaddr) error {
 		return err
 	}
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-	if err := retry(func() error { _, e := unix.Poll(pfd, -1); return e }); err != nil {
+	if err := retryEINTR(func() error { _, e := unix.Poll(pfd, -1); return e }); err != nil {
 		return err
 	}
 	soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
@@ -103,7 +103,7 @@ func (kernelAPI) Connect(fd int, sa unix.Sockaddr) error {
 }
 
 func (kernelAPI) Read(fd int, p []byte) (n int, err error) {
-	err = retry(func() (e error) { n, e = unix.Read(fd, p); return e })
+	err = retryEINTR(func() (e error) { n, e = unix.Read(fd, p); return e })
 	return n, err
 }
 
@@ -112,13 +112,13 @@ func (kernelAPI) Read(fd int, p []byte) (n int, err error) {
 func (k kernelAPI) Write(fd int, p []byte) (n int, err error) {
 	n, err = k.Send(fd, p, 0)
 	if err == unix.ENOTSOCK {
-		err = retry(func() (e error) { n, e = unix.Write(fd, p); return e })
+		err = retryEINTR(func() (e error) { n, e = unix.Write(fd, p); return e })
 	}
 	return n, err
 }
 
 func (kernelAPI) Send(fd int, p []byte, flags int) (n int, err error) {
-	err = retry(func() (e error) {
+	err = retryEINTR(func() (e error) {
 		n, e = unix.SendmsgN(fd, p, nil, nil, flags|unix.MSG_NOSIGNAL)
 		return e
 	})
@@ -126,16 +126,16 @@ func (kernelAPI) Send(fd int, p []byte, flags int) (n int, err error) {
 }
 
 func (kernelAPI) Recv(fd int, p []byte, flags int) (n int, err error) {
-	err = retry(func() (e error) { n, _, e = unix.Recvfrom(fd, p, flags); return e })
+	err = retryEINTR(func() (e error) { n, _, e = unix.Recvfrom(fd, p, flags); return e })
 	return n, err
 }
 
 func (kernelAPI) Sendto(fd int, p []byte, flags int, to unix.Sockaddr) error {
-	return retry(func() error { return unix.Sendto(fd, p, flags|unix.MSG_NOSIGNAL, to) })
+	return retryEINTR(func() error { return unix.Sendto(fd, p, flags|unix.MSG_NOSIGNAL, to) })
 }
 
 func (kernelAPI) Recvfrom(fd int, p []byte, flags int) (n int, from unix.Sockaddr, err error) {
-	err = retry(func() (e error) { n, from, e = unix.Recvfrom(fd, p, flags); return e })
+	err = retryEINTR(func() (e error) { n, from, e = unix.Recvfrom(fd, p, flags); return e })
 	return n, from, err
 }
 
@@ -175,8 +175,8 @@ func (kernelAPI) Fcntl(fd int, cmd int, arg int) (int, error) {
 
 // Poll is poll(2); a negative timeout waits for ever.
 func (kernelAPI) Poll(fds []unix.PollFd, timeout int) (n int, err error) {
-	d := newDeadline(timeout)
-	err = retry(func() (e error) { n, e = unix.Poll(fds, d.left()); return e })
+	d := newKernelDeadline(timeout)
+	err = retryEINTR(func() (e error) { n, e = unix.Poll(fds, d.left()); return e })
 	return n, err
 }
 
@@ -199,7 +199,7 @@ func (kernelAPI) Select(nfd int, r *unix.FdSet, w *unix.FdSet, e *unix.FdSet, ti
 	save(&r0, r)
 	save(&w0, w)
 	save(&e0, e)
-	err = retry(func() (er error) {
+	err = retryEINTR(func() (er error) {
 		load(r, &r0)
 		load(w, &w0)
 		load(e, &e0)
@@ -218,27 +218,27 @@ func (kernelAPI) EpollCtl(epfd int, op int, fd int, event *unix.EpollEvent) erro
 }
 
 func (kernelAPI) EpollWait(epfd int, events []unix.EpollEvent, msec int) (n int, err error) {
-	d := newDeadline(msec)
-	err = retry(func() (e error) { n, e = unix.EpollWait(epfd, events, d.left()); return e })
+	d := newKernelDeadline(msec)
+	err = retryEINTR(func() (e error) { n, e = unix.EpollWait(epfd, events, d.left()); return e })
 	return n, err
 }
 
-// deadline turns a poll(2)-style millisecond timeout into what is left of
+// kernelDeadline turns a poll(2)-style millisecond timeout into what is left of
 // it on each retry.
-type deadline struct {
+type kernelDeadline struct {
 	forever bool
 	at      time.Time
 }
 
-func newDeadline(ms int) deadline {
+func newKernelDeadline(ms int) kernelDeadline {
 	if ms < 0 {
-		return deadline{forever: true}
+		return kernelDeadline{forever: true}
 	}
-	return deadline{at: time.Now().Add(time.Duration(ms) * time.Millisecond)}
+	return kernelDeadline{at: time.Now().Add(time.Duration(ms) * time.Millisecond)}
 }
 
 // left returns the milliseconds left, rounded up, -1 for no timeout.
-func (d deadline) left() int {
+func (d kernelDeadline) left() int {
 	if d.forever {
 		return -1
 	}
