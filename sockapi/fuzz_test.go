@@ -194,7 +194,9 @@ func (z *fuzzer) step() {
 		s.SetsockoptTimeval(z.fd(), unix.SOL_SOCKET, []int{unix.SO_RCVTIMEO, unix.SO_SNDTIMEO, 9999}[z.pick(3)], &tv)
 	case 18:
 		cmd := []int{unix.F_GETFL, unix.F_SETFL, unix.F_GETFD, unix.F_SETFD, 9999}[z.pick(5)]
-		if f, ok := any(s).(interface{ Fcntl(fd, cmd, arg int) (int, error) }); ok {
+		if f, ok := any(s).(interface {
+			Fcntl(fd, cmd, arg int) (int, error)
+		}); ok {
 			f.Fcntl(z.fd(), cmd, int(z.byte())|unix.O_NONBLOCK)
 		}
 	case 19:
