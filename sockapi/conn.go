@@ -1,0 +1,206 @@
+package sockapi
+
+import (
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// somaxconn is Linux's default net.core.somaxconn (4096 since 5.4): listen
+// clamps larger and negative backlogs to it.
+const somaxconn = 4096
+
+// Bind assigns sa to fd's socket.
+func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return err
+	}
+	fa, err := sk.fullAddr(sa, forBind)
+	if err != nil {
+		return err
+	}
+	switch terr := sk.ep.Bind(fa); terr.(type) {
+	case nil:
+		return nil
+	case *tcpip.ErrNetworkUnreachable:
+		// gVisor's answer for a v4-mapped address on an IPV6_V6ONLY
+		// socket; inet6_bind says EINVAL.
+		return unix.EINVAL
+	default:
+		return errnoOf(terr)
+	}
+}
+
+// Listen marks fd's stream socket as accepting connections, binding it to
+// an ephemeral port first if it is unbound, as Linux does.
+func (s *Sockets) Listen(fd int, backlog int) error {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return err
+	}
+	if !sk.stream() {
+		return unix.EOPNOTSUPP
+	}
+	// __sys_listen compares as unsigned, so a negative backlog is clamped.
+	if backlog < 0 || backlog > somaxconn {
+		backlog = somaxconn
+	}
+	return errnoOf(sk.ep.Listen(backlog))
+}
+
+// Accept is Accept4 with no flags.
+func (s *Sockets) Accept(fd int) (int, unix.Sockaddr, error) {
+	return s.accept(fd, 0, waitOpts{})
+}
+
+// Accept4 takes a connection from fd's listen queue, blocking unless fd
+// is non-blocking (EAGAIN). flags may hold SOCK_NONBLOCK and SOCK_CLOEXEC
+// for the new descriptor; anything else is EINVAL.
+func (s *Sockets) Accept4(fd int, flags int) (int, unix.Sockaddr, error) {
+	return s.accept(fd, flags, waitOpts{})
+}
+
+func (s *Sockets) accept(fd int, flags int, wo waitOpts) (int, unix.Sockaddr, error) {
+	if flags&^(unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC) != 0 {
+		return -1, nil, unix.EINVAL
+	}
+	fe, sk, err := s.sock(fd)
+	if err != nil {
+		return -1, nil, err
+	}
+	if !sk.stream() {
+		return -1, nil, unix.EOPNOTSUPP
+	}
+	var (
+		nep  tcpip.Endpoint
+		nwq  *waiter.Queue
+		peer tcpip.FullAddress
+	)
+	try := func() error {
+		var terr tcpip.Error
+		nep, nwq, terr = sk.ep.Accept(&peer)
+		return errnoOf(terr)
+	}
+	if fe.nonblocking() {
+		err = try()
+	} else {
+		rcv, _ := sk.timeouts()
+		err = block(fe, sk.wq, waiter.ReadableEvents, rcv, wo, try)
+	}
+	if err != nil {
+		return -1, nil, err
+	}
+	nsk := &socket{family: sk.family, typ: sk.typ, proto: sk.proto, ep: nep, wq: nwq}
+	return s.fds.installFlags(nsk, flags), sk.sockaddr(peer), nil
+}
+
+// Connect connects fd's socket to sa. A blocking TCP connect waits for the
+// handshake (bounded by SO_SNDTIMEO, after which it returns EINPROGRESS as
+// Linux does); a non-blocking one returns EINPROGRESS and reports its
+// outcome through writability and SO_ERROR, or through a later Connect.
+func (s *Sockets) Connect(fd int, sa unix.Sockaddr) error {
+	return s.connect(fd, sa, waitOpts{})
+}
+
+func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
+	fe, sk, err := s.sock(fd)
+	if err != nil {
+		return err
+	}
+	fa, err := sk.fullAddr(sa, forConnect)
+	if err != nil {
+		return err
+	}
+	if !sk.stream() {
+		return sk.connectErrno(sk.ep.Connect(fa))
+	}
+	terr := sk.ep.Connect(fa)
+	_, started := terr.(*tcpip.ErrConnectStarted)
+	_, already := terr.(*tcpip.ErrAlreadyConnecting)
+	if !started && !already {
+		return sk.connectErrno(terr)
+	}
+	// Linux's __inet_stream_connect: EINPROGRESS for a connect it has
+	// just started, EALREADY for one already under way; a blocking
+	// connect waits in either case and, if its timeout passes, returns
+	// that same errno.
+	pending := unix.EINPROGRESS
+	if already {
+		pending = unix.EALREADY
+	}
+	if fe.nonblocking() {
+		return pending
+	}
+	_, snd := sk.timeouts()
+	err = block(fe, sk.wq, waiter.WritableEvents|waiter.EventHUp|waiter.EventErr, snd, wo, func() error {
+		switch terr := sk.ep.Connect(fa); terr.(type) {
+		case *tcpip.ErrAlreadyConnecting, *tcpip.ErrConnectStarted:
+			return unix.EAGAIN
+		default:
+			return sk.connectErrno(terr)
+		}
+	})
+	if err == unix.EAGAIN {
+		return pending
+	}
+	return err
+}
+
+// connectErrno is errnoOf with connect's own answer: when no ephemeral
+// port is left Linux's connect says EADDRNOTAVAIL (inet_hash_connect),
+// where bind and sendto say EAGAIN.
+func (sk *socket) connectErrno(terr tcpip.Error) error {
+	if _, ok := terr.(*tcpip.ErrNoPortAvailable); ok {
+		return unix.EADDRNOTAVAIL
+	}
+	return sk.asyncErrno(terr)
+}
+
+// Shutdown closes one or both directions of fd's connection (SHUT_RD,
+// SHUT_WR, SHUT_RDWR).
+func (s *Sockets) Shutdown(fd int, how int) error {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return err
+	}
+	var flags tcpip.ShutdownFlags
+	switch how {
+	case unix.SHUT_RD:
+		flags = tcpip.ShutdownRead
+	case unix.SHUT_WR:
+		flags = tcpip.ShutdownWrite
+	case unix.SHUT_RDWR:
+		flags = tcpip.ShutdownRead | tcpip.ShutdownWrite
+	default:
+		return unix.EINVAL
+	}
+	return errnoOf(sk.ep.Shutdown(flags))
+}
+
+// Getsockname returns fd's local address (0.0.0.0:0 or [::]:0 when
+// unbound).
+func (s *Sockets) Getsockname(fd int) (unix.Sockaddr, error) {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return nil, err
+	}
+	fa, terr := sk.ep.GetLocalAddress()
+	if terr != nil {
+		return nil, errnoOf(terr)
+	}
+	return sk.sockaddr(fa), nil
+}
+
+// Getpeername returns the address fd is connected to, or ENOTCONN.
+func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return nil, err
+	}
+	fa, terr := sk.ep.GetRemoteAddress()
+	if terr != nil {
+		return nil, errnoOf(terr)
+	}
+	return sk.sockaddr(fa), nil
+}
