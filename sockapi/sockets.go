@@ -19,7 +19,6 @@ type Sockets struct {
 	resolv   ResolverConfig // guarded by resolvMu
 }
 
-
 // New returns the socket calls over s, with a resolver that knows only
 // numeric addresses and "localhost" until SetResolver configures it.
 func New(s *stack.Stack) *Sockets {
