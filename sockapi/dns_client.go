@@ -50,7 +50,7 @@ const (
 type queryResult struct {
 	reply    dnsReply
 	status   hErrno
-	servfail bool // hTryAgain came from SERVFAIL answers, not silence
+	servfail bool // hTryAgain, and the last answer received was SERVFAIL
 }
 
 // rotation is where "options rotate" starts the next query; glibc keeps
@@ -84,7 +84,9 @@ func (c *dnsClient) query(ctx context.Context, name string, qtype dnsmessage.Typ
 			}
 			switch r.rcode {
 			case dnsmessage.RCodeServerFailure, dnsmessage.RCodeNotImplemented, dnsmessage.RCodeRefused:
-				res.servfail = true
+				// glibc's res_search goes on to the next search domain
+				// only when the last answer received was SERVFAIL.
+				res.servfail = r.rcode == dnsmessage.RCodeServerFailure
 				continue
 			}
 			return resultOf(r)

@@ -82,13 +82,13 @@ func (d *testDNS) add(name string, rrs ...string) {
 		var body dnsmessage.ResourceBody
 		switch typ {
 		case "A":
-			body = &dnsmessage.AResource{A: netip.MustParseAddr(val).As4()}
+			h.Type, body = dnsmessage.TypeA, &dnsmessage.AResource{A: netip.MustParseAddr(val).As4()}
 		case "AAAA":
-			body = &dnsmessage.AAAAResource{AAAA: netip.MustParseAddr(val).As16()}
+			h.Type, body = dnsmessage.TypeAAAA, &dnsmessage.AAAAResource{AAAA: netip.MustParseAddr(val).As16()}
 		case "CNAME":
-			body = &dnsmessage.CNAMEResource{CNAME: dnsmessage.MustNewName(val)}
+			h.Type, body = dnsmessage.TypeCNAME, &dnsmessage.CNAMEResource{CNAME: dnsmessage.MustNewName(val)}
 		case "PTR":
-			body = &dnsmessage.PTRResource{PTR: dnsmessage.MustNewName(val)}
+			h.Type, body = dnsmessage.TypePTR, &dnsmessage.PTRResource{PTR: dnsmessage.MustNewName(val)}
 		default:
 			panic("testDNS.add: unknown type " + typ)
 		}

@@ -37,7 +37,7 @@ const maxHostsLine = 64 << 10
 
 // parseHosts reads a hosts file. Text from '#' to the end of a line is a
 // comment; a line is an address followed by one or more names separated
-// by blanks. As in glibc, a line whose address inet_pton rejects (which
+// by white space (C's isspace: non-ASCII bytes belong to names). As in glibc, a line whose address inet_pton rejects (which
 // includes IPv6 scopes and the short IPv4 forms inet_aton takes) or that
 // has no name is skipped; an over-long line is an error.
 func parseHosts(r io.Reader) (*hostsTable, error) {
@@ -46,7 +46,7 @@ func parseHosts(r io.Reader) (*hostsTable, error) {
 	sc.Buffer(make([]byte, 0, 4096), maxHostsLine)
 	for sc.Scan() {
 		line, _, _ := strings.Cut(sc.Text(), "#")
-		f := strings.Fields(line)
+		f := strings.FieldsFunc(line, isCSpace)
 		if len(f) < 2 {
 			continue
 		}
@@ -78,17 +78,22 @@ func loadHosts(path string) (*hostsTable, error) {
 
 // lookup returns the addresses of name (compared without regard to case)
 // in the wanted families, and the canonical name; ok is false when no
-// line matches. A v4-mapped IPv6 entry counts as IPv6, as in glibc.
+// line matches. A v4-mapped IPv6 entry is IPv6 when IPv6 is wanted, else
+// the IPv4 address, as glibc's files backend answers.
 func (t *hostsTable) lookup(name string, want4, want6 bool) (hostAnswer, bool) {
 	var ans hostAnswer
 	for _, l := range t.lines {
-		if l.addr.Is4() && !want4 || l.addr.Is6() && !want6 || !l.hasName(name) {
+		a := l.addr
+		if a.Is4In6() && !want6 {
+			a = a.Unmap()
+		}
+		if a.Is4() && !want4 || a.Is6() && !want6 || !l.hasName(name) {
 			continue
 		}
 		if ans.canon == "" {
 			ans.canon = l.names[0]
 		}
-		ans.addrs = append(ans.addrs, l.addr)
+		ans.addrs = append(ans.addrs, a)
 	}
 	return ans, len(ans.addrs) > 0
 }
@@ -112,3 +117,5 @@ func (t *hostsTable) lookupAddr(a netip.Addr) (string, bool) {
 	}
 	return "", false
 }
+
+func isCSpace(r rune) bool { return r < 0x80 && isSpace(byte(r)) }
