@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -156,11 +157,26 @@ func fullAddr(ap netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber
 	return tcpip.FullAddress{Addr: tcpip.AddrFromSlice(a.AsSlice()), Port: ap.Port()}, proto
 }
 
+// remote is the gVisor address of nameserver ns; an IPv6 zone (a NIC
+// name or number, as in "fe80::1%eth2") picks the NIC to send from.
+func (c *dnsClient) remote(ns netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
+	fa, proto := fullAddr(ns)
+	if z := ns.Addr().Zone(); z != "" {
+		b := userBackend{s: c.s}
+		if id, ok := b.interfaceIndex(z); ok {
+			fa.NIC = tcpip.NICID(id)
+		} else if n, err := strconv.ParseUint(z, 10, 31); err == nil {
+			fa.NIC = tcpip.NICID(n)
+		}
+	}
+	return fa, proto
+}
+
 // exchangeUDP sends msg from a connected UDP endpoint (so only ns can
 // answer) and waits until deadline for a datagram that answers it,
 // ignoring any that do not.
 func (c *dnsClient) exchangeUDP(ns netip.AddrPort, msg []byte, id uint16, q dnsmessage.Question, deadline time.Time) (dnsReply, error) {
-	fa, proto := fullAddr(ns)
+	fa, proto := c.remote(ns)
 	conn, err := gonet.DialUDP(c.s, nil, &fa, proto)
 	if err != nil {
 		return dnsReply{}, err
@@ -189,7 +205,7 @@ func (c *dnsClient) exchangeUDP(ns netip.AddrPort, msg []byte, id uint16, q dnsm
 func (c *dnsClient) exchangeTCP(ctx context.Context, ns netip.AddrPort, msg []byte, id uint16, q dnsmessage.Question, deadline time.Time) (dnsReply, error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	fa, proto := fullAddr(ns)
+	fa, proto := c.remote(ns)
 	conn, err := gonet.DialContextTCP(ctx, c.s, fa, proto)
 	if err != nil {
 		return dnsReply{}, err

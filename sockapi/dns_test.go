@@ -106,6 +106,16 @@ func TestDNSErrors(t *testing.T) {
 	wantQueries(t, d, "udp A to.test.")
 }
 
+func TestDNSOverIPv6(t *testing.T) {
+	leakcheck.Check(t)
+	s, ds := dnsSetup(t, ResolverConfig{}, "[::1]:53", "[::1%lo]:5353")
+	ds[0].setSilent(true)
+	ds[1].add("www.test.", "A 192.0.2.10")
+	runGaiCases(t, s, []gaiCase{{"over ::1", "www.test", "", h(0, inet, stream, 0), []string{"1/6 192.0.2.10:0"}, 0}})
+	wantQueries(t, ds[0], "udp A www.test.")
+	wantQueries(t, ds[1], "udp A www.test.")
+}
+
 func TestDNSRetryNextServer(t *testing.T) {
 	leakcheck.Check(t)
 	s, ds := dnsSetup(t, ResolverConfig{Attempts: 2}, "127.0.0.1:53", "127.0.0.1:5353")
