@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -172,6 +173,11 @@ func (c *dnsClient) remote(ns netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkP
 	return fa, proto
 }
 
+// udpBufs holds receive buffers big enough for any datagram, so that an
+// answer longer than 512 bytes from a server that ignores the limit is
+// still read whole.
+var udpBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 // exchangeUDP sends msg from a connected UDP endpoint (so only ns can
 // answer) and waits until deadline for a datagram that answers it,
 // ignoring any that do not.
@@ -188,7 +194,9 @@ func (c *dnsClient) exchangeUDP(ns netip.AddrPort, msg []byte, id uint16, q dnsm
 	if _, err := conn.Write(msg); err != nil {
 		return dnsReply{}, err
 	}
-	buf := make([]byte, 64<<10)
+	bp := udpBufs.Get().(*[]byte)
+	defer udpBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := conn.Read(buf)
 		if err != nil {
