@@ -106,6 +106,7 @@ func TestHostsFileReread(t *testing.T) {
 }
 
 func FuzzParseHosts(f *testing.F) {
+	leakcheck.Check(f)
 	f.Add("127.0.0.1 localhost\n::1 localhost ip6-localhost # c\n")
 	f.Add("192.0.2.1\tweb www\n#x\n\n fe80::1%lo a\n::ffff:1.2.3.4 m\n")
 	f.Fuzz(func(t *testing.T, file string) {
