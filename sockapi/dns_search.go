@@ -20,53 +20,77 @@ import (
 // else "no data" if any candidate had it, else "try again" if any had
 // SERVFAIL, else that of the last try.
 func (c *dnsClient) search(ctx context.Context, name string, want4, want6 bool) (hostAnswer, error) {
-	ndots := orDefault(c.cfg.Ndots, defaultNdots)
+	st := &searchState{c: c, ctx: ctx, want4: want4, want6: want6, saved: hOK}
 	dots := strings.Count(name, ".")
 	trailing := strings.HasSuffix(name, ".")
-	saved, last := hOK, hNotFound
-	var gotNoData, gotServfail, lastServfail, triedAsIs, rootOnList bool
-	try := func(fqdn string) (hostAnswer, bool) {
-		ans, st, servfail := c.lookupName(ctx, fqdn, want4, want6)
-		last, lastServfail = st, servfail
-		gotNoData = gotNoData || st == hNoData
-		gotServfail = gotServfail || st == hTryAgain && servfail
-		return ans, st == hOK
-	}
-	if dots >= ndots || trailing {
-		if ans, ok := try(name); ok {
+	triedAsIs, rootOnList := false, false
+	if dots >= orDefault(c.cfg.Ndots, defaultNdots) || trailing {
+		if ans, ok := st.try(name); ok {
 			return ans, nil
 		}
-		saved, triedAsIs = last, true
+		st.saved, triedAsIs = st.last, true
 	}
-	if !trailing {
-		for _, d := range c.cfg.Search {
-			d = strings.TrimPrefix(d, ".")
-			fqdn := name + "." + d
-			if d == "" {
-				fqdn, rootOnList = name, true
-			}
-			if ans, ok := try(fqdn); ok {
-				return ans, nil
-			}
-			if last != hNotFound && last != hNoData && !(last == hTryAgain && lastServfail) {
-				break
-			}
+	for _, d := range c.cfg.Search {
+		if trailing {
+			break
+		}
+		fqdn := name + "." + strings.TrimPrefix(d, ".")
+		if strings.TrimPrefix(d, ".") == "" {
+			fqdn, rootOnList = name, true
+		}
+		if ans, ok := st.try(fqdn); ok {
+			return ans, nil
+		}
+		if !st.goOn() {
+			break
 		}
 	}
 	if !triedAsIs && !rootOnList {
-		if ans, ok := try(name); ok {
+		if ans, ok := st.try(name); ok {
 			return ans, nil
 		}
 	}
+	return hostAnswer{}, eai(eaiOfHErrno(st.failure()))
+}
+
+// searchState is what res_search remembers across its tries.
+type searchState struct {
+	c            *dnsClient
+	ctx          context.Context
+	want4, want6 bool
+
+	saved, last  hErrno // the first as-is try's failure; the last try's
+	lastServfail bool   // the last try failed on SERVFAIL answers
+	gotNoData    bool   // some try found the name without the records
+	gotServfail  bool   // some try failed on SERVFAIL answers
+}
+
+func (st *searchState) try(fqdn string) (hostAnswer, bool) {
+	ans, h, servfail := st.c.lookupName(st.ctx, fqdn, st.want4, st.want6)
+	st.last, st.lastServfail = h, servfail
+	st.gotNoData = st.gotNoData || h == hNoData
+	st.gotServfail = st.gotServfail || h == hTryAgain && servfail
+	return ans, h == hOK
+}
+
+// goOn reports whether the search list walk continues after a failed
+// try: after NXDOMAIN, "no data" or SERVFAIL, not after silence,
+// REFUSED, NOTIMP or FORMERR.
+func (st *searchState) goOn() bool {
+	return st.last == hNotFound || st.last == hNoData || st.last == hTryAgain && st.lastServfail
+}
+
+// failure is the h_errno res_search ends with.
+func (st *searchState) failure() hErrno {
 	switch {
-	case saved != hOK:
-		last = saved
-	case gotNoData:
-		last = hNoData
-	case gotServfail:
-		last = hTryAgain
+	case st.saved != hOK:
+		return st.saved
+	case st.gotNoData:
+		return hNoData
+	case st.gotServfail:
+		return hTryAgain
 	}
-	return hostAnswer{}, eai(eaiOfHErrno(last))
+	return st.last
 }
 
 // eaiOfHErrno maps the resolver's final h_errno to getaddrinfo's code,
