@@ -88,7 +88,8 @@ func (s *Sockets) EpollCreate1(flag int) (fd int, err error) {
 	if flag&^unix.EPOLL_CLOEXEC != 0 {
 		return -1, unix.EINVAL
 	}
-	return s.fds.install(newEpollFile()), nil
+	// EPOLL_CLOEXEC is O_CLOEXEC, as is SOCK_CLOEXEC.
+	return s.fds.installFlags(newEpollFile(), flag), nil
 }
 
 // EpollCtl adds, modifies or removes the registration of fd with the
