@@ -73,8 +73,12 @@ func notifyMask(events uint32) waiter.EventMask {
 }
 
 // readiness returns every poll bit f reports now, as Linux's f_op->poll
-// does; callers filter the result by what was asked for.
+// does; callers filter the result by what was asked for. Sockets answer
+// as Linux's tcp_poll and datagram_poll (poll_socket.go).
 func readiness(f file) uint32 {
+	if sk, ok := f.(*socket); ok {
+		return socketPoll(sk)
+	}
 	return toLinux(f.Readiness(waiter.AllEvents))
 }
 
