@@ -1,9 +1,12 @@
 package sockapi
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -320,5 +323,47 @@ func TestReverseName(t *testing.T) {
 		if got := reverseName(netip.MustParseAddr(c.addr)); got != c.want {
 			t.Errorf("reverseName(%s) = %q, want %q", c.addr, got, c.want)
 		}
+	}
+}
+
+// TestDNSConcurrent resolves from many goroutines at once while the
+// configuration changes: each lookup uses its own endpoints and a
+// snapshot of the configuration (run with -race).
+func TestDNSConcurrent(t *testing.T) {
+	leakcheck.Check(t)
+	s, ds := dnsSetup(t, ResolverConfig{Search: []string{"test"}}, "127.0.0.1:53")
+	for i := 0; i < 8; i++ {
+		ds[0].add("h"+strconv.Itoa(i)+".test.", "A 192.0.2."+strconv.Itoa(i+1))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 10; j++ {
+				res, err := s.Getaddrinfo("h"+strconv.Itoa(i), "80", h(0, inet, stream, 0))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got, want := fmtSockaddr(res[0].Addr), "192.0.2."+strconv.Itoa(i+1)+":80"; got != want {
+					errs <- fmt.Errorf("h%d resolved to %s, want %s", i, got, want)
+					return
+				}
+			}
+		}()
+	}
+	cfg := s.resolv
+	for j := 0; j < 10; j++ {
+		cfg.Rotate = j%2 == 0
+		if err := s.SetResolver(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
