@@ -244,6 +244,12 @@ func BenchmarkGonet(b *testing.B) {
 		interleave(b, sides...)
 		reportRates(b, "MB/s", scaled(sides[0]), scaled(sides[1]))
 	})
+	b.Run("connect", func(b *testing.B) {
+		_, u, st := benchEnvs(b)
+		sides := []*benchSide{gonetConnectSide(b, st), connectSide("sockapi", u)}
+		interleave(b, sides...)
+		reportRates(b, "conns/s", sides[0], sides[1])
+	})
 	b.Run("pingpong", func(b *testing.B) {
 		_, u, st := benchEnvs(b)
 		g := gonetPair(b, st)
@@ -258,6 +264,29 @@ func BenchmarkGonet(b *testing.B) {
 		interleave(b, sides...)
 		reportLatency(b, sides[0], sides[1])
 	})
+}
+
+// gonetConnectSide is connectSide through gonet on st.
+func gonetConnectSide(b *testing.B, st *stack.Stack) *benchSide {
+	addr := tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4([4]byte{127, 0, 0, 1})}
+	ln, err := gonet.ListenTCP(st.GVisor(), addr, ipv4.ProtocolNumber)
+	if err != nil {
+		b.Fatalf("gonet.ListenTCP: %v", err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	addr.Port = uint16(ln.Addr().(*net.TCPAddr).Port)
+	return &benchSide{name: "gonet", op: func() error {
+		c, err := gonet.DialTCP(st.GVisor(), addr, ipv4.ProtocolNumber)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		s, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		return s.Close()
+	}}
 }
 
 // gonetPair returns a connected gonet client and server on st, closed
@@ -360,4 +389,50 @@ func slabBytes(tb testing.TB) int64 {
 	}
 	tb.Fatal("no Slab line in /proc/meminfo")
 	return 0
+}
+
+// epollSockets is how many descriptors BenchmarkEpollWait registers.
+const epollSockets = 10000
+
+// BenchmarkEpollWait registers epollSockets UDP sockets with one epoll
+// instance; each operation makes one of them readable, waits for its
+// event and reads the datagram. With a ready list the cost does not grow
+// with the registered sockets.
+func BenchmarkEpollWait(b *testing.B) {
+	k, u, _ := benchEnvs(b)
+	sides := []*benchSide{epollSide(b, "kernel", k), epollSide(b, "ustack", u)}
+	interleave(b, sides...)
+	reportLatency(b, sides[0], sides[1])
+}
+
+func epollSide(b *testing.B, name string, e *pollEnv) *benchSide {
+	ep, err := e.api.EpollCreate1(0)
+	e.check("epoll_create1", err)
+	e.fds[ep] = true
+	fds := make([]int, epollSockets)
+	addrs := make([]unix.Sockaddr, epollSockets)
+	for i := range fds {
+		fds[i] = e.socket(unix.SOCK_DGRAM)
+		e.check("bind", e.api.Bind(fds[i], loop4(0)))
+		addrs[i], err = e.api.Getsockname(fds[i])
+		e.check("getsockname", err)
+		e.check("epoll_ctl", e.api.EpollCtl(ep, unix.EPOLL_CTL_ADD, fds[i], &unix.EpollEvent{Events: unix.EPOLLIN, Pad: int32(i)}))
+	}
+	tx := e.socket(unix.SOCK_DGRAM)
+	evs := make([]unix.EpollEvent, 8)
+	buf := make([]byte, 16)
+	next := 0
+	return &benchSide{name: name, op: func() error {
+		i := next
+		next = (next + 7919) % epollSockets
+		if err := e.api.Sendto(tx, buf[:1], 0, addrs[i]); err != nil {
+			return err
+		}
+		n, err := e.api.EpollWait(ep, evs, -1)
+		if n != 1 || err != nil || evs[0].Pad != int32(i) {
+			return fmt.Errorf("epoll_wait = %d, %v, %+v; want socket %d", n, err, evs[:max(n, 0)], i)
+		}
+		_, err = e.api.Read(fds[i], buf)
+		return err
+	}}
 }

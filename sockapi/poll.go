@@ -183,7 +183,7 @@ func (s *Sockets) Poll(fds []unix.PollFd, timeout int) (n int, err error) {
 	dl := msecDeadline(timeout)
 	defer dl.stop()
 	var waiters []pollWaiter // nil on the first, non-registering pass
-	notify := make(chan struct{}, 1)
+	var notify chan struct{}
 	defer func() {
 		for i := range waiters {
 			waiters[i].unwatch()
@@ -194,7 +194,7 @@ func (s *Sockets) Poll(fds []unix.PollFd, timeout int) (n int, err error) {
 			return n, nil
 		}
 		if waiters == nil {
-			waiters = make([]pollWaiter, len(fds))
+			waiters, notify = make([]pollWaiter, len(fds)), make(chan struct{}, 1)
 			continue
 		}
 		dl.wait(notify, nil)

@@ -19,6 +19,7 @@ type pollAPI interface {
 	Connect(fd int, sa unix.Sockaddr) error
 	Read(fd int, p []byte) (int, error)
 	Write(fd int, p []byte) (int, error)
+	Sendto(fd int, p []byte, flags int, to unix.Sockaddr) error
 	Shutdown(fd int, how int) error
 	Close(fd int) error
 	Getsockname(fd int) (unix.Sockaddr, error)
