@@ -21,18 +21,22 @@ import (
 func socketPoll(sk *socket) uint32 {
 	gv := sk.ep.Readiness(waiter.AllEvents)
 	if !sk.stream() {
-		return datagramPoll(gv)
+		return datagramPoll(sk, gv)
 	}
 	return tcpPoll(sk, tcp.EndpointState(sk.ep.State()), gv)
 }
 
 // datagramPoll follows datagram_poll: readable, writable with WRBAND,
-// POLLERR while an error (ICMP unreachable) is pending. gVisor already
-// clears the error once SO_ERROR or a call reports it.
-func datagramPoll(gv waiter.EventMask) uint32 {
+// POLLERR while an error (ICMP unreachable) is pending (gVisor clears it
+// once SO_ERROR or a call reports it), POLLRDHUP once the receive side is
+// shut down and drained.
+func datagramPoll(sk *socket, gv waiter.EventMask) uint32 {
 	m := toLinux(gv & (waiter.ReadableEvents | waiter.WritableEvents | waiter.EventErr))
 	if m&unix.POLLOUT != 0 {
 		m |= unix.EPOLLWRBAND
+	}
+	if m&unix.POLLIN != 0 && readShut(sk) {
+		m |= unix.POLLRDHUP
 	}
 	return m
 }

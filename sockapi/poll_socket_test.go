@@ -177,6 +177,19 @@ func TestPollSocketStates(t *testing.T) {
 	})
 }
 
+func TestPollUDPShutdown(t *testing.T) {
+	forBoth(t, func(t *testing.T, e *pollEnv) {
+		u := e.socket(unix.SOCK_DGRAM)
+		e.check("connect", e.api.Connect(u, loop4(9)))
+		e.check("shutdown", e.api.Shutdown(u, unix.SHUT_WR))
+		e.expect("UDP write side shut", e.revents(u), pOut|unix.EPOLLWRBAND)
+		v := e.socket(unix.SOCK_DGRAM)
+		e.check("connect", e.api.Connect(v, loop4(9)))
+		e.check("shutdown", e.api.Shutdown(v, unix.SHUT_RD))
+		e.expect("UDP read side shut", e.revents(v), pIn|pOut|unix.EPOLLWRBAND|pRdHUp)
+	})
+}
+
 func TestPollSocketReset(t *testing.T) {
 	forBoth(t, func(t *testing.T, e *pollEnv) {
 		c, s := e.pair()
