@@ -180,6 +180,7 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 	default:
 		return unix.EINVAL
 	}
+	sk.noteShutdown(how)
 	return errnoOf(sk.ep.Shutdown(flags))
 }
 
