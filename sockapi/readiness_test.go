@@ -10,7 +10,7 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
-func evString(e waiter.EventMask) string {
+func readyString(e waiter.EventMask) string {
 	var s []string
 	for _, b := range []struct {
 		v waiter.EventMask
@@ -35,7 +35,7 @@ func TestReadiness(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return evString(sk.Readiness(allEvents))
+		return readyString(sk.Readiness(allEvents))
 	}
 	type step struct {
 		name string
