@@ -141,9 +141,9 @@ func runOn(t *testing.T, im impl, sc scenario) []string {
 			t.Errorf("%s: scenario panicked: %v", im.name, p)
 			r.logf("PANIC: %v", p)
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(10 * time.Second):
 		// The scenario's goroutine still owns r; report without it.
-		t.Fatalf("%s: scenario hung for 30s", im.name)
+		t.Fatalf("%s: scenario hung for 10s", im.name)
 	}
 	r.closeAll()
 	return r.lines

@@ -128,7 +128,7 @@ func udpScenarios() []scenario {
 			a, _ := r.udp(v4)
 			_, ba := r.udp(v4)
 			r.Connect(a, ba)
-			r.Connect(a, &unix.SockaddrUnix{Name: "/nonexistent"})
+			r.Connect(a, &unix.SockaddrUnix{Name: "/nonexistent/socket/path"})
 			r.Getpeername(a)
 		}),
 		sc("udp/send-unconnected-edestaddrreq", func(r *rec) {
