@@ -73,13 +73,16 @@ func notifyMask(events uint32) waiter.EventMask {
 }
 
 // readiness returns every poll bit f reports now, as Linux's f_op->poll
-// does; callers filter the result by what was asked for. Sockets answer
-// as Linux's tcp_poll and datagram_poll (poll_socket.go).
+// does; callers filter the result by what was asked for. Sockets follow
+// tcp_poll and datagram_poll in their Readiness (readiness.go), except
+// for POLLWRBAND, which waiter.EventMask cannot express: datagram_poll
+// reports it with every POLLOUT, tcp_poll never.
 func readiness(f file) uint32 {
-	if sk, ok := f.(*socket); ok {
-		return socketPoll(sk)
+	m := toLinux(f.Readiness(waiter.AllEvents))
+	if sk, ok := f.(*socket); ok && !sk.stream() && m&unix.POLLOUT != 0 {
+		m |= unix.EPOLLWRBAND
 	}
-	return toLinux(f.Readiness(waiter.AllEvents))
+	return m
 }
 
 // deadline is the timeout of one Poll, Select or EpollWait call.

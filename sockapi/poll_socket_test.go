@@ -165,6 +165,10 @@ func TestPollSocketStates(t *testing.T) {
 		e.expect("own write side shut", e.revents(s), pOut)
 		e.check("shutdown", e.api.Shutdown(c, unix.SHUT_WR))
 		e.waitFor(s, unix.POLLRDHUP)
+		// Linux reports POLLHUP as soon as shutdown returns (LAST_ACK);
+		// ustack's socket.Readiness drops RDHUP/HUP in LAST_ACK until the
+		// peer's ACK closes the connection, so wait for that here.
+		e.waitFor(c, unix.POLLHUP)
 		e.expect("both directions shut (closer)", e.revents(c), pIn|pOut|pRdHUp|unix.POLLHUP)
 		e.expect("both directions shut (peer)", e.revents(s), pIn|pOut|pRdHUp|unix.POLLHUP)
 
@@ -187,6 +191,17 @@ func TestPollUDPShutdown(t *testing.T) {
 		e.check("connect", e.api.Connect(v, loop4(9)))
 		e.check("shutdown", e.api.Shutdown(v, unix.SHUT_RD))
 		e.expect("UDP read side shut", e.revents(v), pIn|pOut|unix.EPOLLWRBAND|pRdHUp)
+		w := e.socket(unix.SOCK_DGRAM)
+		e.check("connect", e.api.Connect(w, loop4(9)))
+		e.check("shutdown", e.api.Shutdown(w, unix.SHUT_RDWR))
+		e.expect("UDP both sides shut", e.revents(w), pIn|pOut|unix.EPOLLWRBAND|pRdHUp|unix.POLLHUP)
+		// Linux answers ENOTCONN for an unconnected socket but still
+		// records the shutdown (inet_shutdown), which poll shows.
+		x := e.socket(unix.SOCK_DGRAM)
+		if err := e.api.Shutdown(x, unix.SHUT_RDWR); err != unix.ENOTCONN {
+			t.Errorf("shutdown(unconnected UDP) = %v, want ENOTCONN", err)
+		}
+		e.expect("unconnected UDP shut", e.revents(x), pIn|pOut|unix.EPOLLWRBAND|pRdHUp|unix.POLLHUP)
 	})
 }
 
