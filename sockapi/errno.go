@@ -104,6 +104,7 @@ func (sk *socket) asyncErrno(terr tcpip.Error) error {
 		*tcpip.ErrConnectionAborted, *tcpip.ErrHostUnreachable, *tcpip.ErrNetworkUnreachable:
 		if sk.stream() {
 			sk.ep.LastError()
+			sk.errReported.Store(true)
 		}
 	}
 	return errnoOf(terr)

@@ -73,9 +73,16 @@ func notifyMask(events uint32) waiter.EventMask {
 }
 
 // readiness returns every poll bit f reports now, as Linux's f_op->poll
-// does; callers filter the result by what was asked for.
+// does; callers filter the result by what was asked for. Sockets follow
+// tcp_poll and datagram_poll in their Readiness (readiness.go), except
+// for POLLWRBAND, which waiter.EventMask cannot express: datagram_poll
+// reports it with every POLLOUT, tcp_poll never.
 func readiness(f file) uint32 {
-	return toLinux(f.Readiness(waiter.AllEvents))
+	m := toLinux(f.Readiness(waiter.AllEvents))
+	if sk, ok := f.(*socket); ok && !sk.stream() && m&unix.POLLOUT != 0 {
+		m |= unix.EPOLLWRBAND
+	}
+	return m
 }
 
 // deadline is the timeout of one Poll, Select or EpollWait call.
@@ -179,7 +186,7 @@ func (s *Sockets) Poll(fds []unix.PollFd, timeout int) (n int, err error) {
 	dl := msecDeadline(timeout)
 	defer dl.stop()
 	var waiters []pollWaiter // nil on the first, non-registering pass
-	notify := make(chan struct{}, 1)
+	var notify chan struct{}
 	defer func() {
 		for i := range waiters {
 			waiters[i].unwatch()
@@ -190,7 +197,7 @@ func (s *Sockets) Poll(fds []unix.PollFd, timeout int) (n int, err error) {
 			return n, nil
 		}
 		if waiters == nil {
-			waiters = make([]pollWaiter, len(fds))
+			waiters, notify = make([]pollWaiter, len(fds)), make(chan struct{}, 1)
 			continue
 		}
 		dl.wait(notify, nil)

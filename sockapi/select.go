@@ -108,7 +108,7 @@ func (s *Sockets) selectWait(nfd int, want, out *selectSets, dl *deadline) int {
 		got[i] = new(unix.FdSet)
 	}
 	var waiters []pollWaiter // nil on the first, non-registering pass
-	notify := make(chan struct{}, 1)
+	var notify chan struct{}
 	defer func() {
 		for i := range waiters {
 			waiters[i].unwatch()
@@ -120,7 +120,7 @@ func (s *Sockets) selectWait(nfd int, want, out *selectSets, dl *deadline) int {
 			break
 		}
 		if waiters == nil {
-			waiters = make([]pollWaiter, nfd)
+			waiters, notify = make([]pollWaiter, nfd), make(chan struct{}, 1)
 			continue
 		}
 		dl.wait(notify, nil)

@@ -2,6 +2,7 @@ package sockapi
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +22,9 @@ type socket struct {
 	proto  int // IPPROTO_TCP, _UDP, _ICMP or _ICMPV6 (SO_PROTOCOL)
 	ep     tcpip.Endpoint
 	wq     *waiter.Queue
+
+	shut        atomic.Uint32 // shutRD|shutWR from Shutdown, for Readiness
+	errReported atomic.Bool   // a TCP asynchronous error has been returned (Readiness drops POLLERR)
 
 	mu       sync.Mutex    // guards the fields below
 	rcvtimeo time.Duration // SO_RCVTIMEO; 0 blocks forever
@@ -124,11 +128,6 @@ func (sk *socket) timeouts() (rcv, snd time.Duration) {
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	return sk.rcvtimeo, sk.sndtimeo
-}
-
-// Readiness implements file.
-func (sk *socket) Readiness(mask waiter.EventMask) waiter.EventMask {
-	return sk.ep.Readiness(mask)
 }
 
 // EventRegister implements file.
