@@ -194,15 +194,9 @@ func (z *fuzzer) step() {
 		s.SetsockoptTimeval(z.fd(), unix.SOL_SOCKET, []int{unix.SO_RCVTIMEO, unix.SO_SNDTIMEO, 9999}[z.pick(3)], &tv)
 	case 18:
 		cmd := []int{unix.F_GETFL, unix.F_SETFL, unix.F_GETFD, unix.F_SETFD, 9999}[z.pick(5)]
-		if f, ok := any(s).(interface {
-			Fcntl(fd, cmd, arg int) (int, error)
-		}); ok {
-			f.Fcntl(z.fd(), cmd, int(z.byte())|unix.O_NONBLOCK)
-		}
+		s.Fcntl(z.fd(), cmd, int(z.byte())|unix.O_NONBLOCK)
 	case 19:
-		if f, ok := any(s).(interface{ SetNonblock(fd int, nb bool) error }); ok {
-			f.SetNonblock(z.fd(), true)
-		}
+		s.SetNonblock(z.fd(), true)
 	case 20:
 		pfds := make([]unix.PollFd, z.pick(4))
 		for i := range pfds {
