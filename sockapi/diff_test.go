@@ -96,11 +96,11 @@ func allScenarios() []scenario {
 
 func TestDiffScenarioNamesUnique(t *testing.T) {
 	seen := map[string]bool{}
-	for _, sc := range allScenarios() {
-		if seen[sc.name] {
-			t.Errorf("scenario %q is defined twice", sc.name)
+	for _, scn := range allScenarios() {
+		if seen[scn.name] {
+			t.Errorf("scenario %q is defined twice", scn.name)
 		}
-		seen[sc.name] = true
+		seen[scn.name] = true
 	}
 	for name := range knownDifferences {
 		if !seen[name] {
@@ -122,45 +122,45 @@ func TestDiff(t *testing.T) {
 		t.Fatalf("-scenarios: %v", err)
 	}
 	pingOK, pingWhy := pingAllowed(t)
-	for _, sc := range allScenarios() {
-		if !only.MatchString(sc.name) {
+	for _, scn := range allScenarios() {
+		if !only.MatchString(scn.name) {
 			continue
 		}
-		t.Run(sc.name, func(t *testing.T) {
-			if sc.ping && !pingOK {
+		t.Run(scn.name, func(t *testing.T) {
+			if scn.ping && !pingOK {
 				t.Skip(pingWhy)
 			}
-			want := runOn(t, kernelImpl, sc)
+			want := runOn(t, kernelImpl, scn)
 			if *showTranscripts {
 				t.Logf("kernel:\n%s", strings.Join(want, "\n"))
 			}
 			if userspaceImpl == nil {
 				return
 			}
-			if why, ok := knownDifferences[sc.name]; ok {
+			if why, ok := knownDifferences[scn.name]; ok {
 				t.Skipf("ustack knowingly differs from Linux: %s", why)
 			}
-			got := runOn(t, *userspaceImpl, sc)
+			got := runOn(t, *userspaceImpl, scn)
 			if *showTranscripts {
 				t.Logf("ustack:\n%s", strings.Join(got, "\n"))
 			}
 			same := equal(want, got)
-			why, known := knownUserspaceFailures[sc.name]
+			why, known := knownUserspaceFailures[scn.name]
 			switch {
 			case !same && known:
 				t.Logf("known userspace failure (%s):\n%s", why, sideBySide(want, got))
 			case !same:
 				t.Errorf("transcripts differ:\n%s", sideBySide(want, got))
 			case known:
-				t.Logf("passes now: remove %q from knownUserspaceFailures", sc.name)
+				t.Logf("passes now: remove %q from knownUserspaceFailures", scn.name)
 			}
 		})
 	}
 }
 
-// runOn runs sc against a fresh instance of im, bounded by a watchdog,
+// runOn runs scn against a fresh instance of im, bounded by a watchdog,
 // and returns the transcript.
-func runOn(t *testing.T, im impl, sc scenario) []string {
+func runOn(t *testing.T, im impl, scn scenario) []string {
 	t.Helper()
 	api, release := im.open(t)
 	defer release()
@@ -168,7 +168,7 @@ func runOn(t *testing.T, im impl, sc scenario) []string {
 	done := make(chan any, 1)
 	go func() {
 		defer func() { done <- recover() }()
-		sc.run(r)
+		scn.run(r)
 	}()
 	select {
 	case p := <-done:
