@@ -70,6 +70,9 @@ func (sk *socket) streamReadiness() waiter.EventMask {
 		}
 		return closed
 	case tcp.StateClose, tcp.StateTimeWait:
+		if sk.hasPendingError() {
+			closed |= waiter.EventErr
+		}
 		return closed
 	case tcp.StateFinWait1, tcp.StateFinWait2, tcp.StateClosing, tcp.StateLastAck:
 		shut |= shutWR // only an own SHUT_WR (or close) leads here
