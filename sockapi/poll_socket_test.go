@@ -42,6 +42,7 @@ type pollEnv struct {
 // forBoth runs f on the host kernel and on the userspace stack, so each
 // expectation is checked against Linux itself in the same run.
 func forBoth(t *testing.T, f func(t *testing.T, e *pollEnv)) {
+	leakcheck.Check(t)
 	for _, name := range []string{"kernel", "ustack"} {
 		t.Run(name, func(t *testing.T) {
 			leakcheck.Check(t)
