@@ -5,7 +5,7 @@ package sockapi
 // take turns inside one loop, so both see the same load on this shared
 // machine, and the benchmark reports each side's figure and their ratio.
 //
-//	go test ./sockapi -run '^$' -bench . -benchtime=1s
+//	go test ./sockapi -run '^$' -bench 'ConnectAcceptClose|PingPong|Bulk|Gonet|IdleConnMemory|EpollWait|Poll$' -benchtime=1s
 //
 // ns/op is the time of one kernel operation plus one ustack operation.
 
@@ -434,5 +434,30 @@ func epollSide(b *testing.B, name string, e *pollEnv) *benchSide {
 		}
 		_, err = e.api.Read(fds[i], buf)
 		return err
+	}}
+}
+
+// pollSockets is how many descriptors BenchmarkPoll passes to each call.
+const pollSockets = 100
+
+// BenchmarkPoll polls pollSockets idle UDP sockets for POLLIN without
+// waiting: the cost of one poll(2) scan.
+func BenchmarkPoll(b *testing.B) {
+	k, u, _ := benchEnvs(b)
+	sides := []*benchSide{pollSide("kernel", k), pollSide("ustack", u)}
+	interleave(b, sides...)
+	reportLatency(b, sides[0], sides[1])
+}
+
+func pollSide(name string, e *pollEnv) *benchSide {
+	pfds := make([]unix.PollFd, pollSockets)
+	for i := range pfds {
+		pfds[i] = unix.PollFd{Fd: int32(e.socket(unix.SOCK_DGRAM)), Events: unix.POLLIN}
+	}
+	return &benchSide{name: name, op: func() error {
+		if n, err := e.api.Poll(pfds, 0); n != 0 || err != nil {
+			return fmt.Errorf("poll = %d, %v; want 0 (idle)", n, err)
+		}
+		return nil
 	}}
 }

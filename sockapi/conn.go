@@ -3,6 +3,7 @@ package sockapi
 import (
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
@@ -20,16 +21,13 @@ func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
 	if err != nil {
 		return err
 	}
-	switch terr := sk.ep.Bind(fa); terr.(type) {
-	case nil:
-		return nil
-	case *tcpip.ErrNetworkUnreachable:
-		// gVisor's answer for a v4-mapped address on an IPV6_V6ONLY
-		// socket; inet6_bind says EINVAL.
-		return unix.EINVAL
-	default:
-		return errnoOf(terr)
+	if err := errnoOf(sk.ep().Bind(fa)); err != nil {
+		return err
 	}
+	sk.mu.Lock()
+	sk.bound, sk.hasBound = fa, true
+	sk.mu.Unlock()
+	return nil
 }
 
 // Listen marks fd's stream socket as accepting connections, binding it to
@@ -46,7 +44,9 @@ func (s *Sockets) Listen(fd int, backlog int) error {
 	if backlog < 0 || backlog > somaxconn {
 		backlog = somaxconn
 	}
-	return errnoOf(sk.ep.Listen(backlog))
+	// Linux queues backlog+1 connections (sk_acceptq_is_full compares
+	// with >), gVisor backlog: listen(fd, 0) must still take one.
+	return errnoOf(sk.ep().Listen(backlog + 1))
 }
 
 // Accept is Accept4 with no flags.
@@ -79,7 +79,7 @@ func (s *Sockets) accept(fd int, flags int, wo waitOpts) (int, unix.Sockaddr, er
 	)
 	try := func() error {
 		var terr tcpip.Error
-		nep, nwq, terr = sk.ep.Accept(&peer)
+		nep, nwq, terr = sk.ep().Accept(&peer)
 		return errnoOf(terr)
 	}
 	if fe.nonblocking() {
@@ -91,7 +91,9 @@ func (s *Sockets) accept(fd int, flags int, wo waitOpts) (int, unix.Sockaddr, er
 	if err != nil {
 		return -1, nil, err
 	}
-	nsk := &socket{family: sk.family, typ: sk.typ, proto: sk.proto, ep: nep, wq: nwq}
+	nsk := newSocket(sk.family, sk.typ, sk.proto, nep, nwq, sk.st, sk.netProto)
+	nsk.inheritFrom(sk)
+	nsk.ss = ssConnected
 	return s.fds.installFlags(nsk, flags), sk.sockaddr(peer), nil
 }
 
@@ -113,43 +115,9 @@ func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
 		return err
 	}
 	if !sk.stream() {
-		return sk.connectErrno(sk.ep.Connect(fa))
+		return sk.connectErrno(sk.ep().Connect(fa))
 	}
-	if sk.ep.SocketOptions().GetAcceptConn() {
-		// __inet_stream_connect: a socket not in TCP_CLOSE (here, a
-		// listener) is EISCONN; gVisor says EINVAL.
-		return unix.EISCONN
-	}
-	terr := sk.ep.Connect(fa)
-	_, started := terr.(*tcpip.ErrConnectStarted)
-	_, already := terr.(*tcpip.ErrAlreadyConnecting)
-	if !started && !already {
-		return sk.connectErrno(terr)
-	}
-	// Linux's __inet_stream_connect: EINPROGRESS for a connect it has
-	// just started, EALREADY for one already under way; a blocking
-	// connect waits in either case and, if its timeout passes, returns
-	// that same errno.
-	pending := unix.EINPROGRESS
-	if already {
-		pending = unix.EALREADY
-	}
-	if fe.nonblocking() {
-		return pending
-	}
-	_, snd := sk.timeouts()
-	err = block(fe, sk.wq, waiter.WritableEvents|waiter.EventHUp|waiter.EventErr, snd, wo, func() error {
-		switch terr := sk.ep.Connect(fa); terr.(type) {
-		case *tcpip.ErrAlreadyConnecting, *tcpip.ErrConnectStarted:
-			return unix.EAGAIN
-		default:
-			return sk.connectErrno(terr)
-		}
-	})
-	if err == unix.EAGAIN {
-		return pending
-	}
-	return err
+	return s.connectStream(fe, sk, fa, wo)
 }
 
 // connectErrno is errnoOf with connect's own answer: when no ephemeral
@@ -181,7 +149,7 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 		return unix.EINVAL
 	}
 	sk.noteShutdown(how)
-	return errnoOf(sk.ep.Shutdown(flags))
+	return errnoOf(sk.ep().Shutdown(flags))
 }
 
 // Getsockname returns fd's local address (0.0.0.0:0 or [::]:0 when
@@ -191,7 +159,7 @@ func (s *Sockets) Getsockname(fd int) (unix.Sockaddr, error) {
 	if err != nil {
 		return nil, err
 	}
-	fa, terr := sk.ep.GetLocalAddress()
+	fa, terr := sk.ep().GetLocalAddress()
 	if terr != nil {
 		return nil, errnoOf(terr)
 	}
@@ -204,9 +172,25 @@ func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
 	if err != nil {
 		return nil, err
 	}
-	fa, terr := sk.ep.GetRemoteAddress()
+	if sk.stream() && !hasPeer(tcp.EndpointState(sk.ep().State())) {
+		return nil, unix.ENOTCONN
+	}
+	fa, terr := sk.ep().GetRemoteAddress()
 	if terr != nil {
 		return nil, errnoOf(terr)
 	}
 	return sk.sockaddr(fa), nil
+}
+
+// hasPeer reports whether Linux's inet_getname would name a peer for a
+// TCP socket in state st: not in TCP_CLOSE (which a user's socket is in
+// once both sides have closed, where gVisor says TIME-WAIT) nor SYN_SENT.
+// gVisor keeps the remote address in those states.
+func hasPeer(st tcp.EndpointState) bool {
+	switch st {
+	case tcp.StateEstablished, tcp.StateSynRecv, tcp.StateFinWait1, tcp.StateFinWait2,
+		tcp.StateCloseWait, tcp.StateLastAck, tcp.StateClosing:
+		return true
+	}
+	return false
 }

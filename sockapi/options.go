@@ -5,7 +5,10 @@ import (
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
 // Socket option limits and defaults, as Linux has them (values measured on
@@ -51,7 +54,7 @@ func (s *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 }
 
 func (sk *socket) setSocketInt(opt, v int) error {
-	ops := sk.ep.SocketOptions()
+	ops := sk.ep().SocketOptions()
 	switch opt {
 	case unix.SO_REUSEADDR:
 		ops.SetReuseAddress(v != 0)
@@ -97,7 +100,7 @@ func linuxBufSize(v, max, min int) int {
 }
 
 func (sk *socket) setTCPInt(opt, v int) error {
-	ops := sk.ep.SocketOptions()
+	ops := sk.ep().SocketOptions()
 	switch opt {
 	case unix.TCP_NODELAY:
 		ops.SetDelayOption(v == 0)
@@ -112,20 +115,20 @@ func (sk *socket) setTCPInt(opt, v int) error {
 		d := time.Duration(v) * time.Second
 		if opt == unix.TCP_KEEPIDLE {
 			o := tcpip.KeepaliveIdleOption(d)
-			return errnoOf(sk.ep.SetSockOpt(&o))
+			return errnoOf(sk.ep().SetSockOpt(&o))
 		}
 		o := tcpip.KeepaliveIntervalOption(d)
-		return errnoOf(sk.ep.SetSockOpt(&o))
+		return errnoOf(sk.ep().SetSockOpt(&o))
 	case unix.TCP_KEEPCNT:
 		if v < 1 || v > maxKeepCnt {
 			return unix.EINVAL
 		}
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.KeepaliveCountOption, v))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.KeepaliveCountOption, v))
 	case unix.TCP_SYNCNT:
 		if v < 1 || v > maxSynCnt {
 			return unix.EINVAL
 		}
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.TCPSynCountOption, v))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.TCPSynCountOption, v))
 	case unix.TCP_MAXSEG:
 		if v == 0 {
 			return nil // Linux clears user_mss; gVisor has none set to clear unless one was
@@ -133,13 +136,16 @@ func (sk *socket) setTCPInt(opt, v int) error {
 		if v < tcpMinMSS || v > maxTCPWindow {
 			return unix.EINVAL
 		}
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.MaxSegOption, v))
+		sk.mu.Lock()
+		sk.userMSS = v
+		sk.mu.Unlock()
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.MaxSegOption, v))
 	case unix.TCP_USER_TIMEOUT:
 		if v < 0 {
 			return unix.EINVAL
 		}
 		o := tcpip.TCPUserTimeoutOption(time.Duration(v) * time.Millisecond)
-		return errnoOf(sk.ep.SetSockOpt(&o))
+		return errnoOf(sk.ep().SetSockOpt(&o))
 	default:
 		return unix.ENOPROTOOPT
 	}
@@ -155,9 +161,9 @@ func (sk *socket) setIPInt(opt, v int) error {
 		} else if v < 1 || v > 255 {
 			return unix.EINVAL
 		}
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.IPv4TTLOption, v))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TTLOption, v))
 	case unix.IP_TOS:
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.IPv4TOSOption, sk.tos(v)))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TOSOption, sk.tos(v)))
 	}
 	return unix.ENOPROTOOPT
 }
@@ -177,16 +183,16 @@ func (sk *socket) setIPv6Int(opt, v int) error {
 	switch opt {
 	case unix.IPV6_V6ONLY:
 		// do_ipv6_setsockopt: only before the socket has a port.
-		if fa, terr := sk.ep.GetLocalAddress(); terr == nil && fa.Port != 0 {
+		if fa, terr := sk.ep().GetLocalAddress(); terr == nil && fa.Port != 0 {
 			return unix.EINVAL
 		}
-		sk.ep.SocketOptions().SetV6Only(v != 0)
+		sk.ep().SocketOptions().SetV6Only(v != 0)
 		return nil
 	case unix.IPV6_UNICAST_HOPS:
 		if v < -1 || v > 255 {
 			return unix.EINVAL
 		}
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.IPv6HopLimitOption, v))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv6HopLimitOption, v))
 	case unix.IPV6_TCLASS:
 		if v < -1 || v > 255 {
 			return unix.EINVAL
@@ -194,7 +200,7 @@ func (sk *socket) setIPv6Int(opt, v int) error {
 		if v == -1 {
 			v = 0
 		}
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.IPv6TrafficClassOption, sk.tos(v)))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv6TrafficClassOption, sk.tos(v)))
 	}
 	return unix.ENOPROTOOPT
 }
@@ -230,7 +236,7 @@ func (s *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 }
 
 func (sk *socket) getSocketInt(opt int) (int, error) {
-	ops := sk.ep.SocketOptions()
+	ops := sk.ep().SocketOptions()
 	switch opt {
 	case unix.SO_TYPE:
 		return sk.typ, nil
@@ -239,11 +245,13 @@ func (sk *socket) getSocketInt(opt int) (int, error) {
 	case unix.SO_PROTOCOL:
 		return sk.proto, nil
 	case unix.SO_ACCEPTCONN:
-		return boolInt(ops.GetAcceptConn()), nil
+		// A listener shut down for reading is no longer listening on
+		// Linux (inet_shutdown disconnects it); gVisor keeps the flag.
+		return boolInt(ops.GetAcceptConn() && sk.shut.Load()&shutRD == 0), nil
 	case unix.SO_ERROR:
 		// LastError clears the pending error, so it is reported once;
 		// asyncErrno clears the second copy gVisor's TCP keeps.
-		if e, ok := sk.asyncErrno(sk.ep.LastError()).(unix.Errno); ok {
+		if e, ok := sk.asyncErrno(sk.takeError()).(unix.Errno); ok {
 			return int(e), nil
 		}
 		return 0, nil
@@ -276,7 +284,7 @@ func (sk *socket) getSocketInt(opt int) (int, error) {
 }
 
 func (sk *socket) getTCPInt(opt int) (int, error) {
-	ops := sk.ep.SocketOptions()
+	ops := sk.ep().SocketOptions()
 	switch opt {
 	case unix.TCP_NODELAY:
 		return boolInt(!ops.GetDelayOption()), nil
@@ -286,13 +294,13 @@ func (sk *socket) getTCPInt(opt int) (int, error) {
 		return boolInt(ops.GetQuickAck()), nil
 	case unix.TCP_KEEPIDLE:
 		var o tcpip.KeepaliveIdleOption
-		if terr := sk.ep.GetSockOpt(&o); terr != nil {
+		if terr := sk.ep().GetSockOpt(&o); terr != nil {
 			return -1, errnoOf(terr)
 		}
 		return int(time.Duration(o) / time.Second), nil
 	case unix.TCP_KEEPINTVL:
 		var o tcpip.KeepaliveIntervalOption
-		if terr := sk.ep.GetSockOpt(&o); terr != nil {
+		if terr := sk.ep().GetSockOpt(&o); terr != nil {
 			return -1, errnoOf(terr)
 		}
 		return int(time.Duration(o) / time.Second), nil
@@ -301,15 +309,52 @@ func (sk *socket) getTCPInt(opt int) (int, error) {
 	case unix.TCP_SYNCNT:
 		return sk.intOpt(tcpip.TCPSynCountOption)
 	case unix.TCP_MAXSEG:
-		return sk.intOpt(tcpip.MaxSegOption)
+		return sk.maxSeg()
 	case unix.TCP_USER_TIMEOUT:
 		var o tcpip.TCPUserTimeoutOption
-		if terr := sk.ep.GetSockOpt(&o); terr != nil {
+		if terr := sk.ep().GetSockOpt(&o); terr != nil {
 			return -1, errnoOf(terr)
 		}
 		return int(time.Duration(o) / time.Millisecond), nil
 	}
 	return -1, unix.ENOPROTOOPT
+}
+
+// maxSeg answers TCP_MAXSEG. gVisor reports the 536-byte default or the
+// user's value; Linux reports the connection's MSS once connected, which
+// here is the route's MTU less the TCP header and the timestamp option
+// both stacks send (20 + 12 bytes).
+func (sk *socket) maxSeg() (int, error) {
+	v, err := sk.intOpt(tcpip.MaxSegOption)
+	if err != nil || !hasPeer(tcp.EndpointState(sk.ep().State())) {
+		return v, err
+	}
+	local, terr := sk.ep().GetLocalAddress()
+	if terr != nil {
+		return v, nil
+	}
+	remote, terr := sk.ep().GetRemoteAddress()
+	if terr != nil {
+		return v, nil
+	}
+	proto := ipv4.ProtocolNumber
+	if remote.Addr.Len() == 16 {
+		proto = ipv6.ProtocolNumber
+	}
+	r, terr := sk.st.FindRoute(local.NIC, local.Addr, remote.Addr, proto, false)
+	if terr != nil {
+		return v, nil
+	}
+	defer r.Release()
+	const tsOptionSize = 12 // timestamps option, padded to 4 bytes
+	mss := int(r.MTU()) - header.TCPMinimumSize - tsOptionSize
+	sk.mu.Lock()
+	u := sk.userMSS
+	sk.mu.Unlock()
+	if u > 0 && u < mss {
+		mss = u
+	}
+	return mss, nil
 }
 
 func (s *Sockets) getIPInt(sk *socket, opt int) (int, error) {
@@ -329,7 +374,7 @@ func (s *Sockets) getIPInt(sk *socket, opt int) (int, error) {
 func (s *Sockets) getIPv6Int(sk *socket, opt int) (int, error) {
 	switch opt {
 	case unix.IPV6_V6ONLY:
-		return boolInt(sk.ep.SocketOptions().GetV6Only()), nil
+		return boolInt(sk.ep().SocketOptions().GetV6Only()), nil
 	case unix.IPV6_UNICAST_HOPS:
 		v, err := sk.intOpt(tcpip.IPv6HopLimitOption)
 		if err == nil && v < 0 {
@@ -353,7 +398,7 @@ func (s *Sockets) defaultTTL() int {
 }
 
 func (sk *socket) intOpt(o tcpip.SockOptInt) (int, error) {
-	v, terr := sk.ep.GetSockOptInt(o)
+	v, terr := sk.ep().GetSockOptInt(o)
 	if terr != nil {
 		return -1, errnoOf(terr)
 	}
@@ -391,7 +436,7 @@ func (s *Sockets) SetsockoptLinger(fd, level, opt int, l *unix.Linger) error {
 	if l.Linger > 0 {
 		lo.Timeout = time.Duration(l.Linger) * time.Second
 	}
-	sk.ep.SocketOptions().SetLinger(lo)
+	sk.ep().SocketOptions().SetLinger(lo)
 	return nil
 }
 

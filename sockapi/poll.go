@@ -5,6 +5,7 @@ package sockapi
 // (which Linux numbers identically), and the one way they block.
 
 import (
+	"math"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -133,6 +134,9 @@ func (d *deadline) wait(notify <-chan struct{}, closed <-chan struct{}) bool {
 // msecDeadline converts a poll(2)/epoll_wait(2) timeout: negative blocks
 // without limit, 0 returns at once.
 func msecDeadline(msec int) *deadline {
+	if int64(msec) >= math.MaxInt64/int64(time.Millisecond) {
+		return newDeadline(0, true) // beyond time.Duration: never ends
+	}
 	return newDeadline(time.Duration(msec)*time.Millisecond, msec < 0)
 }
 

@@ -42,6 +42,7 @@ type pollEnv struct {
 // forBoth runs f on the host kernel and on the userspace stack, so each
 // expectation is checked against Linux itself in the same run.
 func forBoth(t *testing.T, f func(t *testing.T, e *pollEnv)) {
+	leakcheck.Check(t)
 	for _, name := range []string{"kernel", "ustack"} {
 		t.Run(name, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -366,4 +367,51 @@ func TestEpoll10000Sockets(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("EpollWait reported %v, want %v", got, want)
 	}
+}
+
+func TestEpollSocketsOneshotAndNesting(t *testing.T) {
+	forBoth(t, func(t *testing.T, e *pollEnv) {
+		c, s := e.pair()
+		ep, err := e.api.EpollCreate1(0)
+		e.check("epoll_create1", err)
+		e.fds[ep] = true
+		outer, err := e.api.EpollCreate1(0)
+		e.check("epoll_create1", err)
+		e.fds[outer] = true
+		e.check("ctl", e.api.EpollCtl(ep, unix.EPOLL_CTL_ADD, c, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: 1, Pad: -1}))
+		e.check("ctl", e.api.EpollCtl(outer, unix.EPOLL_CTL_ADD, ep, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: 2}))
+		if got := e.epollOne(outer); len(got) != 0 {
+			t.Errorf("outer epoll before data = %v, want nothing", got)
+		}
+		_, err = e.api.Write(s, []byte("x"))
+		e.check("write", err)
+		e.waitFor(outer, unix.POLLIN)
+		if got := e.epollOne(outer); got[2] != unix.EPOLLIN {
+			t.Errorf("outer epoll after data = %v, want the inner instance readable", got)
+		}
+		evs := make([]unix.EpollEvent, 4)
+		n, err := e.api.EpollWait(ep, evs, 0)
+		if n != 1 || err != nil || evs[0] != (unix.EpollEvent{Events: unix.EPOLLIN, Fd: 1, Pad: -1}) {
+			t.Errorf("epoll_wait = %d, %v, %+v; want the oneshot event with its data", n, err, evs[:max(n, 0)])
+		}
+		_, err = e.api.Write(s, []byte("y"))
+		e.check("write", err)
+		e.check("shutdown", e.api.Shutdown(s, unix.SHUT_WR))
+		e.waitFor(c, unix.POLLRDHUP)
+		if got := e.epollOne(ep); len(got) != 0 {
+			t.Errorf("disarmed oneshot = %v, want nothing", got)
+		}
+		if got := e.epollOne(outer); len(got) != 0 {
+			t.Errorf("outer epoll over a disarmed item = %v, want nothing", got)
+		}
+		e.check("ctl", e.api.EpollCtl(ep, unix.EPOLL_CTL_MOD, c, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: 3}))
+		if got := e.epollOne(ep); got[3] != unix.EPOLLIN|unix.EPOLLRDHUP {
+			t.Errorf("re-armed = %v, want EPOLLIN|EPOLLRDHUP", got)
+		}
+		// Closing the inner instance removes it from the outer one.
+		e.close(ep)
+		if got := e.epollOne(outer); len(got) != 0 {
+			t.Errorf("outer epoll after closing the inner = %v, want nothing", got)
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package sockapi
 
 import (
+	"math"
 	"math/bits"
 	"time"
 
@@ -95,6 +96,9 @@ func selectDeadline(tv *unix.Timeval) (*deadline, error) {
 	}
 	if tv.Sec < 0 || tv.Usec < 0 || tv.Usec >= 1e6 {
 		return nil, unix.EINVAL
+	}
+	if tv.Sec >= math.MaxInt64/int64(time.Second) {
+		return newDeadline(0, true), nil // centuries: Linux clamps, we wait
 	}
 	d := time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
 	return newDeadline(d, false), nil
