@@ -59,27 +59,7 @@ var knownDifferences = map[string]string{
 // implementation because of bugs not yet fixed there. They are not
 // accepted differences: each is a bug to fix, and the entry goes once it
 // passes (the test logs when one does).
-var knownUserspaceFailures = map[string]string{
-	// sockcore: listen(fd, 0) queues no connection; Linux queues backlog+1
-	// (sk_acceptq_is_full), so one connection completes and the next SYN
-	// is dropped.
-	"listen/backlog-full-drops-syn":         "sockcore: listen(0) accepts no connection (Linux: backlog+1)",
-	"connect/nonblocking-ealready":          "sockcore: listen(0) accepts no connection (Linux: backlog+1)",
-	"connect/sndtimeo-einprogress":          "sockcore: listen(0) accepts no connection (Linux: backlog+1)",
-	"poll/connect-in-progress-not-writable": "sockcore: listen(0) accepts no connection (Linux: backlog+1)",
-	"accept/sockopts-inherited":             "sockcore: accepted sockets do not inherit TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE from the listener",
-	"listen/shutdown-listener":              "sockcore: SO_ACCEPTCONN stays 1 after shutdown(SHUT_RDWR) of a listener (Linux: 0, it is closed)",
-	"connect/after-refused-again":           "sockcore: a second connect after ECONNREFUSED gives ECONNABORTED (Linux retries: ECONNREFUSED)",
-	"stream/epipe-after-peer-reset":         "sockcore: SO_ERROR still reports EPIPE after write returned it (Linux reports an error once)",
-	"opt/tcp-maxseg-connected":              "sockcore: TCP_MAXSEG of a connected socket is the 536 default, not the route's MSS",
-	"icmp/truncated-reply":                  "sockcore: ping socket recvfrom with MSG_TRUNC returns the full length (Linux ping_recvmsg returns the bytes copied)",
-	"ipv6/v6only-connect-v4-mapped":         "sockcore: connect to a v4-mapped address on a V6ONLY socket gives EHOSTUNREACH (Linux: ENETUNREACH)",
-	"ipv6/v4-addr-on-v6only-udp":            "sockcore: sendto a v4-mapped address on a V6ONLY socket gives EHOSTUNREACH (Linux: ENETUNREACH)",
-	"opt/ipv6-v6only-udp":                   "sockcore: sendto a v4-mapped address on a V6ONLY socket gives EHOSTUNREACH (Linux: ENETUNREACH)",
-	"ipv6/v6only-bind-v4-mapped":            "sockcore: bind to a v4-mapped address on a V6ONLY socket gives EHOSTUNREACH (Linux: EINVAL)",
-	"epoll/socket-calls-on-epoll-fd":        "sockcore: recv/send on an epoll descriptor give EINVAL (Linux: ENOTSOCK; only read/write give EINVAL)",
-	"epoll/out-and-hup-events":              "sockcore/gVisor: a RST after the peer's FIN (CLOSE_WAIT) raises no POLLERR/EPOLLERR (Linux sets sk_err)",
-}
+var knownUserspaceFailures = map[string]string{}
 
 func allScenarios() []scenario {
 	var all []scenario
