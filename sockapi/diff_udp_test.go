@@ -282,6 +282,32 @@ func icmpScenarios() []scenario {
 			r.Recvfrom(fd, 64, 0)
 			r.Poll(0, pq{fd, unix.POLLIN | unix.POLLOUT})
 		}),
+		ping("icmp/bind-chooses-identifier", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			r.Bind(fd, v4.lo(0))
+			r.logf("identifier chosen: %v", saPort(r.Getsockname(fd)) != 0)
+			r.Sendto(fd, echoRequest(8, 9, "bound"), 0, v4.lo(0))
+			r.recvEcho(fd, 64, 0)
+		}),
+		ping("icmp/echo-v6-not-an-echo-request", func(r *rec) {
+			fd := r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, unix.IPPROTO_ICMPV6)
+			r.Sendto(fd, echoRequest(129, 1, "a reply"), 0, v6.lo(0))
+			r.Sendto(fd, []byte{128, 0}, 0, v6.lo(0))
+		}),
+		ping("icmp/connected-getpeername", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			r.Getpeername(fd)
+			r.Connect(fd, v4.lo(0))
+			r.Getpeername(fd)
+			r.Poll(0, pq{fd, unix.POLLIN | unix.POLLOUT})
+		}),
+		ping("icmp/autobind-on-send", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			r.Getsockname(fd)
+			r.Sendto(fd, echoRequest(8, 4, "auto"), 0, v4.lo(0))
+			r.logf("bound after send: %v", saPort(r.Getsockname(fd)) != 0)
+			r.recvEcho(fd, 64, 0)
+		}),
 		sc("icmp/stream-icmp-unsupported", func(r *rec) {
 			r.Socket(unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_ICMP)
 		}),
