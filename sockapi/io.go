@@ -101,7 +101,12 @@ type reader struct {
 // data, or short of len(p) with MSG_WAITALL.
 func (r *reader) stream() error {
 	peek := r.flags&unix.MSG_PEEK != 0
-	waitall := r.flags&unix.MSG_WAITALL != 0
+	// sock_rcvlowat: wait for len(p) bytes with MSG_WAITALL, else for
+	// SO_RCVLOWAT of them (1 unless set), never more than len(p).
+	target := len(r.p)
+	if r.flags&unix.MSG_WAITALL == 0 {
+		target = min(r.sk.rcvLowat(), len(r.p))
+	}
 	if peek {
 		// Peeking starts again at the head of the queue each time.
 		r.n = 0
@@ -126,17 +131,17 @@ func (r *reader) stream() error {
 			}
 			return unix.EFAULT
 		case *tcpip.ErrWouldBlock:
-			if r.n > 0 && !waitall {
+			if r.n > 0 && r.n >= target {
 				return nil
 			}
-			return unix.EAGAIN
+			return unix.EAGAIN // a non-blocking caller returns r.n if > 0
 		default:
 			if r.n > 0 {
 				return nil // Linux returns the bytes; the error comes next
 			}
 			return r.sk.asyncErrno(terr)
 		}
-		if !waitall || r.n >= len(r.p) {
+		if r.n >= target {
 			return nil
 		}
 		if peek || res.Count == 0 {

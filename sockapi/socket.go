@@ -38,6 +38,7 @@ type socket struct {
 	rcvtimeo time.Duration // SO_RCVTIMEO; 0 blocks forever
 	sndtimeo time.Duration // SO_SNDTIMEO; 0 blocks forever
 	userMSS  int           // TCP_MAXSEG as set; 0 if never
+	rcvlowat int           // SO_RCVLOWAT as set; 0 means 1
 	ss       int           // ssUnconnected, ssConnecting or ssConnected (stream sockets)
 	bound    tcpip.FullAddress
 	hasBound bool // Bind succeeded with bound; renew binds again
