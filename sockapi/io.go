@@ -231,6 +231,19 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 			}
 			w.opts.To = &fa
 		}
+		// gVisor's datagram endpoints refuse MSG_MORE (EINVAL); UDP
+		// corks in sockapi instead, ping sockets send at once.
+		w.opts.More = false
+		if sk.proto == unix.IPPROTO_UDP {
+			var held bool
+			w.p, w.opts.To, held, err = sk.cork(p, w.opts.To, flags&unix.MSG_MORE != 0)
+			if err != nil {
+				return -1, err
+			}
+			if held {
+				return len(p), nil
+			}
+		}
 	}
 	nonblock := fe.nonblocking() || flags&unix.MSG_DONTWAIT != 0
 	if nonblock {
@@ -242,7 +255,51 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 	if err != nil && !(w.n > 0 && sk.stream()) {
 		return -1, err
 	}
+	if !sk.stream() {
+		return len(p), nil // a flushed cork counts only this call's bytes
+	}
 	return w.n, nil
+}
+
+// cork gathers the data of UDP sends made with MSG_MORE into one
+// datagram, sent by the first send without it, as udp_sendmsg does: the
+// first corked send fixes the destination (later ones' are ignored), and
+// a datagram grown past the maximum is dropped whole with EMSGSIZE. It
+// returns what to send now and where, or held when the data was kept.
+func (sk *socket) cork(p []byte, to *tcpip.FullAddress, more bool) (payload []byte, dst *tcpip.FullAddress, held bool, err error) {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if !sk.corked {
+		if !more {
+			return p, to, false, nil
+		}
+		if to == nil {
+			if _, terr := sk.ep().GetRemoteAddress(); terr != nil {
+				return nil, nil, false, unix.EDESTADDRREQ
+			}
+		}
+		sk.corked, sk.corkTo = true, to
+	}
+	if len(sk.corkBuf)+len(p) > sk.maxDatagram() {
+		sk.corked, sk.corkBuf, sk.corkTo = false, nil, nil
+		return nil, nil, false, unix.EMSGSIZE
+	}
+	sk.corkBuf = append(sk.corkBuf, p...)
+	if more {
+		return nil, nil, true, nil
+	}
+	payload, dst = sk.corkBuf, sk.corkTo
+	sk.corked, sk.corkBuf, sk.corkTo = false, nil, nil
+	return payload, dst, false, nil
+}
+
+// maxDatagram is the largest UDP payload: 65535 less the UDP header and,
+// over IPv4, the IP header.
+func (sk *socket) maxDatagram() int {
+	if sk.family == unix.AF_INET {
+		return 65507
+	}
+	return 65527
 }
 
 // writer is one sendto call in progress; its methods are block's try.
