@@ -2,6 +2,7 @@ package sockapi
 
 import (
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -79,6 +80,13 @@ func (sk *socket) streamReadiness() waiter.EventMask {
 	}
 	g := sk.ep().Readiness(waiter.ReadableEvents | waiter.WritableEvents | waiter.EventRdHUp)
 	r = g & (waiter.ReadableEvents | waiter.WritableEvents)
+	if lowat := sk.rcvLowat(); lowat > 1 && r&waiter.ReadableEvents != 0 {
+		// tcp_stream_is_readable: fewer than SO_RCVLOWAT bytes queued
+		// is not readable (a shutdown still is, below).
+		if n, err := sk.ep().GetSockOptInt(tcpip.ReceiveQueueSizeOption); err == nil && n < lowat {
+			r &^= waiter.ReadableEvents
+		}
+	}
 	if g&waiter.EventRdHUp != 0 {
 		shut |= shutRD
 	}
