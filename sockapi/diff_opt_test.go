@@ -54,6 +54,7 @@ func optionScenarios() []scenario {
 		{"unknown-ip-option", tcp4, unix.SOCK_STREAM, unix.IPPROTO_IP, 9999, []int{1}},
 		{"unknown-level", tcp4, unix.SOCK_STREAM, 9999, 1, []int{1}},
 		{"unknown-level-udp", tcp4, unix.SOCK_DGRAM, 9999, 1, []int{1}},
+		{"so-rcvlowat", tcp4, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_RCVLOWAT, []int{10, 0, -1, 1}},
 		{"so-rcvtimeo-as-int", tcp4, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_RCVTIMEO, []int{1}},
 	}
 	var out []scenario

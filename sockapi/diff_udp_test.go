@@ -182,6 +182,31 @@ func udpScenarios() []scenario {
 			r.Recvfrom(b, 16, 0)
 			r.Recvfrom(b, 16, 0)
 		}),
+		sc("udp/msg-more-corks", func(r *rec) {
+			// MSG_MORE holds the data back and appends the next send to
+			// the same datagram (udp(7)).
+			a, _ := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.Connect(a, ba)
+			r.Send(a, []byte("head,"), unix.MSG_MORE)
+			r.Send(a, []byte("body,"), unix.MSG_MORE)
+			settle()
+			r.Recvfrom(b, 64, unix.MSG_DONTWAIT)
+			r.Send(a, []byte("tail"), 0)
+			r.Recvfrom(b, 64, 0)
+		}),
+		sc("stream/rcvlowat-holds-readiness", func(r *rec) {
+			// With SO_RCVLOWAT 5, three queued bytes do not make the
+			// socket readable (tcp_poll); five do.
+			_, c, s := r.pair(v4)
+			r.SetInt(s, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 5)
+			r.Write(c, []byte("abc"))
+			settle()
+			r.Poll(0, pq{s, unix.POLLIN | unix.POLLOUT})
+			r.Write(c, []byte("de"))
+			r.waitFor(s, unix.POLLIN)
+			r.Read(s, 16)
+		}),
 		sc("udp/large-datagram", func(r *rec) {
 			a, _ := r.udp(v4)
 			b, ba := r.udp(v4)
