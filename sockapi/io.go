@@ -131,8 +131,8 @@ func (r *reader) stream() error {
 			}
 			return unix.EFAULT
 		case *tcpip.ErrWouldBlock:
-			if r.n > 0 && r.n >= target {
-				return nil
+			if r.n > 0 && r.n >= target || r.sk.shut.Load()&shutRD != 0 {
+				return nil // enough, or shut down for reading: end of file
 			}
 			return unix.EAGAIN // a non-blocking caller returns r.n if > 0
 		default:

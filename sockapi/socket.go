@@ -30,6 +30,9 @@ type socket struct {
 
 	shut        atomic.Uint32 // shutRD|shutWR from Shutdown, for Readiness
 	errReported atomic.Bool   // a TCP asynchronous error has been returned (Readiness drops POLLERR)
+	// disconnected: shutdown(2) aborted a connect in progress, which
+	// Linux turns into an unconnected, closed socket (tcp_disconnect).
+	disconnected atomic.Bool
 
 	errMu   sync.Mutex
 	pending tcpip.Error // guarded by errMu: an error taken from ep early, for SO_ERROR
