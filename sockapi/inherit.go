@@ -15,9 +15,13 @@ func (sk *socket) inheritFrom(l *socket) {
 	copyOptions(l.ep(), sk.ep())
 	l.mu.Lock()
 	rcv, snd, mss := l.rcvtimeo, l.sndtimeo, l.userMSS
+	stored := make(map[int]int, len(l.stored))
+	for k, v := range l.stored {
+		stored[k] = v
+	}
 	l.mu.Unlock()
 	sk.mu.Lock()
-	sk.rcvtimeo, sk.sndtimeo, sk.userMSS = rcv, snd, mss
+	sk.rcvtimeo, sk.sndtimeo, sk.userMSS, sk.stored = rcv, snd, mss, stored
 	sk.mu.Unlock()
 	if mss > 0 {
 		sk.ep().SetSockOptInt(tcpip.MaxSegOption, mss)

@@ -269,6 +269,7 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 func (sk *socket) cork(p []byte, to *tcpip.FullAddress, more bool) (payload []byte, dst *tcpip.FullAddress, held bool, err error) {
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
+	more = more || sk.udpCork
 	if !sk.corked {
 		if !more {
 			return p, to, false, nil

@@ -43,9 +43,13 @@ type socket struct {
 	userMSS  int           // TCP_MAXSEG as set; 0 if never
 	rcvlowat int           // SO_RCVLOWAT as set; 0 means 1
 	// A UDP datagram being gathered from sends with MSG_MORE (cork).
-	corked   bool
-	corkBuf  []byte
-	corkTo   *tcpip.FullAddress
+	corked  bool
+	corkBuf []byte
+	corkTo  *tcpip.FullAddress
+	udpCork bool // UDP_CORK: every send is corked until it is cleared
+	// stored holds options kept for programs to read back, with no
+	// effect here: SO_DEBUG, SO_OOBINLINE, SO_PRIORITY.
+	stored   map[int]int
 	ss       int // ssUnconnected, ssConnecting or ssConnected (stream sockets)
 	bound    tcpip.FullAddress
 	hasBound bool // Bind succeeded with bound; renew binds again
@@ -132,7 +136,7 @@ func transportFor(domain, typ, proto int) (tcpip.TransportProtocolNumber, int, e
 }
 
 func newSocket(family, typ, proto int, ep tcpip.Endpoint, wq *waiter.Queue, st *gstack.Stack, netProto tcpip.NetworkProtocolNumber) *socket {
-	sk := &socket{family: family, typ: typ, proto: proto, wq: wq, st: st, netProto: netProto}
+	sk := &socket{family: family, typ: typ, proto: proto, wq: wq, st: st, netProto: netProto, stored: map[int]int{}}
 	sk.epp.Store(&ep)
 	return sk
 }

@@ -226,3 +226,25 @@ func TestUDPMsgMore(t *testing.T) {
 		t.Errorf("Recvfrom after EMSGSIZE = %d, %v, want the 1-byte datagram alone", n, err)
 	}
 }
+
+// TestUDPCork: with UDP_CORK every send is held; clearing it sends one
+// datagram (udp_push_pending_frames).
+func TestUDPCork(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	r, raddr := boundUDP(t, s, unix.AF_INET6)
+	u := mustSocket(t, s, unix.AF_INET6, unix.SOCK_DGRAM, 0)
+	s.SetsockoptInt(u, unix.SOL_UDP, unix.UDP_CORK, 1)
+	s.Sendto(u, []byte("one "), 0, raddr)
+	s.Sendto(u, []byte("two"), 0, raddr)
+	buf := make([]byte, 16)
+	if n, _, err := s.Recvfrom(r, buf, unix.MSG_DONTWAIT); err != unix.EAGAIN {
+		t.Errorf("Recvfrom while UDP_CORK = %d, %v, want EAGAIN", n, err)
+	}
+	if err := s.SetsockoptInt(u, unix.SOL_UDP, unix.UDP_CORK, 0); err != nil {
+		t.Fatalf("SetsockoptInt(UDP_CORK, 0) = %v", err)
+	}
+	if n, _, err := s.Recvfrom(r, buf, 0); n != 7 || err != nil || string(buf[:n]) != "one two" {
+		t.Errorf("Recvfrom after uncork = %d %q, %v, want \"one two\"", n, buf[:n], err)
+	}
+}
