@@ -158,13 +158,14 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 		return errnoOf(terr)
 	}
 	sk.noteShutdown(how)
-	if sk.stream() && flags&tcpip.ShutdownRead != 0 && hasPeer(tcp.EndpointState(sk.ep().State())) {
+	if flags&tcpip.ShutdownRead != 0 && sk.connectedForShutdown() {
 		// Linux's SHUT_RD on a connection only makes reads return end
 		// of file once the queue is empty: data the peer still sends
 		// is queued and readable, and SHUT_RDWR with unread data is no
 		// reset. gVisor drops such data and resets, so the read side is
 		// kept here (reader.stream, streamReadiness) and only the write
-		// side goes to gVisor.
+		// side goes to gVisor. Connected UDP is the same: datagrams
+		// still arrive after SHUT_RD on Linux, gVisor drops them.
 		var terr tcpip.Error
 		if flags&tcpip.ShutdownWrite != 0 {
 			terr = sk.ep().Shutdown(tcpip.ShutdownWrite)
@@ -203,6 +204,15 @@ func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
 		return nil, errnoOf(terr)
 	}
 	return sk.sockaddr(fa), nil
+}
+
+// connectedForShutdown reports whether sk has a peer, for Shutdown.
+func (sk *socket) connectedForShutdown() bool {
+	if sk.stream() {
+		return hasPeer(tcp.EndpointState(sk.ep().State()))
+	}
+	_, terr := sk.ep().GetRemoteAddress()
+	return terr == nil
 }
 
 // connecting reports whether a TCP handshake sk started is under way.

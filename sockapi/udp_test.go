@@ -3,6 +3,7 @@ package sockapi
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/stack"
@@ -246,5 +247,35 @@ func TestUDPCork(t *testing.T) {
 	}
 	if n, _, err := s.Recvfrom(r, buf, 0); n != 7 || err != nil || string(buf[:n]) != "one two" {
 		t.Errorf("Recvfrom after uncork = %d %q, %v, want \"one two\"", n, buf[:n], err)
+	}
+}
+
+// TestUDPShutdownRead: after SHUT_RD a connected UDP socket still queues
+// datagrams (Linux); an empty queue reads as end of file when blocking
+// and EAGAIN when not.
+func TestUDPShutdownRead(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	a, aaddr := boundUDP(t, s, unix.AF_INET)
+	b, baddr := boundUDP(t, s, unix.AF_INET)
+	s.Connect(a, baddr)
+	if err := s.Shutdown(a, unix.SHUT_RD); err != nil {
+		t.Fatalf("Shutdown(SHUT_RD) = %v", err)
+	}
+	buf := make([]byte, 10)
+	if n, _, err := s.Recvfrom(a, buf, 0); n != 0 || err != nil {
+		t.Errorf("Recvfrom(blocking, empty, SHUT_RD) = %d, %v, want 0", n, err)
+	}
+	if n, _, err := s.Recvfrom(a, buf, unix.MSG_DONTWAIT); n != -1 || err != unix.EAGAIN {
+		t.Errorf("Recvfrom(MSG_DONTWAIT, empty, SHUT_RD) = %d, %v, want EAGAIN", n, err)
+	}
+	s.Sendto(b, []byte("after"), 0, aaddr)
+	time.Sleep(20 * time.Millisecond)
+	if n, from, err := s.Recvfrom(a, buf, 0); n != 5 || err != nil || portOf(from) != portOf(baddr) {
+		t.Errorf("Recvfrom(datagram sent after SHUT_RD) = %d, %+v, %v, want 5 from %+v", n, from, err, baddr)
+	}
+	u := mustSocket(t, s, unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err := s.Shutdown(u, unix.SHUT_RDWR); err != unix.ENOTCONN {
+		t.Errorf("Shutdown(unconnected udp) = %v, want ENOTCONN", err)
 	}
 }
