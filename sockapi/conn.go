@@ -115,7 +115,15 @@ func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
 		return err
 	}
 	if !sk.stream() {
-		return sk.connectErrno(sk.ep().Connect(fa))
+		err := sk.connectErrno(sk.ep().Connect(fa))
+		if err == nil && sk.proto != unix.IPPROTO_UDP {
+			// A ping socket reports the port it was connected with
+			// (inet_dport), which gVisor's ICMP endpoint forgets.
+			sk.mu.Lock()
+			sk.pingPeerPort = fa.Port
+			sk.mu.Unlock()
+		}
+		return err
 	}
 	return s.connectStream(fe, sk, fa, wo)
 }
@@ -202,6 +210,11 @@ func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
 	fa, terr := sk.ep().GetRemoteAddress()
 	if terr != nil {
 		return nil, errnoOf(terr)
+	}
+	if !sk.stream() && sk.proto != unix.IPPROTO_UDP {
+		sk.mu.Lock()
+		fa.Port = sk.pingPeerPort
+		sk.mu.Unlock()
 	}
 	return sk.sockaddr(fa), nil
 }

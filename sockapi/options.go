@@ -560,12 +560,18 @@ func (s *Sockets) SetsockoptTimeval(fd, level, opt int, tv *unix.Timeval) error 
 	if tv.Usec < 0 || tv.Usec >= 1000000 {
 		return unix.EDOM
 	}
-	var d time.Duration
-	if tv.Sec >= 0 {
-		d = time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
+	d := time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
+	// Linux keeps timeouts in jiffies, rounding tv_usec up
+	// (DIV_ROUND_UP in sock_set_timeout); with HZ=1000, to the
+	// millisecond, so {3, 999999} reads back as 4 seconds.
+	d = (d + time.Millisecond - 1).Truncate(time.Millisecond)
+	if tv.Sec < 0 {
+		// sock_set_timeout stores a zero timeout for a negative
+		// tv_sec: the call gives up at once (EAGAIN) without being
+		// non-blocking. block treats any positive timeout as a bound,
+		// so the shortest one stands for it.
+		d = time.Nanosecond
 	}
-	// A negative tv_sec means "no wait at all" to sock_set_timeout:
-	// it stores 0, which Linux treats as "block forever".
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	if opt == unix.SO_RCVTIMEO {

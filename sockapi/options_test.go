@@ -263,3 +263,30 @@ func TestRcvlowat(t *testing.T) {
 		t.Errorf("GetsockoptInt(udp SO_RCVLOWAT) after -1 = %d, want INT_MAX", v)
 	}
 }
+
+// TestTimevalEdges: a negative tv_sec gives up at once (sock_set_timeout
+// stores a zero timeout), and tv_usec rounds up to the jiffy, so
+// {3, 999999} reads back as 4 seconds (measured, HZ=1000).
+func TestTimevalEdges(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	c, _ := tcpPair(t, s, unix.AF_INET)
+	s.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: -1})
+	if v, _ := s.GetsockoptInt(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO); v != 0 {
+		t.Errorf("GetsockoptInt(SO_RCVTIMEO) after {-1, 0} = %d, want 0", v)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := s.Read(c, make([]byte, 1)); done <- err }()
+	select {
+	case err := <-done:
+		if err != unix.EAGAIN {
+			t.Errorf("Read with SO_RCVTIMEO {-1, 0} = %v, want EAGAIN", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read with SO_RCVTIMEO {-1, 0} blocked")
+	}
+	s.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 3, Usec: 999999})
+	if v, _ := s.GetsockoptInt(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO); v != 4 {
+		t.Errorf("GetsockoptInt(SO_RCVTIMEO) after {3, 999999} = %d, want 4", v)
+	}
+}

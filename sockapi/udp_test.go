@@ -159,8 +159,8 @@ func TestPing(t *testing.T) {
 		dst          unix.Sockaddr
 		req, wantRep byte
 	}{
-		{"ipv4", unix.AF_INET, unix.IPPROTO_ICMP, loop4(0), 8, 0},
-		{"ipv6", unix.AF_INET6, unix.IPPROTO_ICMPV6, loop6(0), 128, 129},
+		{"ipv4", unix.AF_INET, unix.IPPROTO_ICMP, loop4(77), 8, 0},
+		{"ipv6", unix.AF_INET6, unix.IPPROTO_ICMPV6, loop6(77), 128, 129},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -181,6 +181,12 @@ func TestPing(t *testing.T) {
 			}
 			if portOf(from) != 0 {
 				t.Errorf("reply source = %+v, want port 0", from)
+			}
+			if err := s.Connect(fd, tc.dst); err != nil {
+				t.Fatalf("Connect = %v", err)
+			}
+			if p, err := s.Getpeername(fd); err != nil || portOf(p) != 77 {
+				t.Errorf("Getpeername(ping socket connected to port 77) = %+v, %v, want port 77 (inet_dport)", p, err)
 			}
 			if err := s.Sendto(fd, []byte{tc.req, 0}, 0, tc.dst); err != unix.EINVAL {
 				t.Errorf("Sendto(2-byte request) = %v, want EINVAL", err)
