@@ -92,7 +92,7 @@ func (s *Sockets) accept(fd int, flags int, wo waitOpts) (int, unix.Sockaddr, er
 		return -1, nil, err
 	}
 	nsk := newSocket(sk.family, sk.typ, sk.proto, nep, nwq, sk.st, sk.netProto)
-	nsk.inheritFrom(sk)
+	s.inheritFrom(nsk, sk)
 	nsk.ss = ssConnected
 	return s.fds.installFlags(nsk, flags), sk.sockaddr(peer), nil
 }

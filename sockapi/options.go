@@ -36,6 +36,14 @@ func (s *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 	if err != nil {
 		return err
 	}
+	if err := sk.setInt(level, opt, value); err != nil {
+		return err
+	}
+	sk.noteSet(level, opt)
+	return nil
+}
+
+func (sk *socket) setInt(level, opt, value int) error {
 	switch level {
 	case unix.SOL_SOCKET:
 		return sk.setSocketInt(opt, value)
@@ -123,6 +131,9 @@ func (sk *socket) setSocketInt(opt, v int) error {
 			v = boolInt(v != 0)
 		}
 		sk.mu.Lock()
+		if sk.stored == nil {
+			sk.stored = map[int]int{}
+		}
 		sk.stored[opt] = v
 		sk.mu.Unlock()
 	case unix.SO_LINGER, unix.SO_RCVTIMEO, unix.SO_SNDTIMEO:
@@ -269,6 +280,10 @@ func (s *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	return s.getInt(sk, level, opt)
+}
+
+func (s *Sockets) getInt(sk *socket, level, opt int) (int, error) {
 	switch level {
 	case unix.SOL_SOCKET:
 		return sk.getSocketInt(opt)
@@ -538,6 +553,7 @@ func (s *Sockets) SetsockoptLinger(fd, level, opt int, l *unix.Linger) error {
 		lo.Timeout = time.Duration(l.Linger) * time.Second
 	}
 	sk.ep().SocketOptions().SetLinger(lo)
+	sk.noteSet(level, opt)
 	return nil
 }
 

@@ -51,7 +51,10 @@ type socket struct {
 	udpCork bool // UDP_CORK: every send is corked until it is cleared
 	// stored holds options kept for programs to read back, with no
 	// effect here: SO_DEBUG, SO_OOBINLINE, SO_PRIORITY.
-	stored   map[int]int
+	stored map[int]int
+	// setKeys lists the options (level<<16 | opt) a program has set, in
+	// order, for accepted sockets to inherit.
+	setKeys  []int
 	ss       int // ssUnconnected, ssConnecting or ssConnected (stream sockets)
 	bound    tcpip.FullAddress
 	hasBound bool // Bind succeeded with bound; renew binds again
@@ -138,7 +141,7 @@ func transportFor(domain, typ, proto int) (tcpip.TransportProtocolNumber, int, e
 }
 
 func newSocket(family, typ, proto int, ep tcpip.Endpoint, wq *waiter.Queue, st *gstack.Stack, netProto tcpip.NetworkProtocolNumber) *socket {
-	sk := &socket{family: family, typ: typ, proto: proto, wq: wq, st: st, netProto: netProto, stored: map[int]int{}}
+	sk := &socket{family: family, typ: typ, proto: proto, wq: wq, st: st, netProto: netProto}
 	sk.epp.Store(&ep)
 	return sk
 }
