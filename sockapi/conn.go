@@ -92,7 +92,7 @@ func (s *Sockets) accept(fd int, flags int, wo waitOpts) (int, unix.Sockaddr, er
 		return -1, nil, err
 	}
 	nsk := newSocket(sk.family, sk.typ, sk.proto, nep, nwq, sk.st, sk.netProto)
-	nsk.inheritFrom(sk)
+	s.inheritFrom(nsk, sk)
 	nsk.ss = ssConnected
 	return s.fds.installFlags(nsk, flags), sk.sockaddr(peer), nil
 }
@@ -115,7 +115,15 @@ func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
 		return err
 	}
 	if !sk.stream() {
-		return sk.connectErrno(sk.ep().Connect(fa))
+		err := sk.connectErrno(sk.ep().Connect(fa))
+		if err == nil && sk.proto != unix.IPPROTO_UDP {
+			// A ping socket reports the port it was connected with
+			// (inet_dport), which gVisor's ICMP endpoint forgets.
+			sk.mu.Lock()
+			sk.pingPeerPort = fa.Port
+			sk.mu.Unlock()
+		}
+		return err
 	}
 	return s.connectStream(fe, sk, fa, wo)
 }
@@ -148,7 +156,31 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 	default:
 		return unix.EINVAL
 	}
+	if sk.stream() && connecting(sk) {
+		// inet_shutdown on SYN_SENT: tcp_disconnect aborts the attempt
+		// (ECONNRESET pending), clears the shutdown state and leaves the
+		// socket unconnected, free to connect again.
+		terr := sk.ep().Shutdown(flags)
+		sk.disconnected.Store(true)
+		sk.setConnState(ssUnconnected)
+		return errnoOf(terr)
+	}
 	sk.noteShutdown(how)
+	if flags&tcpip.ShutdownRead != 0 && sk.connectedForShutdown() {
+		// Linux's SHUT_RD on a connection only makes reads return end
+		// of file once the queue is empty: data the peer still sends
+		// is queued and readable, and SHUT_RDWR with unread data is no
+		// reset. gVisor drops such data and resets, so the read side is
+		// kept here (reader.stream, streamReadiness) and only the write
+		// side goes to gVisor. Connected UDP is the same: datagrams
+		// still arrive after SHUT_RD on Linux, gVisor drops them.
+		var terr tcpip.Error
+		if flags&tcpip.ShutdownWrite != 0 {
+			terr = sk.ep().Shutdown(tcpip.ShutdownWrite)
+		}
+		sk.wq.Notify(waiter.ReadableEvents | waiter.EventRdHUp)
+		return errnoOf(terr)
+	}
 	return errnoOf(sk.ep().Shutdown(flags))
 }
 
@@ -179,7 +211,30 @@ func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
 	if terr != nil {
 		return nil, errnoOf(terr)
 	}
+	if !sk.stream() && sk.proto != unix.IPPROTO_UDP {
+		sk.mu.Lock()
+		fa.Port = sk.pingPeerPort
+		sk.mu.Unlock()
+	}
 	return sk.sockaddr(fa), nil
+}
+
+// connectedForShutdown reports whether sk has a peer, for Shutdown.
+func (sk *socket) connectedForShutdown() bool {
+	if sk.stream() {
+		return hasPeer(tcp.EndpointState(sk.ep().State()))
+	}
+	_, terr := sk.ep().GetRemoteAddress()
+	return terr == nil
+}
+
+// connecting reports whether a TCP handshake sk started is under way.
+func connecting(sk *socket) bool {
+	switch tcp.EndpointState(sk.ep().State()) {
+	case tcp.StateConnecting, tcp.StateSynSent:
+		return true
+	}
+	return false
 }
 
 // hasPeer reports whether Linux's inet_getname would name a peer for a

@@ -1,6 +1,7 @@
 package sockapi
 
 import (
+	"bytes"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -35,6 +36,14 @@ func (s *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 	if err != nil {
 		return err
 	}
+	if err := sk.setInt(level, opt, value); err != nil {
+		return err
+	}
+	sk.noteSet(level, opt)
+	return nil
+}
+
+func (sk *socket) setInt(level, opt, value int) error {
 	switch level {
 	case unix.SOL_SOCKET:
 		return sk.setSocketInt(opt, value)
@@ -50,8 +59,33 @@ func (s *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 			return unix.ENOPROTOOPT // ip_setsockopt knows only SOL_IP
 		}
 		return sk.setIPv6Int(opt, value)
+	case unix.SOL_UDP:
+		if sk.proto == unix.IPPROTO_UDP {
+			return sk.setUDPInt(opt, value)
+		}
 	}
 	return unix.ENOPROTOOPT
+}
+
+func (sk *socket) setUDPInt(opt, v int) error {
+	if opt != unix.UDP_CORK {
+		return unix.ENOPROTOOPT // UDP_SEGMENT, UDP_GRO, UDP_ENCAP: not here
+	}
+	sk.mu.Lock()
+	sk.udpCork = v != 0
+	payload, to, flush := sk.corkBuf, sk.corkTo, v == 0 && sk.corked
+	if flush {
+		sk.corked, sk.corkBuf, sk.corkTo = false, nil, nil
+	}
+	sk.mu.Unlock()
+	if flush {
+		// Uncorking pushes the pending datagram (udp_push_pending_frames);
+		// setsockopt reports no error from it.
+		var rd bytes.Reader
+		rd.Reset(payload)
+		sk.ep().Write(&rd, tcpip.WriteOptions{To: to})
+	}
+	return nil
 }
 
 func (sk *socket) setSocketInt(opt, v int) error {
@@ -85,6 +119,22 @@ func (sk *socket) setSocketInt(opt, v int) error {
 		}
 		sk.mu.Lock()
 		sk.rcvlowat = max(v, 1)
+		sk.mu.Unlock()
+	case unix.SO_DEBUG, unix.SO_OOBINLINE, unix.SO_PRIORITY:
+		// Kept and reported, with no effect on a userspace stack as on
+		// Linux: SO_DEBUG traces nothing in TCP, no urgent data is kept
+		// (so nothing to inline), and there are no queueing disciplines
+		// to read the priority. Linux needs CAP_NET_ADMIN for SO_DEBUG
+		// on and for priorities above 6; a userspace stack has no
+		// capabilities to check, so it answers as for root.
+		if opt != unix.SO_PRIORITY {
+			v = boolInt(v != 0)
+		}
+		sk.mu.Lock()
+		if sk.stored == nil {
+			sk.stored = map[int]int{}
+		}
+		sk.stored[opt] = v
 		sk.mu.Unlock()
 	case unix.SO_LINGER, unix.SO_RCVTIMEO, unix.SO_SNDTIMEO:
 		// An int is shorter than struct linger / struct timeval.
@@ -230,6 +280,10 @@ func (s *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	return s.getInt(sk, level, opt)
+}
+
+func (s *Sockets) getInt(sk *socket, level, opt int) (int, error) {
 	switch level {
 	case unix.SOL_SOCKET:
 		return sk.getSocketInt(opt)
@@ -242,6 +296,15 @@ func (s *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 	case unix.IPPROTO_IPV6:
 		if sk.family == unix.AF_INET6 {
 			return s.getIPv6Int(sk, opt)
+		}
+	case unix.SOL_UDP:
+		if sk.proto == unix.IPPROTO_UDP {
+			if opt != unix.UDP_CORK {
+				return -1, unix.ENOPROTOOPT
+			}
+			sk.mu.Lock()
+			defer sk.mu.Unlock()
+			return boolInt(sk.udpCork), nil
 		}
 	}
 	// An unknown level reaches ip_getsockopt, which says EOPNOTSUPP, or
@@ -288,6 +351,10 @@ func (sk *socket) getSocketInt(opt int) (int, error) {
 		return sk.rcvLowat(), nil
 	case unix.SO_SNDLOWAT:
 		return 1, nil // fixed at 1 on Linux
+	case unix.SO_DEBUG, unix.SO_OOBINLINE, unix.SO_PRIORITY:
+		sk.mu.Lock()
+		defer sk.mu.Unlock()
+		return sk.stored[opt], nil
 	case unix.SO_LINGER:
 		return boolInt(ops.GetLinger().Enabled), nil
 	case unix.SO_RCVTIMEO, unix.SO_SNDTIMEO:
@@ -333,6 +400,10 @@ func (sk *socket) getTCPInt(opt int) (int, error) {
 			return -1, errnoOf(terr)
 		}
 		return int(time.Duration(o) / time.Millisecond), nil
+	case unix.TCP_INFO:
+		// struct tcp_info read into an int: its first four bytes,
+		// tcpi_state and three counters this stack does not keep (0).
+		return linuxTCPState(tcp.EndpointState(sk.ep().State())), nil
 	}
 	return -1, unix.ENOPROTOOPT
 }
@@ -372,6 +443,34 @@ func (sk *socket) maxSeg() (int, error) {
 		mss = u
 	}
 	return mss, nil
+}
+
+// linuxTCPState is the TCP_* state number Linux's tcp_info reports for a
+// socket gVisor has in state st. A socket the program still holds is in
+// TCP_CLOSE where gVisor says TIME-WAIT or error (tcp_time_wait calls
+// tcp_done on it).
+func linuxTCPState(st tcp.EndpointState) int {
+	switch st {
+	case tcp.StateEstablished:
+		return 1
+	case tcp.StateSynSent, tcp.StateConnecting:
+		return 2
+	case tcp.StateSynRecv:
+		return 3
+	case tcp.StateFinWait1:
+		return 4
+	case tcp.StateFinWait2:
+		return 5
+	case tcp.StateCloseWait:
+		return 8
+	case tcp.StateLastAck:
+		return 9
+	case tcp.StateListen:
+		return 10
+	case tcp.StateClosing:
+		return 11
+	}
+	return 7 // TCP_CLOSE
 }
 
 func (s *Sockets) getIPInt(sk *socket, opt int) (int, error) {
@@ -454,6 +553,7 @@ func (s *Sockets) SetsockoptLinger(fd, level, opt int, l *unix.Linger) error {
 		lo.Timeout = time.Duration(l.Linger) * time.Second
 	}
 	sk.ep().SocketOptions().SetLinger(lo)
+	sk.noteSet(level, opt)
 	return nil
 }
 
@@ -476,12 +576,18 @@ func (s *Sockets) SetsockoptTimeval(fd, level, opt int, tv *unix.Timeval) error 
 	if tv.Usec < 0 || tv.Usec >= 1000000 {
 		return unix.EDOM
 	}
-	var d time.Duration
-	if tv.Sec >= 0 {
-		d = time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
+	d := time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
+	// Linux keeps timeouts in jiffies, rounding tv_usec up
+	// (DIV_ROUND_UP in sock_set_timeout); with HZ=1000, to the
+	// millisecond, so {3, 999999} reads back as 4 seconds.
+	d = (d + time.Millisecond - 1).Truncate(time.Millisecond)
+	if tv.Sec < 0 {
+		// sock_set_timeout stores a zero timeout for a negative
+		// tv_sec: the call gives up at once (EAGAIN) without being
+		// non-blocking. block treats any positive timeout as a bound,
+		// so the shortest one stands for it.
+		d = time.Nanosecond
 	}
-	// A negative tv_sec means "no wait at all" to sock_set_timeout:
-	// it stores 0, which Linux treats as "block forever".
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	if opt == unix.SO_RCVTIMEO {

@@ -66,6 +66,11 @@ func (sk *socket) streamReadiness() waiter.EventMask {
 		}
 		return r
 	case tcp.StateError:
+		if sk.disconnected.Load() {
+			// tcp_disconnect left no shutdown recorded: only the
+			// writability and hang-up of a closed socket.
+			closed = waiter.WritableEvents | waiter.EventHUp
+		}
 		if !sk.errReported.Load() {
 			closed |= waiter.EventErr
 		}
