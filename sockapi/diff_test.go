@@ -63,9 +63,6 @@ var knownDifferences = map[string]string{
 var knownUserspaceFailures = map[string]string{
 	"icmp/connected-getpeername": "sockcore: getpeername on a connected ping socket returns the address; " +
 		"Linux says ENOTCONN because a ping socket's peer port is 0 (inet_getname)",
-	"syn-sent/shutdown": "sockcore: shutdown of a connecting socket should abort it as tcp_disconnect does " +
-		"(shutdown state cleared: POLLOUT|POLLERR|POLLHUP without POLLIN/POLLRDHUP; a new connect starts, " +
-		"EINPROGRESS); ustack reports POLLIN|POLLRDHUP and the next connect fails with ECONNRESET",
 }
 
 func allScenarios() []scenario {
