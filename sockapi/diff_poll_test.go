@@ -386,6 +386,12 @@ func fcntlScenarios() []scenario {
 			r.SetNonblock(ep, true)
 			r.Fcntl(ep, unix.F_GETFL, 0)
 		}),
+		sc("fcntl/dupfd", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			if nfd := r.Fcntl(fd, unix.F_DUPFD_CLOEXEC, 0); nfd >= 0 {
+				r.open[nfd] = true // closed with the rest
+			}
+		}),
 		sc("fcntl/setfl-ignores-access-mode", func(r *rec) {
 			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 			r.Fcntl(fd, unix.F_SETFL, unix.O_RDONLY|unix.O_NONBLOCK)

@@ -68,6 +68,10 @@ func socketScenarios() []scenario {
 			r.Close(a)
 			r.Close(c)
 		}),
+		sc("socket/raw-icmp", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
+			r.GetInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+		}),
 		sc("socket/close-twice", func(r *rec) {
 			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 			r.Close(fd)

@@ -49,6 +49,8 @@ var userspaceImpl *impl
 // Linux, each with its reason; docs/kernel.md lists them for the README.
 // Their scenarios still run on the kernel but are not compared.
 var knownDifferences = map[string]string{
+	"socket/raw-icmp": "no raw sockets: the stack has no raw endpoints, so SOCK_RAW is EPERM even for root",
+	"fcntl/dupfd":     "descriptors are never duplicated: F_DUPFD and F_DUPFD_CLOEXEC are EINVAL",
 	"stream/urgent-data": "TCP urgent data is not supported: send(MSG_OOB) fails with EOPNOTSUPP, " +
 		"the errno Linux gives for flags a socket does not support, instead of sending an urgent byte",
 	"udp/broadcast-needs-so-broadcast": "environment, not ustack: the host's route to 255.255.255.255 " +
