@@ -289,3 +289,97 @@ func inProgressScenarios() []scenario {
 		}),
 	}
 }
+
+// moreReadinessScenarios cover epoll flags' validity, epoll nesting loops
+// and infinite timeouts on descriptors that are ready already.
+func moreReadinessScenarios() []scenario {
+	return []scenario{
+		sc("epoll/exclusive-flag-rules", func(r *rec) {
+			ep := r.EpollCreate1(0)
+			a, _ := r.udp(v4)
+			b, _ := r.udp(v4)
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, a, unix.EPOLLIN|unix.EPOLLEXCLUSIVE)
+			r.EpollCtl(ep, unix.EPOLL_CTL_MOD, a, unix.EPOLLIN|unix.EPOLLEXCLUSIVE)
+			r.EpollCtl(ep, unix.EPOLL_CTL_MOD, a, unix.EPOLLIN)
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLEXCLUSIVE|unix.EPOLLONESHOT)
+		}),
+		sc("epoll/nesting-loop-eloop", func(r *rec) {
+			e1 := r.EpollCreate1(0)
+			e2 := r.EpollCreate1(0)
+			r.EpollCtl(e1, unix.EPOLL_CTL_ADD, e2, unix.EPOLLIN)
+			r.EpollCtl(e2, unix.EPOLL_CTL_ADD, e1, unix.EPOLLIN)
+		}),
+		sc("epoll/one-socket-two-instances", func(r *rec) {
+			e1 := r.EpollCreate1(0)
+			e2 := r.EpollCreate1(0)
+			a, _ := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.EpollCtl(e1, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN)
+			r.EpollCtl(e2, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLET)
+			r.Sendto(a, []byte("x"), 0, ba)
+			r.EpollWait(e1, 4, 2000)
+			r.EpollWait(e2, 4, 2000)
+			r.EpollWait(e1, 4, 0)
+			r.EpollWait(e2, 4, 0)
+		}),
+		sc("epoll/oneshot-edge-triggered", func(r *rec) {
+			ep := r.EpollCreate1(0)
+			a, _ := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLET|unix.EPOLLONESHOT)
+			r.Sendto(a, []byte("1"), 0, ba)
+			r.EpollWait(ep, 4, 2000)
+			r.Sendto(a, []byte("2"), 0, ba)
+			settle()
+			r.EpollWait(ep, 4, 0)
+			r.EpollCtl(ep, unix.EPOLL_CTL_MOD, b, unix.EPOLLIN|unix.EPOLLET)
+			r.EpollWait(ep, 4, 0)
+		}),
+		sc("epoll/infinite-timeout-ready", func(r *rec) {
+			ep := r.EpollCreate1(0)
+			a, _ := r.udp(v4)
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, a, unix.EPOLLOUT)
+			r.EpollWait(ep, 4, -1)
+		}),
+		sc("poll/infinite-timeout-ready", func(r *rec) {
+			a, _ := r.udp(v4)
+			r.Poll(-1, pq{a, unix.POLLOUT})
+		}),
+		sc("select/nfd-beyond-open-descriptors", func(r *rec) {
+			a, _ := r.udp(v4)
+			tv := unix.Timeval{}
+			r.SelectN(1000, nil, []int{a}, nil, &tv)
+		}),
+		sc("select/null-timeout-ready", func(r *rec) {
+			a, _ := r.udp(v4)
+			r.Select(nil, []int{a}, nil, nil)
+		}),
+		sc("udp/wildcard-bound-receives-loopback", func(r *rec) {
+			b := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Bind(b, v4.any(0))
+			port := saPort(r.Getsockname(b))
+			a := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Sendto(a, []byte("to lo"), 0, v4.lo(port))
+			r.Recvfrom(b, 16, 0)
+			r.Sendto(a, []byte("to any"), 0, v4.any(port))
+			r.Recvfrom(b, 16, 0)
+		}),
+		sc("udp/reuseaddr-both-bind", func(r *rec) {
+			a := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.SetInt(a, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			r.Bind(a, v4.lo(0))
+			sa := r.Getsockname(a)
+			b := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.SetInt(b, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			r.Bind(b, sa)
+		}),
+		sc("udp/connect-wildcard-means-local", func(r *rec) {
+			b, ba := r.udp(v4)
+			a := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Connect(a, v4.any(saPort(ba)))
+			r.Getpeername(a)
+			r.Send(a, []byte("hi"), 0)
+			r.Recvfrom(b, 8, 0)
+		}),
+	}
+}

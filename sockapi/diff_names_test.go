@@ -123,7 +123,7 @@ var pollFlags = []struct {
 	{unix.POLLIN, "IN"}, {unix.POLLPRI, "PRI"}, {unix.POLLOUT, "OUT"}, {unix.POLLERR, "ERR"},
 	{unix.POLLHUP, "HUP"}, {unix.POLLNVAL, "NVAL"}, {0x40, "RDNORM"},
 	{0x80, "RDBAND"}, {0x100, "WRNORM"}, {0x200, "WRBAND"},
-	{unix.POLLRDHUP, "RDHUP"}, {unix.EPOLLONESHOT, "ONESHOT"}, {unix.EPOLLET, "ET"},
+	{unix.POLLRDHUP, "RDHUP"}, {unix.EPOLLEXCLUSIVE, "EXCLUSIVE"}, {unix.EPOLLONESHOT, "ONESHOT"}, {unix.EPOLLET, "ET"},
 }
 
 // pollName names poll and epoll event masks alike (their bits agree).

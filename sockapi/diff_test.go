@@ -73,7 +73,7 @@ func allScenarios() []scenario {
 		socketScenarios(), bindScenarios(), listenScenarios(), connectScenarios(),
 		streamScenarios(), optionScenarios(), udpScenarios(), icmpScenarios(),
 		ipv6Scenarios(), pollScenarios(), epollScenarios(), fcntlScenarios(),
-		badfScenarios(), resolverScenarios(), edgeScenarios(), inProgressScenarios(),
+		badfScenarios(), resolverScenarios(), edgeScenarios(), inProgressScenarios(), moreReadinessScenarios(),
 	} {
 		all = append(all, g...)
 	}
