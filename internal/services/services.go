@@ -55,7 +55,7 @@ type Server struct {
 	http    *http.Server
 
 	mu        sync.Mutex // guards listeners, packets
-	listeners []*gonet.TCPListener
+	listeners []*listener
 	packets   []*gonet.UDPConn
 
 	wg        sync.WaitGroup // every goroutine the Server starts
@@ -168,9 +168,8 @@ func fullAddress(a netip.Addr, port uint16) (tcpip.FullAddress, tcpip.NetworkPro
 	return tcpip.FullAddress{Addr: tcpip.AddrFromSlice(a.AsSlice()), Port: port}, proto
 }
 
-func (s *Server) listenTCP(a netip.Addr, port uint16) (*gonet.TCPListener, error) {
-	fa, proto := fullAddress(a, port)
-	l, err := gonet.ListenTCP(s.cfg.Stack.GVisor(), fa, proto)
+func (s *Server) listenTCP(a netip.Addr, port uint16) (*listener, error) {
+	l, err := newListener(s, a, port)
 	if err != nil {
 		return nil, fmt.Errorf("services: listen on %v: %w", netip.AddrPortFrom(a, port), err)
 	}
@@ -194,11 +193,13 @@ func (s *Server) listenUDP(a netip.Addr, port uint16) (*gonet.UDPConn, error) {
 
 // acceptLoop serves each connection l accepts on its own goroutine, until
 // l is closed.
-func (s *Server) acceptLoop(l *gonet.TCPListener, port uint16, serve func(net.Conn)) {
+func (s *Server) acceptLoop(l *listener, port uint16, serve func(net.Conn)) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			return // closed by Close; gonet reports nothing else here
+			// Close was called, or the endpoint failed for good (gVisor
+			// has no transient accept errors): either way this port is done.
+			return
 		}
 		tc, ok := s.conns.add(c, serviceName(port))
 		if !ok {
@@ -234,8 +235,6 @@ func (s *Server) Close() error {
 		close(s.done)
 		s.mu.Lock()
 		for _, l := range s.listeners {
-			// Shutdown wakes a blocked Accept; Close frees the endpoint.
-			l.Shutdown()
 			l.Close()
 		}
 		for _, c := range s.packets {

@@ -11,20 +11,19 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 )
 
 // trackedListener enters every connection the HTTP server accepts in the
 // Server's table, so that the status page lists it and Close closes it.
 type trackedListener struct {
-	*gonet.TCPListener
+	*listener
 	s    *Server
 	port uint16
 }
 
 func (l trackedListener) Accept() (net.Conn, error) {
 	for {
-		c, err := l.TCPListener.Accept()
+		c, err := l.listener.Accept()
 		if err != nil {
 			return nil, err
 		}
