@@ -15,21 +15,6 @@ const copyBufSize = 256 << 10
 
 var copyBufs = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
 
-// serveEcho sends back whatever the peer sends (RFC 862), and half-closes
-// when the peer does, so that a client can send everything, shut down its
-// side and read the echo to EOF.
-func serveEcho(c net.Conn) {
-	defer c.Close()
-	buf := copyBufs.Get().(*[copyBufSize]byte)
-	defer copyBufs.Put(buf)
-	if _, err := io.CopyBuffer(onlyWriter{c}, onlyReader{c}, buf[:]); err != nil {
-		return
-	}
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
-}
-
 // serveDiscard reads and drops everything until the peer closes (RFC 863).
 func serveDiscard(c net.Conn) {
 	defer c.Close()
