@@ -74,6 +74,13 @@ func NewVnetEndpoint(f *os.File, mtu uint32) (*VnetEndpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tun: vnet endpoint: %w", err)
 	}
+	// A file made blocking after opening (by its Fd method) still takes
+	// deadlines, but they no longer interrupt its reads.
+	flags := 0
+	rc.Control(func(fd uintptr) { flags, err = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	if err != nil || flags&unix.O_NONBLOCK == 0 {
+		return nil, fmt.Errorf("tun: vnet endpoint needs a non-blocking file (O_NONBLOCK is off: %v)", err)
+	}
 	e := &VnetEndpoint{f: f, rc: rc, stop: make(chan struct{})}
 	e.mtu.Store(mtu)
 	e.rx = newRxState(e)
@@ -201,14 +208,7 @@ func (e *VnetEndpoint) dispatchLoop(d stack.NetworkDispatcher) {
 	defer e.rx.release()
 	for {
 		err := e.rc.Read(e.rx.readFn)
-		for i := range e.rx.batch {
-			p := &e.rx.batch[i]
-			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: p.buf})
-			d.DeliverNetworkPacket(p.proto, pkt)
-			pkt.DecRef()
-			*p = rxPacket{}
-		}
-		e.rx.batch = e.rx.batch[:0]
+		e.rx.deliver(d)
 		if e.stopped() || err != nil || e.rx.err != nil {
 			return
 		}
@@ -307,6 +307,18 @@ func (r *rxState) read(fd uintptr) bool {
 		r.take(n)
 	}
 	return true
+}
+
+// deliver hands the batch to the stack and empties it.
+func (r *rxState) deliver(d stack.NetworkDispatcher) {
+	for i := range r.batch {
+		p := &r.batch[i]
+		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: p.buf})
+		d.DeliverNetworkPacket(p.proto, pkt)
+		pkt.DecRef()
+		*p = rxPacket{}
+	}
+	r.batch = r.batch[:0]
 }
 
 // take checks the packet just read (n bytes with the header) and adds it
