@@ -22,7 +22,7 @@ import (
 )
 
 // drivers are the TUN packet paths every end-to-end test runs over.
-var drivers = []tun.Driver{tun.DriverWater}
+var drivers = []tun.Driver{tun.DriverVnet, tun.DriverWater}
 
 // mtus are the device MTUs every end-to-end test runs with: Ethernet's,
 // and the largest a TUN offers with room for a 64 KiB segment.

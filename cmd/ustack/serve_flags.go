@@ -31,7 +31,7 @@ var (
 )
 
 // serveDrivers are the values --tun-driver accepts.
-var serveDrivers = []tun.Driver{"vnet", tun.DriverWater}
+var serveDrivers = []tun.Driver{tun.DriverVnet, tun.DriverWater}
 
 const serveUsage = `Usage: ustack serve [FLAGS]
 
