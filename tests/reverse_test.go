@@ -31,6 +31,13 @@ func openStack(t *testing.T, driver tun.Driver, mtu int) (*roottest.NS, *stack.S
 		if err := dev.Close(); err != nil {
 			t.Errorf("Device.Close = %v", err)
 		}
+		err := netnsDo(ns, func() error {
+			_, err := net.InterfaceByName(dev.Name())
+			return err
+		})
+		if err == nil {
+			t.Errorf("device %s still in %s after Device.Close", dev.Name(), ns.Name)
+		}
 	})
 	st, err := stack.New(stack.Config{NICs: []stack.NICConfig{{
 		Name: dev.Name(), Endpoint: dev.Endpoint(), Addrs: []netip.Prefix{stackV4, stackV6},
