@@ -88,7 +88,7 @@ ip netns exec "$NS_B" "$tmp/benchtun" server -addr 10.97.0.2 >"$tmp/ref.out" 2>&
 pids+=($!)
 ip netns exec "$NS_B" iperf3 -s -B 10.97.0.2 >/dev/null 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do grep -q ready "$tmp/ref.out" && break; sleep 0.1; done
+for _ in $(seq 50); do grep -qs ready "$tmp/ref.out" && break; sleep 0.1; done
 for mtu in 1500 65520; do
 	ip -n "$NS_A" link set sbench-a mtu $mtu
 	ip -n "$NS_B" link set sbench-b mtu $mtu
@@ -107,7 +107,7 @@ for drv in vnet water; do
 		"$tmp/ustack" serve --netns "/run/netns/$NS_TUN" --tun sbench0 --tun-driver $drv --mtu $mtu >"$tmp/serve.out" 2>&1 &
 		sp=$!
 		pids+=($sp)
-		for _ in $(seq 100); do grep -q "ustack serve: ready" "$tmp/serve.out" && break; sleep 0.1; done
+		for _ in $(seq 100); do grep -qs "ustack serve: ready" "$tmp/serve.out" && break; sleep 0.1; done
 		grep -q "ustack serve: ready" "$tmp/serve.out" || { cat "$tmp/serve.out" >&2; exit 1; }
 		run_set "$NS_TUN" $drv 10.99.0.2 $mtu
 		kill -TERM $sp
