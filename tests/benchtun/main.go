@@ -176,7 +176,7 @@ func serve(host string) error {
 		},
 		19: func(c net.Conn) {
 			go io.Copy(io.Discard, c)
-			buf := make([]byte, 63270) // whole chargen cycles, as ustack writes
+			buf := make([]byte, 149*7030) // whole chargen cycles, ~1 MiB, as ustack writes
 			for i := range buf {
 				buf[i] = byte(' ' + i%95)
 			}
