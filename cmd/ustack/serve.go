@@ -37,6 +37,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, restore the default action, so that a
+	// second Ctrl-C kills a shutdown that hangs.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := serve(ctx, cfg, stdout); err != nil {
 		return serveFailed(stderr, err)
 	}
