@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 )
@@ -48,7 +47,8 @@ func ustackBinary(t testing.TB) string {
 			args = append(args, "-race")
 		}
 		args = append(args, "github.com/ustack/ustack/cmd/ustack")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
+		// go test puts its own GOROOT/bin first on PATH (Go 1.19+).
+		cmd := exec.Command("go", args...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go %v: %v\n%s", args, err, out)
 		}
