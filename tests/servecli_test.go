@@ -3,8 +3,10 @@ package tests
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -113,3 +115,34 @@ var (
 type pcapError string
 
 func (e pcapError) Error() string { return string(e) }
+
+// TestServeWithoutPrivilege runs serve as nobody, with no capabilities:
+// it must say what it needs and exit 1.
+func TestServeWithoutPrivilege(t *testing.T) {
+	leakcheck.Check(t)
+	ns := roottest.Netns(t)
+	bin := ustackBinary(t)
+	// MkdirTemp made the directory 0700; nobody must be able to run the binary.
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "creating a TUN device needs CAP_NET_ADMIN"},
+		{[]string{"--netns", ns.Path}, "entering --netns needs CAP_SYS_ADMIN"},
+	} {
+		cmd := exec.Command(bin, append([]string{"serve"}, tc.args...)...)
+		// Changing the uid from 0 clears the capability sets (capabilities(7)).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("ustack serve %q as nobody: %v, want exit status 1\n%s", tc.args, err, out)
+		}
+		if !strings.Contains(string(out), tc.want) {
+			t.Errorf("ustack serve %q as nobody printed %q, want it to contain %q", tc.args, out, tc.want)
+		}
+	}
+}

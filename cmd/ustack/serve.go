@@ -53,8 +53,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 // ...) and returns its exit status.
 func serveFailed(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "ustack serve: %v\n", err)
-	if errors.Is(err, tun.ErrExists) {
+	switch {
+	case errors.Is(err, tun.ErrExists):
 		fmt.Fprintln(stderr, "ustack serve: choose another name with --tun, or leave --tun out to let the kernel pick one")
+	case errors.Is(err, os.ErrPermission) && !errors.Is(err, tun.ErrPermission):
+		// Most likely entering --netns, which needs CAP_SYS_ADMIN.
+		fmt.Fprintln(stderr, "ustack serve: entering --netns needs CAP_SYS_ADMIN and creating the device needs CAP_NET_ADMIN; run as root")
 	}
 	return exitFailure
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ustack/ustack/tun"
@@ -107,6 +108,7 @@ func TestServeRuntimeErrors(t *testing.T) {
 	}{
 		{fmt.Errorf("tun: %w", tun.ErrPermission), []string{"needs CAP_NET_ADMIN"}},
 		{fmt.Errorf("tun: %q: %w", "ustk0", tun.ErrExists), []string{`"ustk0": device name already in use`, "choose another name with --tun"}},
+		{fmt.Errorf("netns: enter /run/netns/x: %w", syscall.EPERM), []string{"operation not permitted", "needs CAP_SYS_ADMIN", "run as root"}},
 		{errors.New("tun: something else"), []string{"tun: something else"}},
 	} {
 		var stderr bytes.Buffer
