@@ -48,6 +48,7 @@ func TestServe(t *testing.T) {
 		t.Run("ping", func(t *testing.T) { testPing(t, ns) })
 		t.Run("tcp-echo", func(t *testing.T) { testTCPEcho(t, ns) })
 		t.Run("udp-echo", func(t *testing.T) { testUDPEcho(t, ns) })
+		t.Run("daytime-chargen", func(t *testing.T) { testDaytimeChargen(t, ns) })
 		t.Run("http", func(t *testing.T) { testHTTP(t, ns) })
 		t.Run("200-conns", func(t *testing.T) { test200Conns(t, ns) })
 		t.Run("stop", func(t *testing.T) { testStopWithOpenConns(t, ns, p, mtu) })
@@ -87,6 +88,46 @@ func testUDPEcho(t *testing.T, ns *roottest.NS) {
 	out := ns.Run("sh", "-c", "echo hello over socat | socat -t 0.5 - UDP6:[fd00:99::2]:7")
 	if out != "hello over socat\n" {
 		t.Errorf("socat UDP6 echo = %q, want %q", out, "hello over socat\n")
+	}
+}
+
+// daytimeRE matches RFC 867's example format, which serve uses.
+var daytimeRE = regexp.MustCompile(`^[A-Z][a-z]+day, [A-Z][a-z]+ \d{1,2}, \d{4} \d\d:\d\d:\d\d-[A-Z]+\r\n$`)
+
+func testDaytimeChargen(t *testing.T, ns *roottest.NS) {
+	c := dialIn(t, ns, "tcp", addrPort(stackV6, services.PortDaytime))
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	c.Close()
+	if err != nil || !daytimeRE.Match(got) {
+		t.Errorf("daytime over TCP = %q, %v; want a date like RFC 867's and the server's close", got, err)
+	}
+	u := dialIn(t, ns, "udp", addrPort(stackV4, services.PortDaytime))
+	defer u.Close()
+	buf := make([]byte, 512)
+	var n int
+	for try := 0; try < 3; try++ {
+		u.Write([]byte("time?"))
+		u.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, err = u.Read(buf); err == nil {
+			break
+		}
+	}
+	if err != nil || !daytimeRE.Match(buf[:n]) {
+		t.Errorf("daytime over UDP = %q, %v; want a date like RFC 867's", buf[:n], err)
+	}
+	c = dialIn(t, ns, "tcp", addrPort(stackV4, services.PortChargen))
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	lines := make([]byte, 2*74)
+	if _, err := io.ReadFull(c, lines); err != nil {
+		t.Fatalf("chargen: %v", err)
+	}
+	// RFC 864: 72 printable characters from ' ' on, then from '!' on.
+	want := ` !"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_` + "`abcdefg\r\n" +
+		`!"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_` + "`abcdefgh\r\n"
+	if string(lines) != want {
+		t.Errorf("chargen's first lines = %q, want %q", lines, want)
 	}
 }
 
