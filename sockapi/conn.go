@@ -21,6 +21,21 @@ func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
 	if err != nil {
 		return err
 	}
+	if sk.stream() && sk.finished() {
+		// A connection that has ended leaves the socket in TCP_CLOSE
+		// with its port released, unless bind chose it
+		// (SOCK_BINDPORT_LOCK): Linux lets it bind again. gVisor's
+		// endpoint stays bound, so the socket gets a fresh one.
+		sk.mu.Lock()
+		explicit := sk.hasBound
+		sk.mu.Unlock()
+		if explicit {
+			return unix.EINVAL
+		}
+		if err := sk.renew(); err != nil {
+			return err
+		}
+	}
 	if err := errnoOf(sk.ep().Bind(fa)); err != nil {
 		return err
 	}
@@ -195,6 +210,16 @@ func (s *Sockets) Getsockname(fd int) (unix.Sockaddr, error) {
 	if terr != nil {
 		return nil, errnoOf(terr)
 	}
+	if fa.Addr.Len() == 0 && sk.family == unix.AF_INET6 {
+		// Bound to ::ffff:0.0.0.0, which Linux reports as given;
+		// gVisor keeps it as the IPv4 wildcard.
+		sk.mu.Lock()
+		b, bound := sk.bound.Addr, sk.hasBound
+		sk.mu.Unlock()
+		if bound && b.Len() == 16 && isV4Mapped(b.As16()) {
+			fa.Addr = b
+		}
+	}
 	return sk.sockaddr(fa), nil
 }
 
@@ -226,6 +251,16 @@ func (sk *socket) connectedForShutdown() bool {
 	}
 	_, terr := sk.ep().GetRemoteAddress()
 	return terr == nil
+}
+
+// finished reports whether sk's TCP connection has ended (Linux's
+// TCP_CLOSE after a connection).
+func (sk *socket) finished() bool {
+	switch tcp.EndpointState(sk.ep().State()) {
+	case tcp.StateClose, tcp.StateTimeWait, tcp.StateError:
+		return true
+	}
+	return false
 }
 
 // connecting reports whether a TCP handshake sk started is under way.
