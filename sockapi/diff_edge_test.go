@@ -144,11 +144,11 @@ func edgeScenarios() []scenario {
 			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, ln, unix.EPOLLIN|unix.EPOLLET)
 			a := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Connect(a, addr)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.EpollWait(ep, 4, 0)
 			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Connect(b, addr)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.Accept(ln)
 			r.Accept(ln)
 		}),
@@ -242,12 +242,12 @@ func inProgressScenarios() []scenario {
 			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLET)
 			r.Sendto(a, []byte("1"), 0, ba)
 			r.Sendto(a, []byte("2"), 0, ba)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.Recv(b, 4, 0)
 			r.EpollWait(ep, 4, 0) // still readable, but no new edge
 			r.Recv(b, 4, 0)
 			r.Sendto(a, []byte("3"), 0, ba)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 		}),
 		sc("epoll/edge-triggered-writable-once", func(r *rec) {
 			ep := r.EpollCreate1(0)
@@ -317,8 +317,8 @@ func moreReadinessScenarios() []scenario {
 			r.EpollCtl(e1, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN)
 			r.EpollCtl(e2, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLET)
 			r.Sendto(a, []byte("x"), 0, ba)
-			r.EpollWait(e1, 4, 2000)
-			r.EpollWait(e2, 4, 2000)
+			r.EpollWait(e1, 4, 5000)
+			r.EpollWait(e2, 4, 5000)
 			r.EpollWait(e1, 4, 0)
 			r.EpollWait(e2, 4, 0)
 		}),
@@ -328,7 +328,7 @@ func moreReadinessScenarios() []scenario {
 			b, ba := r.udp(v4)
 			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLET|unix.EPOLLONESHOT)
 			r.Sendto(a, []byte("1"), 0, ba)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.Sendto(a, []byte("2"), 0, ba)
 			settle()
 			r.EpollWait(ep, 4, 0)

@@ -378,11 +378,11 @@ func (r *rec) Poll(timeout int, reqs ...pq) []int16 {
 	return revs
 }
 
-// waitFor polls fd until every event of want is reported, for up to two
+// waitFor polls fd until every event of want is reported, for up to five
 // seconds, and logs only whether that happened: how long it took is the
 // one thing allowed to differ.
 func (r *rec) waitFor(fd int, want int16) bool {
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: want}}
 		_, err := r.api.Poll(pfd, 20)
