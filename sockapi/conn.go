@@ -130,6 +130,17 @@ func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
 		return err
 	}
 	if !sk.stream() {
+		if sk.proto != unix.IPPROTO_UDP {
+			if cur, terr := sk.ep().GetRemoteAddress(); terr == nil && cur.Addr == fa.Addr {
+				// Connecting a ping socket again to the same host:
+				// gVisor's ICMP endpoint registers the same identity
+				// twice and says EADDRINUSE; only the port changes.
+				sk.mu.Lock()
+				sk.pingPeerPort = fa.Port
+				sk.mu.Unlock()
+				return nil
+			}
+		}
 		err := sk.connectErrno(sk.ep().Connect(fa))
 		if err == nil && sk.proto != unix.IPPROTO_UDP {
 			// A ping socket reports the port it was connected with
@@ -240,6 +251,11 @@ func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
 		sk.mu.Lock()
 		fa.Port = sk.pingPeerPort
 		sk.mu.Unlock()
+		if fa.Port == 0 {
+			// inet_getname: no destination port is no peer, and a
+			// ping socket connected with port 0 has none.
+			return nil, unix.ENOTCONN
+		}
 	}
 	return sk.sockaddr(fa), nil
 }
