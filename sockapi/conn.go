@@ -61,7 +61,19 @@ func (s *Sockets) Listen(fd int, backlog int) error {
 	}
 	// Linux queues backlog+1 connections (sk_acceptq_is_full compares
 	// with >), gVisor backlog: listen(fd, 0) must still take one.
-	return errnoOf(sk.ep().Listen(backlog + 1))
+	terr := sk.ep().Listen(backlog + 1)
+	if _, ok := terr.(*tcpip.ErrInvalidEndpointState); ok && sk.ep().SocketOptions().GetAcceptConn() {
+		// Listening again with a backlog below the connections already
+		// queued: Linux keeps them and takes no more until the queue
+		// drains below the new limit; gVisor refuses to shrink. Use the
+		// smallest doubling of the new limit that holds the queue.
+		for b := 2 * (backlog + 1); b <= 2*(somaxconn+1); b *= 2 {
+			if terr = sk.ep().Listen(b); terr == nil {
+				break
+			}
+		}
+	}
+	return errnoOf(terr)
 }
 
 // Accept is Accept4 with no flags.
