@@ -61,7 +61,19 @@ func (s *Sockets) Listen(fd int, backlog int) error {
 	}
 	// Linux queues backlog+1 connections (sk_acceptq_is_full compares
 	// with >), gVisor backlog: listen(fd, 0) must still take one.
-	return errnoOf(sk.ep().Listen(backlog + 1))
+	terr := sk.ep().Listen(backlog + 1)
+	if _, ok := terr.(*tcpip.ErrInvalidEndpointState); ok && sk.ep().SocketOptions().GetAcceptConn() {
+		// Listening again with a backlog below the connections already
+		// queued: Linux keeps them and takes no more until the queue
+		// drains below the new limit; gVisor refuses to shrink. Use the
+		// smallest doubling of the new limit that holds the queue.
+		for b := 2 * (backlog + 1); b <= 2*(somaxconn+1); b *= 2 {
+			if terr = sk.ep().Listen(b); terr == nil {
+				break
+			}
+		}
+	}
+	return errnoOf(terr)
 }
 
 // Accept is Accept4 with no flags.
@@ -130,6 +142,17 @@ func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
 		return err
 	}
 	if !sk.stream() {
+		if sk.proto != unix.IPPROTO_UDP {
+			if cur, terr := sk.ep().GetRemoteAddress(); terr == nil && cur.Addr == fa.Addr {
+				// Connecting a ping socket again to the same host:
+				// gVisor's ICMP endpoint registers the same identity
+				// twice and says EADDRINUSE; only the port changes.
+				sk.mu.Lock()
+				sk.pingPeerPort = fa.Port
+				sk.mu.Unlock()
+				return nil
+			}
+		}
 		err := sk.connectErrno(sk.ep().Connect(fa))
 		if err == nil && sk.proto != unix.IPPROTO_UDP {
 			// A ping socket reports the port it was connected with
@@ -240,6 +263,11 @@ func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
 		sk.mu.Lock()
 		fa.Port = sk.pingPeerPort
 		sk.mu.Unlock()
+		if fa.Port == 0 {
+			// inet_getname: no destination port is no peer, and a
+			// ping socket connected with port 0 has none.
+			return nil, unix.ENOTCONN
+		}
 	}
 	return sk.sockaddr(fa), nil
 }

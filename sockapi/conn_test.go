@@ -356,3 +356,25 @@ func TestAcceptInheritsOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestListenAgainSmaller: listening again with a backlog below the queued
+// connections succeeds on Linux and keeps them.
+func TestListenAgainSmaller(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	l, addr := listener(t, s, unix.AF_INET)
+	for i := 0; i < 3; i++ {
+		c := mustSocket(t, s, unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err := s.Connect(c, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Listen(l, 1); err != nil {
+		t.Errorf("Listen(3 queued, backlog 1) = %v, want nil", err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, _, err := s.Accept(l); err != nil {
+			t.Errorf("Accept #%d after Listen again = %v", i+1, err)
+		}
+	}
+}

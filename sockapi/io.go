@@ -233,12 +233,6 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 			if sk.proto != unix.IPPROTO_UDP {
 				fa.Port = 0 // ping sockets ignore the port (ping_v4_sendmsg)
 			}
-			if isLimitedBroadcast(fa.Addr) && !sk.ep().SocketOptions().GetBroadcast() {
-				// Linux refuses a broadcast route without SO_BROADCAST
-				// (EACCES) whatever the routes; gVisor looks for a route
-				// to 255.255.255.255 first and may say ENETUNREACH.
-				return -1, unix.EACCES
-			}
 			w.opts.To = &fa
 		}
 		// gVisor's datagram endpoints refuse MSG_MORE (EINVAL); UDP

@@ -85,19 +85,6 @@ func isV4Mapped(a [16]byte) bool {
 	return a[10] == 0xff && a[11] == 0xff && [10]byte(a[:10]) == [10]byte{}
 }
 
-// isLimitedBroadcast reports whether a is 255.255.255.255, plain or
-// v4-mapped.
-func isLimitedBroadcast(a tcpip.Address) bool {
-	switch a.Len() {
-	case 4:
-		return a.As4() == [4]byte{255, 255, 255, 255}
-	case 16:
-		b := a.As16()
-		return isV4Mapped(b) && [4]byte(b[12:]) == [4]byte{255, 255, 255, 255}
-	}
-	return false
-}
-
 func addr4(b [4]byte) tcpip.Address {
 	if b == ([4]byte{}) {
 		return tcpip.Address{}

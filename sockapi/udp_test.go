@@ -130,7 +130,7 @@ func TestUDPBroadcast(t *testing.T) {
 	ch := channel.New(16, 1500, "\x02\x00\x00\x00\x00\x01")
 	st, err := stack.New(stack.Config{NICs: []stack.NICConfig{{
 		Endpoint: ch, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")},
-	}}})
+	}}, Routes: []stack.Route{{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.9.0.254"), NIC: "eth2"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +148,19 @@ func TestUDPBroadcast(t *testing.T) {
 	if pkt := ch.Read(); pkt == nil {
 		t.Errorf("no broadcast packet left the NIC")
 	} else {
+		pkt.DecRef()
+	}
+	// The limited broadcast address, routed by the default route.
+	u := mustSocket(t, s, unix.AF_INET, unix.SOCK_DGRAM, 0)
+	all := &unix.SockaddrInet4{Port: 9, Addr: [4]byte{255, 255, 255, 255}}
+	if err := s.Sendto(u, []byte("x"), 0, all); err != unix.EACCES {
+		t.Errorf("Sendto(255.255.255.255, no SO_BROADCAST) = %v, want EACCES", err)
+	}
+	s.SetsockoptInt(u, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
+	if err := s.Sendto(u, []byte("x"), 0, all); err != nil {
+		t.Errorf("Sendto(255.255.255.255, SO_BROADCAST) = %v, want nil", err)
+	}
+	for pkt := ch.Read(); pkt != nil; pkt = ch.Read() {
 		pkt.DecRef()
 	}
 }
@@ -184,6 +197,15 @@ func TestPing(t *testing.T) {
 			}
 			if err := s.Connect(fd, tc.dst); err != nil {
 				t.Fatalf("Connect = %v", err)
+			}
+			if tc.af == unix.AF_INET {
+				if err := s.Connect(fd, loop4(0)); err != nil {
+					t.Errorf("Connect(ping socket, again, port 0) = %v", err)
+				}
+				if _, err := s.Getpeername(fd); err != unix.ENOTCONN {
+					t.Errorf("Getpeername(ping socket connected to port 0) = %v, want ENOTCONN", err)
+				}
+				s.Connect(fd, tc.dst)
 			}
 			if p, err := s.Getpeername(fd); err != nil || portOf(p) != 77 {
 				t.Errorf("Getpeername(ping socket connected to port 77) = %+v, %v, want port 77 (inet_dport)", p, err)
