@@ -62,10 +62,7 @@ var knownDifferences = map[string]string{
 // implementation because of bugs not yet fixed there. They are not
 // accepted differences: each is a bug to fix, and the entry goes once it
 // passes (the test logs when one does).
-var knownUserspaceFailures = map[string]string{
-	"icmp/connected-getpeername": "sockcore: getpeername on a connected ping socket returns the address; " +
-		"Linux says ENOTCONN because a ping socket's peer port is 0 (inet_getname)",
-}
+var knownUserspaceFailures = map[string]string{}
 
 func allScenarios() []scenario {
 	var all []scenario
