@@ -78,6 +78,7 @@ func allScenarios() []scenario {
 }
 
 func TestDiffScenarioNamesUnique(t *testing.T) {
+	leakcheck.Check(t)
 	seen := map[string]bool{}
 	for _, scn := range allScenarios() {
 		if seen[scn.name] {
