@@ -46,6 +46,10 @@ func (s *Sockets) connectStream(fe *fdEntry, sk *socket, fa tcpip.FullAddress, w
 			return unix.ECONNABORTED // sock_error() ?: -ECONNABORTED
 		}
 	}
+	if sk.family == unix.AF_INET6 && sk.tosDiffer() {
+		// A v4-mapped peer is sent to with IP_TOS, from the SYN on.
+		sk.applyTOSFor(fa.Addr.Len() == 16 && isV4Mapped(fa.Addr.As16()))
+	}
 	terr := sk.ep().Connect(fa)
 	_, started := terr.(*tcpip.ErrConnectStarted)
 	_, already := terr.(*tcpip.ErrAlreadyConnecting)
@@ -130,6 +134,7 @@ func (sk *socket) renew() error {
 	}
 	old.Close()
 	sk.epp.Store(&nep)
+	sk.applyTOS()
 	sk.errReported.Store(false)
 	sk.disconnected.Store(false)
 	sk.shut.Store(0)
