@@ -158,5 +158,14 @@ func sockcoreScenarios() []scenario {
 		r.SetInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT, -1)
 		r.GetInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT)
 	})...)
+	out = append(out, both("sockcore/struct-option-mixups", func(r *rec, f fam) {
+		// A timeval given for SO_LINGER is read as a struct linger, and
+		// for an int option as its first four bytes.
+		c := r.Socket(f.domain, unix.SOCK_STREAM, 0)
+		r.SetTimevalRaw(c, unix.SOL_SOCKET, unix.SO_LINGER, unix.Timeval{Sec: 1 | 7<<32})
+		r.GetInt(c, unix.SOL_SOCKET, unix.SO_LINGER)
+		r.SetTimevalRaw(c, unix.IPPROTO_TCP, unix.TCP_NODELAY, unix.Timeval{Sec: 1})
+		r.GetInt(c, unix.IPPROTO_TCP, unix.TCP_NODELAY)
+	})...)
 	return out
 }
