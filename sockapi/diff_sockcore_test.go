@@ -158,6 +158,20 @@ func sockcoreScenarios() []scenario {
 		r.SetInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT, -1)
 		r.GetInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT)
 	})...)
+	out = append(out, both("sockcore/relisten-after-shut-rd", func(r *rec, f fam) {
+		// SHUT_RD stops a listener and releases its (ephemeral) port;
+		// listening again takes a new one.
+		ln, addr := r.listener(f)
+		r.Shutdown(ln, unix.SHUT_RD)
+		r.GetInt(ln, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		r.Listen(ln, 4)
+		r.GetInt(ln, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		r.Getsockname(ln)
+		c := r.Socket(f.domain, unix.SOCK_STREAM, 0)
+		r.Connect(c, addr)
+		r.SetNonblock(ln, true)
+		r.Accept(ln)
+	})...)
 	out = append(out, both("sockcore/struct-option-mixups", func(r *rec, f fam) {
 		// A timeval given for SO_LINGER is read as a struct linger, and
 		// for an int option as its first four bytes.
