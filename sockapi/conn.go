@@ -216,6 +216,12 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 		return errnoOf(terr)
 	}
 	sk.noteShutdown(how)
+	if !sk.stream() && !sk.connectedForShutdown() {
+		// An unconnected datagram socket is in TCP_CLOSE: ENOTCONN
+		// (with the shutdown still recorded), even when bound, where
+		// gVisor's ICMP endpoint accepts it.
+		return unix.ENOTCONN
+	}
 	if flags&tcpip.ShutdownRead != 0 && sk.connectedForShutdown() {
 		// Linux's SHUT_RD on a connection only makes reads return end
 		// of file once the queue is empty: data the peer still sends

@@ -172,6 +172,12 @@ func sockcoreScenarios() []scenario {
 		r.SetNonblock(ln, true)
 		r.Accept(ln)
 	})...)
+	out = append(out, scenario{name: "sockcore/ping-shutdown-unconnected", ping: true, run: func(r *rec) {
+		p := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+		r.Bind(p, sa4(127, 0, 0, 1, 0))
+		r.Shutdown(p, unix.SHUT_RD)
+		r.Recvfrom(p, 10, unix.MSG_DONTWAIT)
+	}})
 	out = append(out, both("sockcore/struct-option-mixups", func(r *rec, f fam) {
 		// A timeval given for SO_LINGER is read as a struct linger, and
 		// for an int option as its first four bytes.
