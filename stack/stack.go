@@ -27,7 +27,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
@@ -94,7 +93,8 @@ func New(cfg Config) (*Stack, error) {
 		s: gstack.New(gstack.Options{
 			NetworkProtocols: []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
 			TransportProtocols: []gstack.TransportProtocolFactory{
-				tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6,
+				newTCPProtocol(orInt(cfg.TCP.Processors, defaultProcessors)),
+				udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6,
 			},
 			// Packets between two of the stack's own addresses never leave
 			// it, as on Linux where they cross lo.
