@@ -259,3 +259,152 @@ func TestV4MappedOnDualStack(t *testing.T) {
 		t.Errorf("Getsockname(accepted) = %+v, want ::ffff:127.0.0.1", loc)
 	}
 }
+
+// TestShutdownReadKeepsData: after SHUT_RD, Linux still queues what the
+// peer sends and reads return it before end of file; SHUT_RDWR with
+// unread data sends a FIN, not a reset.
+func TestShutdownReadKeepsData(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	c, srv := tcpPair(t, s, unix.AF_INET)
+	if err := s.Shutdown(srv, unix.SHUT_RD); err != nil {
+		t.Fatalf("Shutdown(SHUT_RD) = %v", err)
+	}
+	buf := make([]byte, 10)
+	if n, err := s.Read(srv, buf); n != 0 || err != nil {
+		t.Errorf("Read(after SHUT_RD, nothing queued) = %d, %v, want 0 (EOF)", n, err)
+	}
+	s.Write(c, []byte("late"))
+	time.Sleep(20 * time.Millisecond)
+	if n, err := s.Read(srv, buf); n != 4 || err != nil || string(buf[:4]) != "late" {
+		t.Errorf("Read(after SHUT_RD, data sent later) = %d %q, %v, want 4 late", n, buf[:n], err)
+	}
+	s.Write(c, []byte("unread"))
+	time.Sleep(20 * time.Millisecond)
+	if err := s.Shutdown(srv, unix.SHUT_RDWR); err != nil {
+		t.Fatalf("Shutdown(SHUT_RDWR) = %v", err)
+	}
+	s.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
+	if n, err := s.Read(c, buf); n != 0 || err != nil {
+		t.Errorf("Read(peer SHUT_RDWR with unread data) = %d, %v, want 0 (FIN, no reset)", n, err)
+	}
+}
+
+// TestShutdownWhileConnecting: Linux's tcp_disconnect aborts the attempt,
+// reports ECONNRESET once, and leaves the socket free to connect again.
+func TestShutdownWhileConnecting(t *testing.T) {
+	leakcheck.Check(t)
+	s := blackHole(t)
+	dst := &unix.SockaddrInet4{Port: 80, Addr: [4]byte{10, 9, 0, 2}}
+	fd := mustSocket(t, s, unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+	if err := s.Connect(fd, dst); err != unix.EINPROGRESS {
+		t.Fatalf("Connect = %v, want EINPROGRESS", err)
+	}
+	if err := s.Shutdown(fd, unix.SHUT_WR); err != nil {
+		t.Fatalf("Shutdown(connecting) = %v", err)
+	}
+	_, sk, _ := s.sock(fd)
+	if r := readyString(sk.Readiness(allEvents)); r != "OUT ERR HUP" {
+		t.Errorf("Readiness after disconnect = %q, want OUT ERR HUP", r)
+	}
+	if v, _ := s.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); v != int(unix.ECONNRESET) {
+		t.Errorf("SO_ERROR = %d, want ECONNRESET", v)
+	}
+	if err := s.Connect(fd, dst); err != unix.EINPROGRESS {
+		t.Errorf("Connect again = %v, want EINPROGRESS (a new attempt)", err)
+	}
+}
+
+// TestAcceptInheritsOptions: the accepted socket starts with the options
+// set on its listener, as sk_clone copies them on Linux.
+func TestAcceptInheritsOptions(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	l, addr := listener(t, s, unix.AF_INET6)
+	set := []struct{ level, opt, v, want int }{
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1, 1},
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 77, 77},
+		{unix.SOL_SOCKET, unix.SO_RCVBUF, 100000, 200000},
+		{unix.IPPROTO_IP, unix.IP_TOS, 0x20, 0x20},
+		{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 9, 9},
+		{unix.SOL_SOCKET, unix.SO_PRIORITY, 3, 3},
+	}
+	for _, o := range set {
+		if err := s.SetsockoptInt(l, o.level, o.opt, o.v); err != nil {
+			t.Fatalf("SetsockoptInt(listener, %d, %d, %d) = %v", o.level, o.opt, o.v, err)
+		}
+	}
+	s.SetsockoptLinger(l, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 3})
+	s.SetsockoptTimeval(l, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &unix.Timeval{Sec: 5})
+	c := mustSocket(t, s, unix.AF_INET6, unix.SOCK_STREAM, 0)
+	if err := s.Connect(c, addr); err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := s.Accept(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range set {
+		if v, err := s.GetsockoptInt(a, o.level, o.opt); v != o.want || err != nil {
+			t.Errorf("GetsockoptInt(accepted, %d, %d) = %d, %v, want %d", o.level, o.opt, v, err, o.want)
+		}
+	}
+	for _, o := range []struct{ opt, want int }{{unix.SO_LINGER, 1}, {unix.SO_SNDTIMEO, 5}} {
+		if v, _ := s.GetsockoptInt(a, unix.SOL_SOCKET, o.opt); v != o.want {
+			t.Errorf("GetsockoptInt(accepted, SOL_SOCKET, %d) = %d, want %d", o.opt, v, o.want)
+		}
+	}
+}
+
+// TestListenAgainSmaller: listening again with a backlog below the queued
+// connections succeeds on Linux and keeps them.
+func TestListenAgainSmaller(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	l, addr := listener(t, s, unix.AF_INET)
+	for i := 0; i < 3; i++ {
+		c := mustSocket(t, s, unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err := s.Connect(c, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Listen(l, 1); err != nil {
+		t.Errorf("Listen(3 queued, backlog 1) = %v, want nil", err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, _, err := s.Accept(l); err != nil {
+			t.Errorf("Accept #%d after Listen again = %v", i+1, err)
+		}
+	}
+}
+
+// TestBlockedWriterWokenByReset: a writer blocked on a full window
+// returns when the peer resets the connection, with the bytes it sent
+// or the reset's errno.
+func TestBlockedWriterWokenByReset(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	c, srv := tcpPair(t, s, unix.AF_INET)
+	s.SetsockoptInt(srv, unix.SOL_SOCKET, unix.SO_RCVBUF, 1)
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := s.Write(c, make([]byte, 64<<20))
+		done <- result{n, err}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	s.SetsockoptLinger(srv, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+	s.Close(srv)
+	select {
+	case r := <-done:
+		if !(r.n > 0 && r.err == nil) && r.err != unix.ECONNRESET && r.err != unix.EPIPE {
+			t.Errorf("Write blocked when the peer reset = %d, %v, want a partial count, ECONNRESET or EPIPE", r.n, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a blocked Write was not woken by the peer's reset")
+	}
+}

@@ -69,12 +69,12 @@ func (s *Sockets) recvfrom(fd int, p []byte, flags int, wo waitOpts) (int, unix.
 		// Datagram protocols ignore the flag.
 		return -1, nil, unix.EINVAL
 	}
-	r := reader{sk: sk, p: p, flags: flags}
+	r := reader{sk: sk, p: p, flags: flags, nonblock: fe.nonblocking() || flags&unix.MSG_DONTWAIT != 0}
 	try := r.stream
 	if !sk.stream() {
 		try = r.datagram
 	}
-	if fe.nonblocking() || flags&unix.MSG_DONTWAIT != 0 {
+	if r.nonblock {
 		err = try()
 	} else {
 		rcv, _ := sk.timeouts()
@@ -88,9 +88,10 @@ func (s *Sockets) recvfrom(fd int, p []byte, flags int, wo waitOpts) (int, unix.
 
 // reader is one recvfrom call in progress; its methods are block's try.
 type reader struct {
-	sk    *socket
-	p     []byte
-	flags int
+	sk       *socket
+	p        []byte
+	flags    int
+	nonblock bool // O_NONBLOCK or MSG_DONTWAIT
 
 	n    int           // bytes read (or, with MSG_TRUNC, the real length)
 	from unix.Sockaddr // datagram source
@@ -101,7 +102,12 @@ type reader struct {
 // data, or short of len(p) with MSG_WAITALL.
 func (r *reader) stream() error {
 	peek := r.flags&unix.MSG_PEEK != 0
-	waitall := r.flags&unix.MSG_WAITALL != 0
+	// sock_rcvlowat: wait for len(p) bytes with MSG_WAITALL, else for
+	// SO_RCVLOWAT of them (1 unless set), never more than len(p).
+	target := len(r.p)
+	if r.flags&unix.MSG_WAITALL == 0 {
+		target = min(r.sk.rcvLowat(), len(r.p))
+	}
 	if peek {
 		// Peeking starts again at the head of the queue each time.
 		r.n = 0
@@ -126,17 +132,17 @@ func (r *reader) stream() error {
 			}
 			return unix.EFAULT
 		case *tcpip.ErrWouldBlock:
-			if r.n > 0 && !waitall {
-				return nil
+			if r.n > 0 && r.n >= target || r.sk.shut.Load()&shutRD != 0 {
+				return nil // enough, or shut down for reading: end of file
 			}
-			return unix.EAGAIN
+			return unix.EAGAIN // a non-blocking caller returns r.n if > 0
 		default:
 			if r.n > 0 {
 				return nil // Linux returns the bytes; the error comes next
 			}
 			return r.sk.asyncErrno(terr)
 		}
-		if !waitall || r.n >= len(r.p) {
+		if r.n >= target {
 			return nil
 		}
 		if peek || res.Count == 0 {
@@ -162,6 +168,15 @@ func (r *reader) datagram() error {
 	case *tcpip.ErrClosedForReceive:
 		r.n = 0 // shut down for reading: end of file
 		return nil
+	case *tcpip.ErrWouldBlock:
+		if r.sk.shut.Load()&shutRD != 0 && !r.nonblock {
+			// __skb_wait_for_more_packets: a blocking read of an
+			// empty queue shut for reading is end of file; a
+			// non-blocking one never gets that far (EAGAIN).
+			r.n = 0
+			return nil
+		}
+		return unix.EAGAIN
 	default:
 		return errnoOf(terr)
 	}
@@ -218,13 +233,20 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 			if sk.proto != unix.IPPROTO_UDP {
 				fa.Port = 0 // ping sockets ignore the port (ping_v4_sendmsg)
 			}
-			if isLimitedBroadcast(fa.Addr) && !sk.ep().SocketOptions().GetBroadcast() {
-				// Linux refuses a broadcast route without SO_BROADCAST
-				// (EACCES) whatever the routes; gVisor looks for a route
-				// to 255.255.255.255 first and may say ENETUNREACH.
-				return -1, unix.EACCES
-			}
 			w.opts.To = &fa
+		}
+		// gVisor's datagram endpoints refuse MSG_MORE (EINVAL); UDP
+		// corks in sockapi instead, ping sockets send at once.
+		w.opts.More = false
+		if sk.proto == unix.IPPROTO_UDP {
+			var held bool
+			w.p, w.opts.To, held, err = sk.cork(p, w.opts.To, flags&unix.MSG_MORE != 0)
+			if err != nil {
+				return -1, err
+			}
+			if held {
+				return len(p), nil
+			}
 		}
 	}
 	nonblock := fe.nonblocking() || flags&unix.MSG_DONTWAIT != 0
@@ -237,7 +259,52 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 	if err != nil && !(w.n > 0 && sk.stream()) {
 		return -1, err
 	}
+	if !sk.stream() {
+		return len(p), nil // a flushed cork counts only this call's bytes
+	}
 	return w.n, nil
+}
+
+// cork gathers the data of UDP sends made with MSG_MORE into one
+// datagram, sent by the first send without it, as udp_sendmsg does: the
+// first corked send fixes the destination (later ones' are ignored), and
+// a datagram grown past the maximum is dropped whole with EMSGSIZE. It
+// returns what to send now and where, or held when the data was kept.
+func (sk *socket) cork(p []byte, to *tcpip.FullAddress, more bool) (payload []byte, dst *tcpip.FullAddress, held bool, err error) {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	more = more || sk.udpCork
+	if !sk.corked {
+		if !more {
+			return p, to, false, nil
+		}
+		if to == nil {
+			if _, terr := sk.ep().GetRemoteAddress(); terr != nil {
+				return nil, nil, false, unix.EDESTADDRREQ
+			}
+		}
+		sk.corked, sk.corkTo = true, to
+	}
+	if len(sk.corkBuf)+len(p) > sk.maxDatagram() {
+		sk.corked, sk.corkBuf, sk.corkTo = false, nil, nil
+		return nil, nil, false, unix.EMSGSIZE
+	}
+	sk.corkBuf = append(sk.corkBuf, p...)
+	if more {
+		return nil, nil, true, nil
+	}
+	payload, dst = sk.corkBuf, sk.corkTo
+	sk.corked, sk.corkBuf, sk.corkTo = false, nil, nil
+	return payload, dst, false, nil
+}
+
+// maxDatagram is the largest UDP payload: 65535 less the UDP header and,
+// over IPv4, the IP header.
+func (sk *socket) maxDatagram() int {
+	if sk.family == unix.AF_INET {
+		return 65507
+	}
+	return 65527
 }
 
 // writer is one sendto call in progress; its methods are block's try.

@@ -43,6 +43,13 @@ func TestSetGetsockoptInt(t *testing.T) {
 		{"SO_SNDLOWAT read-only", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_SNDLOWAT, 1, unix.ENOPROTOOPT, 1, nil},
 		{"SO_LINGER as int", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_LINGER, 1, unix.EINVAL, 0, nil},
 		{"SO_RCVTIMEO as int", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_RCVTIMEO, 1, unix.EINVAL, 0, nil},
+		{"SO_DEBUG", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_DEBUG, 5, nil, 1, nil},
+		{"SO_OOBINLINE", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_OOBINLINE, 1, nil, 1, nil},
+		{"SO_PRIORITY", unix.AF_INET6, unix.SOCK_DGRAM, unix.SOL_SOCKET, unix.SO_PRIORITY, 5, nil, 5, nil},
+		{"TCP_INFO state of a new socket", unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_TCP, unix.TCP_INFO, noSet, nil, 7, nil},
+		{"UDP_CORK", unix.AF_INET, unix.SOCK_DGRAM, unix.SOL_UDP, unix.UDP_CORK, 1, nil, 1, nil},
+		{"SOL_UDP unknown", unix.AF_INET, unix.SOCK_DGRAM, unix.SOL_UDP, 999, 1, unix.ENOPROTOOPT, -1, unix.ENOPROTOOPT},
+		{"UDP_CORK on tcp", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_UDP, unix.UDP_CORK, 1, unix.ENOPROTOOPT, -1, unix.EOPNOTSUPP},
 		{"SOL_SOCKET unknown", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, 999, 1, unix.ENOPROTOOPT, -1, unix.ENOPROTOOPT},
 		{"TCP_NODELAY", unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_TCP, unix.TCP_NODELAY, 5, nil, 1, nil},
 		{"TCP_NODELAY default", unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_TCP, unix.TCP_NODELAY, noSet, nil, 0, nil},
@@ -216,5 +223,86 @@ func TestFcntl(t *testing.T) {
 	}
 	if _, err := s.Fcntl(77, unix.F_GETFL, 0); err != unix.EBADF {
 		t.Errorf("Fcntl(bad fd) = %v, want EBADF", err)
+	}
+}
+
+// TestRcvlowat: with SO_RCVLOWAT 5 and 3 bytes queued, the socket is not
+// readable, a non-blocking read takes the 3, and a blocking read waits
+// for 5 (values measured on Linux 6.x).
+func TestRcvlowat(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	c, srv := tcpPair(t, s, unix.AF_INET)
+	for _, tc := range []struct{ set, want int }{{0, 1}, {-1, 16777216}, {5, 5}} {
+		if err := s.SetsockoptInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT, tc.set); err != nil {
+			t.Fatalf("SetsockoptInt(SO_RCVLOWAT, %d) = %v", tc.set, err)
+		}
+		if v, err := s.GetsockoptInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT); v != tc.want || err != nil {
+			t.Errorf("GetsockoptInt(SO_RCVLOWAT) after %d = %d, %v, want %d", tc.set, v, err, tc.want)
+		}
+	}
+	s.Write(srv, []byte("abc"))
+	time.Sleep(20 * time.Millisecond)
+	_, sk, _ := s.sock(c)
+	if r := sk.Readiness(allEvents); readyString(r) != "OUT" {
+		t.Errorf("Readiness with 3 of SO_RCVLOWAT 5 bytes = %q, want OUT", readyString(r))
+	}
+	buf := make([]byte, 10)
+	if n, err := s.Recv(c, buf, unix.MSG_DONTWAIT); n != 3 || err != nil {
+		t.Errorf("Recv(MSG_DONTWAIT) below SO_RCVLOWAT = %d, %v, want 3", n, err)
+	}
+	s.Write(srv, []byte("abc"))
+	go func() { time.Sleep(30 * time.Millisecond); s.Write(srv, []byte("defg")) }()
+	start := time.Now()
+	if n, err := s.Read(c, buf); n != 7 || err != nil || time.Since(start) < 20*time.Millisecond {
+		t.Errorf("Read with SO_RCVLOWAT 5 = %d, %v after %v, want 7 after the second write", n, err, time.Since(start))
+	}
+	u := mustSocket(t, s, unix.AF_INET, unix.SOCK_DGRAM, 0)
+	s.SetsockoptInt(u, unix.SOL_SOCKET, unix.SO_RCVLOWAT, -1)
+	if v, _ := s.GetsockoptInt(u, unix.SOL_SOCKET, unix.SO_RCVLOWAT); v != 0x7fffffff {
+		t.Errorf("GetsockoptInt(udp SO_RCVLOWAT) after -1 = %d, want INT_MAX", v)
+	}
+}
+
+// TestTimevalEdges: a negative tv_sec gives up at once (sock_set_timeout
+// stores a zero timeout), and tv_usec rounds up to the jiffy, so
+// {3, 999999} reads back as 4 seconds (measured, HZ=1000).
+func TestTimevalEdges(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	c, _ := tcpPair(t, s, unix.AF_INET)
+	s.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: -1})
+	if v, _ := s.GetsockoptInt(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO); v != 0 {
+		t.Errorf("GetsockoptInt(SO_RCVTIMEO) after {-1, 0} = %d, want 0", v)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := s.Read(c, make([]byte, 1)); done <- err }()
+	select {
+	case err := <-done:
+		if err != unix.EAGAIN {
+			t.Errorf("Read with SO_RCVTIMEO {-1, 0} = %v, want EAGAIN", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read with SO_RCVTIMEO {-1, 0} blocked")
+	}
+	s.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 3, Usec: 999999})
+	if v, _ := s.GetsockoptInt(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO); v != 4 {
+		t.Errorf("GetsockoptInt(SO_RCVTIMEO) after {3, 999999} = %d, want 4", v)
+	}
+}
+
+// TestTOSAndTClassApart: IP_TOS and IPV6_TCLASS are two values on Linux,
+// one byte in gVisor's TCP endpoint.
+func TestTOSAndTClassApart(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	fd := mustSocket(t, s, unix.AF_INET6, unix.SOCK_STREAM, 0)
+	s.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_TCLASS, 0x47)
+	s.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TOS, 0x10)
+	if v, _ := s.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_TCLASS); v != 0x44 {
+		t.Errorf("GetsockoptInt(IPV6_TCLASS) = %#x, want 0x44 (ECN bits dropped on TCP)", v)
+	}
+	if v, _ := s.GetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TOS); v != 0x10 {
+		t.Errorf("GetsockoptInt(IP_TOS) = %#x, want 0x10", v)
 	}
 }

@@ -30,6 +30,9 @@ type socket struct {
 
 	shut        atomic.Uint32 // shutRD|shutWR from Shutdown, for Readiness
 	errReported atomic.Bool   // a TCP asynchronous error has been returned (Readiness drops POLLERR)
+	// disconnected: shutdown(2) aborted a connect in progress, which
+	// Linux turns into an unconnected, closed socket (tcp_disconnect).
+	disconnected atomic.Bool
 
 	errMu   sync.Mutex
 	pending tcpip.Error // guarded by errMu: an error taken from ep early, for SO_ERROR
@@ -38,7 +41,23 @@ type socket struct {
 	rcvtimeo time.Duration // SO_RCVTIMEO; 0 blocks forever
 	sndtimeo time.Duration // SO_SNDTIMEO; 0 blocks forever
 	userMSS  int           // TCP_MAXSEG as set; 0 if never
-	ss       int           // ssUnconnected, ssConnecting or ssConnected (stream sockets)
+	rcvlowat int           // SO_RCVLOWAT as set; 0 means 1
+	ipTOS    int           // IP_TOS of a stream socket (see setTOS)
+	tclass   int           // IPV6_TCLASS of a stream socket
+	// pingPeerPort is the port a ping socket was connected with.
+	pingPeerPort uint16
+	// A UDP datagram being gathered from sends with MSG_MORE (cork).
+	corked  bool
+	corkBuf []byte
+	corkTo  *tcpip.FullAddress
+	udpCork bool // UDP_CORK: every send is corked until it is cleared
+	// stored holds options kept for programs to read back, with no
+	// effect here: SO_DEBUG, SO_OOBINLINE, SO_PRIORITY.
+	stored map[int]int
+	// setKeys lists the options (level<<16 | opt) a program has set, in
+	// order, for accepted sockets to inherit.
+	setKeys  []int
+	ss       int // ssUnconnected, ssConnecting or ssConnected (stream sockets)
 	bound    tcpip.FullAddress
 	hasBound bool // Bind succeeded with bound; renew binds again
 
