@@ -383,3 +383,67 @@ func moreReadinessScenarios() []scenario {
 		}),
 	}
 }
+
+// lateScenarios are corner cases of the lifecycle: listening again after
+// SHUT_RD, connecting a socket to itself, peeking for more than is there.
+func lateScenarios() []scenario {
+	return []scenario{
+		sc("listen/shut-rd-then-listen-again", func(r *rec) {
+			// SHUT_RD on a listener closes it (tcp_disconnect), and
+			// the port goes with it: listening again binds a new one.
+			ln, addr := r.listener(v4)
+			r.Shutdown(ln, unix.SHUT_RD)
+			r.GetInt(ln, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+			c := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Connect(c, addr)
+			r.Listen(ln, 4)
+			now := r.Getsockname(ln)
+			r.logf("same port: %v", saPort(now) == saPort(addr))
+			d := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Connect(d, now)
+			r.SetNonblock(ln, true)
+			r.waitFor(ln, unix.POLLIN)
+			r.Accept(ln)
+		}),
+		sc("connect/to-itself", func(r *rec) {
+			// Connecting a socket to its own address is a TCP
+			// simultaneous open with itself (RFC 793 3.4): it connects.
+			fd := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Bind(fd, v4.lo(0))
+			self := r.Getsockname(fd)
+			r.Connect(fd, self)
+			r.Getpeername(fd)
+			r.Write(fd, []byte("echo"))
+			r.Read(fd, 8)
+		}),
+		sc("stream/peek-waitall-with-timeout", func(r *rec) {
+			_, c, s := r.pair(v4)
+			r.SetTimeval(s, unix.SO_RCVTIMEO, 100*time.Millisecond)
+			r.Write(c, []byte("four"))
+			r.waitFor(s, unix.POLLIN)
+			r.Recv(s, 10, unix.MSG_PEEK|unix.MSG_WAITALL)
+			r.Read(s, 10)
+		}),
+		sc("bind/reuseport-one-side-only", func(r *rec) {
+			a := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.SetInt(a, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			r.Bind(a, v4.lo(0))
+			r.Listen(a, 1)
+			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Bind(b, r.Getsockname(a))
+		}),
+		sc("udp/connected-recv-after-peer-closed", func(r *rec) {
+			a, aa := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.Connect(a, ba)
+			r.Connect(b, aa)
+			r.Send(b, []byte("last"), 0)
+			r.Close(b)
+			r.waitFor(a, unix.POLLIN)
+			r.Recv(a, 8, 0)
+			r.Send(a, []byte("gone?"), 0)
+			r.waitFor(a, unix.POLLERR)
+			r.Recv(a, 8, unix.MSG_DONTWAIT)
+		}),
+	}
+}
