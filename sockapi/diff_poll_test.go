@@ -389,7 +389,7 @@ func fcntlScenarios() []scenario {
 		sc("fcntl/dupfd", func(r *rec) {
 			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 			if nfd := r.Fcntl(fd, unix.F_DUPFD_CLOEXEC, 0); nfd >= 0 {
-				r.open[nfd] = true // closed with the rest
+				r.keep(nfd) // closed with the rest
 			}
 		}),
 		sc("fcntl/setfl-ignores-access-mode", func(r *rec) {

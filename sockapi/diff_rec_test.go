@@ -29,11 +29,11 @@ type rec struct {
 	t   testing.TB
 	api API
 
-	mu    sync.Mutex // guards lines, read by the watchdog when a scenario hangs
+	mu    sync.Mutex // guards lines and open, read by the watchdog when a scenario hangs
 	lines []string
+	open  map[int]bool // descriptors to close when the scenario ends
 	fds   map[int]string
 	ports map[int]string
-	open  map[int]bool // descriptors to close when the scenario ends
 }
 
 func newRec(t testing.TB, api API) *rec {
@@ -53,17 +53,41 @@ func (r *rec) transcript() []string {
 	return append([]string(nil), r.lines...)
 }
 
-// closeAll closes, unlogged, every descriptor the scenario left open.
-func (r *rec) closeAll() {
+// openFDs returns the descriptors the scenario has open, in order.
+func (r *rec) openFDs() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	fds := make([]int, 0, len(r.open))
 	for fd := range r.open {
 		fds = append(fds, fd)
 	}
 	sort.Ints(fds)
-	for _, fd := range fds {
+	return fds
+}
+
+// closeAll closes, unlogged, every descriptor the scenario left open.
+func (r *rec) closeAll() {
+	for _, fd := range r.openFDs() {
 		r.api.Close(fd)
 	}
+	r.mu.Lock()
 	r.open = map[int]bool{}
+	r.mu.Unlock()
+}
+
+// shutdownAll shuts every open descriptor down, which wakes calls blocked
+// on them on Linux too (Close would not).
+func (r *rec) shutdownAll() {
+	for _, fd := range r.openFDs() {
+		r.api.Shutdown(fd, unix.SHUT_RDWR)
+	}
+}
+
+// keep marks fd as open, to be closed when the scenario ends.
+func (r *rec) keep(fd int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.open[fd] = true
 }
 
 // fd names a descriptor by first appearance.
@@ -151,7 +175,7 @@ func countOrErr(n int, err error) string {
 
 func (r *rec) track(fd int, err error) int {
 	if err == nil {
-		r.open[fd] = true
+		r.keep(fd)
 	}
 	return fd
 }
@@ -271,7 +295,9 @@ func (r *rec) Close(fd int) error {
 	err := r.api.Close(fd)
 	r.logf("close(%s) = %s", r.fd(fd), errs(err))
 	if err == nil {
+		r.mu.Lock()
 		delete(r.open, fd)
+		r.mu.Unlock()
 		// A closed number is free for reuse; it keeps its name, as both
 		// implementations hand out the lowest free number.
 	}

@@ -191,6 +191,14 @@ func runOn(t *testing.T, im impl, scn scenario) []string {
 			r.logf("PANIC: %v", p)
 		}
 	case <-time.After(10 * time.Second):
+		// Wake the blocked call (on Linux only shutdown does), so that
+		// its goroutine and descriptors do not outlive the test.
+		r.shutdownAll()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		r.closeAll()
 		t.Fatalf("%s: scenario hung for 10s after:\n%s", im.name, strings.Join(r.transcript(), "\n"))
 	}
 	r.closeAll()
