@@ -348,8 +348,7 @@ func (r *Relay) forwardReplies(fw *forwarder, gc *gonet.UDPConn, client netip.Ad
 		gc.SetReadDeadline(time.Now().Add(r.cfg.UDPIdleTimeout))
 		n, err := gc.Read(*bp)
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTimeout(err) {
 				r.c.udpExpired.Add(1)
 			}
 			return

@@ -145,7 +145,7 @@ func (r *Relay) echoReplies(f *echoFlow) {
 		f.sock.SetReadDeadline(time.Now().Add(r.cfg.UDPIdleTimeout))
 		n, err := f.sock.Read(buf)
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			if isTimeout(err) {
 				if time.Since(time.Unix(0, f.last.Load())) < r.cfg.UDPIdleTimeout {
 					continue
 				}

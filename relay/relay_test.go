@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -157,5 +158,181 @@ func TestTCPRefusedWithoutAllowHostLoopback(t *testing.T) {
 	}
 	if st := h.r.Stats(); st.Denied != 1 || st.TCPRelayed != 0 {
 		t.Errorf("Stats() = %+v, want 1 denied, none relayed", st)
+	}
+}
+
+// udpEcho runs a UDP echo server on addr until the test ends.
+func udpEcho(t *testing.T, network, addr string) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	t.Cleanup(func() { pc.Close(); <-done })
+	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// udpExchange sends msg from the namespace stack to dst and returns the
+// reply, or an error after a second.
+func (h *harness) udpExchange(t *testing.T, dst netip.AddrPort, msg string) (string, error) {
+	t.Helper()
+	fa, proto := full(dst)
+	c, err := gonet.DialUDP(h.ns.GVisor(), nil, &fa, proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 1500)
+	n, err := c.Read(buf)
+	return string(buf[:n]), err
+}
+
+func TestUDPRelay(t *testing.T) {
+	leakcheck.Check(t)
+	srv4 := udpEcho(t, "udp4", "127.0.0.1:0")
+	srv6 := udpEcho(t, "udp6", "[::1]:0")
+	h := newHarness(t, Config{AllowHostLoopback: true})
+	for _, dst := range []netip.AddrPort{
+		netip.AddrPortFrom(DefaultGateway4, srv4.Port()),
+		netip.AddrPortFrom(DefaultGateway6, srv6.Port()),
+	} {
+		if got, err := h.udpExchange(t, dst, "ping "+dst.String()); err != nil || got != "ping "+dst.String() {
+			t.Errorf("UDP exchange with %v = %q, %v; want the echo", dst, got, err)
+		}
+	}
+	if st := h.r.Stats(); st.UDPFlows != 2 {
+		t.Errorf("Stats().UDPFlows = %d, want 2", st.UDPFlows)
+	}
+}
+
+func TestDNSForwarder(t *testing.T) {
+	leakcheck.Check(t)
+	// An echo server stands in for the resolver: the forwarder relays
+	// datagrams and never looks inside them.
+	up := udpEcho(t, "udp4", "127.0.0.1:0")
+	h := newHarness(t, Config{DNSUpstreams: []netip.AddrPort{up}})
+	for _, dns := range []netip.Addr{DefaultDNS4, DefaultDNS6} {
+		dst := netip.AddrPortFrom(dns, 53)
+		if got, err := h.udpExchange(t, dst, "query"); err != nil || got != "query" {
+			t.Errorf("query to %v = %q, %v; want it answered by the upstream", dst, got, err)
+		}
+	}
+	// Other ports of the DNS address are closed: ICMP port unreachable.
+	if _, err := h.udpExchange(t, netip.AddrPortFrom(DefaultDNS4, 54), "x"); err == nil {
+		t.Errorf("datagram to %v:54 answered, want port unreachable", DefaultDNS4)
+	}
+	if st := h.r.Stats(); st.DNSQueries != 2 {
+		t.Errorf("Stats().DNSQueries = %d, want 2", st.DNSQueries)
+	}
+}
+
+func TestDeny(t *testing.T) {
+	leakcheck.Check(t)
+	h := newHarness(t, Config{Deny: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
+	if _, err := h.dial(t, "192.0.2.1:80"); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("dial denied 192.0.2.1:80 = %v, want connection refused", err)
+	}
+	if _, err := h.udpExchange(t, netip.MustParseAddrPort("192.0.2.1:53"), "x"); err == nil {
+		t.Errorf("UDP to denied 192.0.2.1:53 answered, want port unreachable")
+	}
+	if st := h.r.Stats(); st.Denied != 2 {
+		t.Errorf("Stats().Denied = %d, want 2", st.Denied)
+	}
+}
+
+func TestFlowLimit(t *testing.T) {
+	leakcheck.Check(t)
+	srv := echoServer(t, "tcp4", "127.0.0.1:0")
+	h := newHarness(t, Config{AllowHostLoopback: true, MaxFlows: 1})
+	dst := netip.AddrPortFrom(DefaultGateway4, srv.Port()).String()
+	c1, err := h.dial(t, dst)
+	if err != nil {
+		t.Fatalf("first dial = %v", err)
+	}
+	defer c1.Close()
+	if _, err := h.dial(t, dst); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("second dial at MaxFlows=1 = %v, want refused", err)
+	}
+	if st := h.r.Stats(); st.FlowLimitHits != 1 {
+		t.Errorf("Stats().FlowLimitHits = %d, want 1", st.FlowLimitHits)
+	}
+	c1.Close()
+	// The slot comes back once the first connection is gone.
+	deadline := time.Now().Add(5 * time.Second)
+	for h.r.Stats().TCPActive != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c3, err := h.dial(t, dst)
+	if err != nil {
+		t.Fatalf("dial after the first closed = %v, want success", err)
+	}
+	c3.Close()
+}
+
+func TestHalfCloseTimeout(t *testing.T) {
+	leakcheck.Check(t)
+	// A host server that reads to EOF and then never answers or closes.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, c)
+		held <- c
+	}()
+	h := newHarness(t, Config{AllowHostLoopback: true, HalfCloseTimeout: 200 * time.Millisecond})
+	c, err := h.dial(t, netip.AddrPortFrom(DefaultGateway4, ln.Addr().(*net.TCPAddr).AddrPort().Port()).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("request"))
+	c.CloseWrite()
+	hc := <-held
+	defer hc.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("read after half-close = %v, want EOF or reset once the relay gives up", err)
+	}
+	if st := h.r.Stats(); st.HalfOpenClosed != 1 {
+		t.Errorf("Stats().HalfOpenClosed = %d, want 1", st.HalfOpenClosed)
+	}
+}
+
+func TestUDPIdleExpiry(t *testing.T) {
+	leakcheck.Check(t)
+	srv := udpEcho(t, "udp4", "127.0.0.1:0")
+	h := newHarness(t, Config{AllowHostLoopback: true, UDPIdleTimeout: 100 * time.Millisecond})
+	if _, err := h.udpExchange(t, netip.AddrPortFrom(DefaultGateway4, srv.Port()), "x"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.r.Stats().UDPActive != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := h.r.Stats(); st.UDPActive != 0 || st.UDPExpired != 1 {
+		t.Errorf("Stats() = %+v, want the idle flow expired (UDPExpired 1, UDPActive 0)", st)
 	}
 }

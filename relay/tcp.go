@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -126,7 +125,7 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count *at
 			dst.SetReadDeadline(time.Now().Add(r.cfg.HalfCloseTimeout))
 			return
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) && halfClosed.Load() {
+		if isTimeout(err) && halfClosed.Load() {
 			r.c.halfOpenClosed.Add(1)
 			r.logf("closing a half-closed connection idle for %v", r.cfg.HalfCloseTimeout)
 		}

@@ -97,7 +97,7 @@ func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bo
 			src.SetReadDeadline(time.Now().Add(idle))
 			n, err := src.Read(*bp)
 			if err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
+				if isTimeout(err) {
 					if time.Since(time.Unix(0, last.Load())) < idle {
 						continue // the other direction was busy
 					}
@@ -134,3 +134,10 @@ func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bo
 }
 
 func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// isTimeout reports a read deadline that passed, on a host socket
+// (os.ErrDeadlineExceeded) or a gonet one (its own net.Error).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
