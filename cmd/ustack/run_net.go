@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -172,7 +173,7 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 	n, err := startNet(o, proc.NetNS(), stderr)
 	if err != nil {
 		proc.Close()
-		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+		fmt.Fprintf(stderr, "ustack run: %v\n", explain(err))
 		return exitFailure
 	}
 	if err := proc.Release(); err != nil {
@@ -206,10 +207,20 @@ func runAttach(o *runOptions, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	n, err := startNet(o, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "ustack run: attach %s: %v\n", o.attachPath, err)
+		fmt.Fprintf(stderr, "ustack run: attach %s: %v\n", o.attachPath, explain(err))
 		return exitFailure
 	}
 	<-sigs
 	report(n.close(), o.debug, stderr)
 	return exitOK
+}
+
+// explain adds what to do to errors whose cause the user cannot see.
+func explain(err error) error {
+	if errors.Is(err, tun.ErrPermission) && netns.InUserNS() {
+		if fi, serr := os.Stat("/dev/net/tun"); serr == nil && fi.Mode().Perm()&0o006 != 0o006 {
+			return fmt.Errorf("%w; /dev/net/tun is mode %v here, and without root it must be readable and writable by others (0666, as udev normally sets it)", err, fi.Mode().Perm())
+		}
+	}
+	return err
 }
