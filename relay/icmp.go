@@ -243,3 +243,47 @@ func (r *Relay) writeEchoReply(k echoKey, seq uint16, data []byte) bool {
 	err := r.cfg.Stack.WriteRawPacket(r.nic, proto, buffer.MakeWithData(pkt))
 	return err == nil
 }
+
+// writePortUnreachable tells the namespace that its UDP datagrams from src
+// to dst met a closed port, with an ICMP destination unreachable (port
+// unreachable) quoting a datagram of that flow (RFC 792; RFC 4443 §3.1).
+// The kernel matches the quote to the socket by addresses and ports.
+func (r *Relay) writePortUnreachable(src, dst netip.AddrPort) {
+	udpHdr := make([]byte, header.UDPMinimumSize)
+	header.UDP(udpHdr).Encode(&header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: header.UDPMinimumSize})
+	var pkt []byte
+	if dst.Addr().Is4() {
+		quote := make([]byte, header.IPv4MinimumSize, header.IPv4MinimumSize+len(udpHdr))
+		q := header.IPv4(quote)
+		q.Encode(&header.IPv4Fields{TotalLength: uint16(header.IPv4MinimumSize + len(udpHdr)), TTL: 64,
+			Protocol: uint8(header.UDPProtocolNumber), SrcAddr: toTCPIP(src.Addr()), DstAddr: toTCPIP(dst.Addr())})
+		q.SetChecksum(^q.CalculateChecksum())
+		quote = append(quote, udpHdr...)
+		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
+		ip := header.IPv4(pkt)
+		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
+			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: toTCPIP(dst.Addr()), DstAddr: toTCPIP(src.Addr())})
+		ip.SetChecksum(^ip.CalculateChecksum())
+		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
+		h.SetType(header.ICMPv4DstUnreachable)
+		h.SetCode(header.ICMPv4PortUnreachable)
+		copy(h.Payload(), quote)
+		h.SetChecksum(^checksum.Checksum(h, 0))
+	} else {
+		quote := make([]byte, header.IPv6MinimumSize, header.IPv6MinimumSize+len(udpHdr))
+		header.IPv6(quote).Encode(&header.IPv6Fields{PayloadLength: uint16(len(udpHdr)), TransportProtocol: header.UDPProtocolNumber,
+			HopLimit: 64, SrcAddr: toTCPIP(src.Addr()), DstAddr: toTCPIP(dst.Addr())})
+		quote = append(quote, udpHdr...)
+		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6DstUnreachableMinimumSize+len(quote))
+		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
+			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: toTCPIP(dst.Addr()), DstAddr: toTCPIP(src.Addr())})
+		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
+		h.SetType(header.ICMPv6DstUnreachable)
+		h.SetCode(header.ICMPv6PortUnreachable)
+		copy(h[header.ICMPv6DstUnreachableMinimumSize:], quote)
+		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: toTCPIP(dst.Addr()), Dst: toTCPIP(src.Addr())}))
+	}
+	if err := r.cfg.Stack.WriteRawPacket(r.nic, protoOf(dst.Addr()), buffer.MakeWithData(pkt)); err == nil {
+		r.c.portUnreachable.Add(1)
+	}
+}

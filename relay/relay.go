@@ -98,6 +98,7 @@ type Stats struct {
 	UDPActive       int64  `json:"udp_active"`        // UDP flows now open
 	UDPExpired      uint64 `json:"udp_expired"`       // UDP flows closed after UDPIdleTimeout
 	DNSQueries      uint64 `json:"dns_queries"`       // datagrams sent to a DNS upstream
+	PortUnreachable uint64 `json:"port_unreachable"`  // real port-unreachable errors passed to the namespace
 	ICMPEchoSent    uint64 `json:"icmp_echo_sent"`    // echo requests sent through the host
 	ICMPEchoReplies uint64 `json:"icmp_echo_replies"` // real replies returned to the namespace
 	ICMPFailed      uint64 `json:"icmp_failed"`       // echo requests the host could not send
@@ -114,6 +115,7 @@ type counters struct {
 	tcpRelayed, tcpDialFailed         atomic.Uint64
 	tcpActive, udpActive              atomic.Int64
 	udpFlows, udpExpired, dnsQueries  atomic.Uint64
+	portUnreachable                   atomic.Uint64
 	icmpSent, icmpReplies, icmpFailed atomic.Uint64
 	denied, limitHits, halfOpenClosed atomic.Uint64
 	forwardAccepted, forwardFailed    atomic.Uint64
@@ -219,7 +221,7 @@ func (r *Relay) Stats() Stats {
 	return Stats{
 		TCPRelayed: c.tcpRelayed.Load(), TCPActive: c.tcpActive.Load(), TCPDialFailed: c.tcpDialFailed.Load(),
 		UDPFlows: c.udpFlows.Load(), UDPActive: c.udpActive.Load(), UDPExpired: c.udpExpired.Load(),
-		DNSQueries:   c.dnsQueries.Load(),
+		DNSQueries: c.dnsQueries.Load(), PortUnreachable: c.portUnreachable.Load(),
 		ICMPEchoSent: c.icmpSent.Load(), ICMPEchoReplies: c.icmpReplies.Load(), ICMPFailed: c.icmpFailed.Load(),
 		Denied: c.denied.Load(), FlowLimitHits: c.limitHits.Load(), HalfOpenClosed: c.halfOpenClosed.Load(),
 		ForwardAccepted: c.forwardAccepted.Load(), ForwardFailed: c.forwardFailed.Load(),

@@ -336,3 +336,34 @@ func TestUDPIdleExpiry(t *testing.T) {
 		t.Errorf("Stats() = %+v, want the idle flow expired (UDPExpired 1, UDPActive 0)", st)
 	}
 }
+
+func TestUDPPortUnreachable(t *testing.T) {
+	leakcheck.Check(t)
+	h := newHarness(t, Config{AllowHostLoopback: true})
+	for _, tc := range []struct {
+		network, host string
+		gw            netip.Addr
+	}{
+		{"udp4", "127.0.0.1:0", DefaultGateway4},
+		{"udp6", "[::1]:0", DefaultGateway6},
+	} {
+		// A port that was just closed on host loopback.
+		pc, err := net.ListenPacket(tc.network, tc.host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+		pc.Close()
+		h.udpExchange(t, netip.AddrPortFrom(tc.gw, port), "anyone?")
+	}
+	// The namespace side received (and validated) one real port
+	// unreachable per flow; the kernel turns it into ECONNREFUSED, which
+	// TestRunUDP checks end to end.
+	icmp := h.ns.GVisor().Stats().ICMP
+	if v4, v6 := icmp.V4.PacketsReceived.DstUnreachable.Value(), icmp.V6.PacketsReceived.DstUnreachable.Value(); v4 != 1 || v6 != 1 {
+		t.Errorf("namespace received %d ICMPv4 and %d ICMPv6 destination unreachable, want 1 each", v4, v6)
+	}
+	if st := h.r.Stats(); st.PortUnreachable != 2 {
+		t.Errorf("Stats().PortUnreachable = %d, want 2", st.PortUnreachable)
+	}
+}

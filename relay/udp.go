@@ -64,7 +64,13 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 	r.c.udpFlows.Add(1)
 	started := r.goTracked(func() {
 		defer r.releaseFlow()
-		r.relayDatagrams(gc, hc, idle, dns)
+		r.relayDatagrams(gc, hc, idle, dns, func() {
+			// The real destination answered with port unreachable: say
+			// so to the namespace, whose socket then reports
+			// ECONNREFUSED as it would on the real network.
+			src := netip.AddrPortFrom(fromTCPIP(id.RemoteAddress), id.RemotePort)
+			r.writePortUnreachable(src, dst)
+		})
 	})
 	if !started {
 		r.releaseFlow()
@@ -83,7 +89,7 @@ type datagramConn interface {
 // relayDatagrams copies datagrams both ways between the namespace side ns
 // and the host side host until neither has carried one for idle, or
 // either is closed; then it closes both.
-func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bool) {
+func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bool, refused func()) {
 	r.c.udpActive.Add(1)
 	defer r.c.udpActive.Add(-1)
 	var last atomic.Int64
@@ -107,6 +113,9 @@ func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bo
 				} else if isRefused(err) {
 					// An ICMP port unreachable from the real
 					// destination; the flow may still recover.
+					if refused != nil && src == host {
+						refused()
+					}
 					continue
 				}
 				src.Close()

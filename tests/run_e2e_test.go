@@ -92,6 +92,14 @@ func TestRunUDP(t *testing.T) {
 	if res.status != 0 || res.stdout != "udp-v4\nudp-v6\n" {
 		t.Fatalf("UDP round trip: status %d, stdout %q, stderr %q", res.status, res.stdout, res.stderr)
 	}
+	// A closed port answers with ICMP port unreachable, which the relay
+	// passes on: socat's read fails with ECONNREFUSED, not a timeout.
+	closed := runFreePort(t, "udp4", "127.0.0.1:0")
+	res = runUstack(t, bin, "run", "--allow-host-loopback", "--", "sh", "-c",
+		"echo x | socat -t 3 - UDP4:10.0.2.2:"+closed)
+	if res.status == 0 || !strings.Contains(res.stderr, "Connection refused") {
+		t.Fatalf("UDP to a closed host port: status %d, stderr %q; want Connection refused", res.status, res.stderr)
+	}
 }
 
 // runHostAddr returns a global IPv4 address of the host (not loopback),
