@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -81,13 +82,13 @@ func runStatus(ps *os.ProcessState) int {
 
 // runStart starts the binary in the background; the test ends it (or the
 // cleanup kills it).
-func runStart(t *testing.T, bin string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+func runStart(t *testing.T, bin string, args ...string) (*exec.Cmd, *runOutput) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	// Do not wait forever for output from processes ustack failed to end.
 	cmd.WaitDelay = 5 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &runOutput{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,26 @@ func runStart(t *testing.T, bin string, args ...string) (*exec.Cmd, *bytes.Buffe
 			cmd.Wait()
 		}
 	})
-	return cmd, &out
+	return cmd, out
+}
+
+// runOutput collects a background command's output; the test may read it
+// while the command still writes.
+type runOutput struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *runOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *runOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }
 
 // runStop sends SIGTERM and returns the exit status.
