@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -244,21 +245,39 @@ func (r *Relay) writeEchoReply(k echoKey, seq uint16, data []byte) bool {
 	return err == nil
 }
 
+// unreachable is an ICMP destination unreachable code for each family.
+type unreachable struct{ code4, code6 uint8 }
+
+var (
+	portUnreachable = unreachable{uint8(header.ICMPv4PortUnreachable), uint8(header.ICMPv6PortUnreachable)}
+	hostUnreachable = unreachable{uint8(header.ICMPv4HostUnreachable), uint8(header.ICMPv6AddressUnreachable)}
+	netUnreachable  = unreachable{uint8(header.ICMPv4NetUnreachable), uint8(header.ICMPv6NetworkUnreachable)}
+)
+
 // writePortUnreachable tells the namespace that its UDP datagrams from src
-// to dst met a closed port, with an ICMP destination unreachable (port
-// unreachable) quoting a datagram of that flow (RFC 792; RFC 4443 §3.1).
-// The kernel matches the quote to the socket by addresses and ports.
+// to dst met a closed port.
 func (r *Relay) writePortUnreachable(src, dst netip.AddrPort) {
 	udpHdr := make([]byte, header.UDPMinimumSize)
 	header.UDP(udpHdr).Encode(&header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: header.UDPMinimumSize})
+	if r.writeUnreachable(src, dst, header.UDPProtocolNumber, udpHdr, portUnreachable) {
+		r.c.portUnreachable.Add(1)
+	}
+}
+
+// writeUnreachable sends the namespace an ICMP destination unreachable
+// from dst to src quoting a packet of the flow: an IP header and the first
+// 8 bytes of its transport header, which is what the kernel matches to
+// the socket (ports, and for TCP the sequence number) (RFC 792; RFC 4443
+// §3.1).
+func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportProtocolNumber, transport8 []byte, code unreachable) bool {
 	var pkt []byte
 	if dst.Addr().Is4() {
-		quote := make([]byte, header.IPv4MinimumSize, header.IPv4MinimumSize+len(udpHdr))
+		quote := make([]byte, header.IPv4MinimumSize, header.IPv4MinimumSize+len(transport8))
 		q := header.IPv4(quote)
-		q.Encode(&header.IPv4Fields{TotalLength: uint16(header.IPv4MinimumSize + len(udpHdr)), TTL: 64,
-			Protocol: uint8(header.UDPProtocolNumber), SrcAddr: toTCPIP(src.Addr()), DstAddr: toTCPIP(dst.Addr())})
+		q.Encode(&header.IPv4Fields{TotalLength: uint16(header.IPv4MinimumSize + len(transport8)), TTL: 64,
+			Protocol: uint8(proto), SrcAddr: toTCPIP(src.Addr()), DstAddr: toTCPIP(dst.Addr())})
 		q.SetChecksum(^q.CalculateChecksum())
-		quote = append(quote, udpHdr...)
+		quote = append(quote, transport8...)
 		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
 		ip := header.IPv4(pkt)
 		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
@@ -266,24 +285,22 @@ func (r *Relay) writePortUnreachable(src, dst netip.AddrPort) {
 		ip.SetChecksum(^ip.CalculateChecksum())
 		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
 		h.SetType(header.ICMPv4DstUnreachable)
-		h.SetCode(header.ICMPv4PortUnreachable)
+		h.SetCode(header.ICMPv4Code(code.code4))
 		copy(h.Payload(), quote)
 		h.SetChecksum(^checksum.Checksum(h, 0))
 	} else {
-		quote := make([]byte, header.IPv6MinimumSize, header.IPv6MinimumSize+len(udpHdr))
-		header.IPv6(quote).Encode(&header.IPv6Fields{PayloadLength: uint16(len(udpHdr)), TransportProtocol: header.UDPProtocolNumber,
+		quote := make([]byte, header.IPv6MinimumSize, header.IPv6MinimumSize+len(transport8))
+		header.IPv6(quote).Encode(&header.IPv6Fields{PayloadLength: uint16(len(transport8)), TransportProtocol: proto,
 			HopLimit: 64, SrcAddr: toTCPIP(src.Addr()), DstAddr: toTCPIP(dst.Addr())})
-		quote = append(quote, udpHdr...)
+		quote = append(quote, transport8...)
 		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6DstUnreachableMinimumSize+len(quote))
 		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
 			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: toTCPIP(dst.Addr()), DstAddr: toTCPIP(src.Addr())})
 		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
 		h.SetType(header.ICMPv6DstUnreachable)
-		h.SetCode(header.ICMPv6PortUnreachable)
+		h.SetCode(header.ICMPv6Code(code.code6))
 		copy(h[header.ICMPv6DstUnreachableMinimumSize:], quote)
 		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: toTCPIP(dst.Addr()), Dst: toTCPIP(src.Addr())}))
 	}
-	if err := r.cfg.Stack.WriteRawPacket(r.nic, protoOf(dst.Addr()), buffer.MakeWithData(pkt)); err == nil {
-		r.c.portUnreachable.Add(1)
-	}
+	return r.cfg.Stack.WriteRawPacket(r.nic, protoOf(dst.Addr()), buffer.MakeWithData(pkt)) == nil
 }

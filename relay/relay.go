@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,11 @@ type Config struct {
 	// what the offloaded TUN path carries (measured in the prototype).
 	BufferSize int
 
+	// Dial, if set, connects to real TCP destinations instead of a
+	// net.Dialer with DialTimeout (to set socket options, say). It must
+	// return a *net.TCPConn or another conn with CloseWrite.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+
 	// Logf, if set, receives one line per noteworthy event.
 	Logf func(format string, args ...any)
 }
@@ -99,6 +105,7 @@ type Stats struct {
 	UDPExpired      uint64 `json:"udp_expired"`       // UDP flows closed after UDPIdleTimeout
 	DNSQueries      uint64 `json:"dns_queries"`       // datagrams sent to a DNS upstream
 	PortUnreachable uint64 `json:"port_unreachable"`  // real port-unreachable errors passed to the namespace
+	HostUnreachable uint64 `json:"host_unreachable"`  // dials that failed as host/network unreachable, passed on as ICMP
 	ICMPEchoSent    uint64 `json:"icmp_echo_sent"`    // echo requests sent through the host
 	ICMPEchoReplies uint64 `json:"icmp_echo_replies"` // real replies returned to the namespace
 	ICMPFailed      uint64 `json:"icmp_failed"`       // echo requests the host could not send
@@ -115,7 +122,7 @@ type counters struct {
 	tcpRelayed, tcpDialFailed         atomic.Uint64
 	tcpActive, udpActive              atomic.Int64
 	udpFlows, udpExpired, dnsQueries  atomic.Uint64
-	portUnreachable                   atomic.Uint64
+	portUnreachable, hostUnreachable  atomic.Uint64
 	icmpSent, icmpReplies, icmpFailed atomic.Uint64
 	denied, limitHits, halfOpenClosed atomic.Uint64
 	forwardAccepted, forwardFailed    atomic.Uint64
@@ -141,6 +148,8 @@ type Relay struct {
 
 	icmpMu sync.Mutex // guards icmp
 	icmp   map[echoKey]*echoFlow
+	synMu  sync.Mutex                            // guards syns
+	syns   map[gstack.TransportEndpointID]uint32 // ISS of SYNs waiting in the forwarder
 
 	bufPool sync.Pool
 }
@@ -157,13 +166,17 @@ func New(cfg Config) (*Relay, error) {
 		conns:    map[io.Closer]struct{}{},
 		forwards: map[Forward]*forwarder{},
 		icmp:     map[echoKey]*echoFlow{},
+		syns:     map[gstack.TransportEndpointID]uint32{},
 	}
 	r.bufPool.New = func() any { b := make([]byte, cfg.BufferSize); return &b }
 	gs := cfg.Stack
 	// maxInFlight bounds the handshakes waiting on a dial (half-open
 	// connections); SYNs beyond it are dropped and retransmitted.
 	tf := tcp.NewForwarder(gs, 0, cfg.MaxFlows, r.handleTCP)
-	gs.SetTransportProtocolHandler(tcp.ProtocolNumber, tf.HandlePacket)
+	gs.SetTransportProtocolHandler(tcp.ProtocolNumber, func(id gstack.TransportEndpointID, pkt *gstack.PacketBuffer) bool {
+		r.noteSYN(id, pkt)
+		return tf.HandlePacket(id, pkt)
+	})
 	uf := udp.NewForwarder(gs, r.handleUDP)
 	gs.SetTransportProtocolHandler(udp.ProtocolNumber, uf.HandlePacket)
 	gs.SetTransportProtocolHandler(icmp.ProtocolNumber4, r.handleICMP4)
@@ -222,7 +235,8 @@ func (r *Relay) Stats() Stats {
 		TCPRelayed: c.tcpRelayed.Load(), TCPActive: c.tcpActive.Load(), TCPDialFailed: c.tcpDialFailed.Load(),
 		UDPFlows: c.udpFlows.Load(), UDPActive: c.udpActive.Load(), UDPExpired: c.udpExpired.Load(),
 		DNSQueries: c.dnsQueries.Load(), PortUnreachable: c.portUnreachable.Load(),
-		ICMPEchoSent: c.icmpSent.Load(), ICMPEchoReplies: c.icmpReplies.Load(), ICMPFailed: c.icmpFailed.Load(),
+		HostUnreachable: c.hostUnreachable.Load(),
+		ICMPEchoSent:    c.icmpSent.Load(), ICMPEchoReplies: c.icmpReplies.Load(), ICMPFailed: c.icmpFailed.Load(),
 		Denied: c.denied.Load(), FlowLimitHits: c.limitHits.Load(), HalfOpenClosed: c.halfOpenClosed.Load(),
 		ForwardAccepted: c.forwardAccepted.Load(), ForwardFailed: c.forwardFailed.Load(),
 		BytesOut: c.bytesOut.Load(), BytesIn: c.bytesIn.Load(),

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -365,5 +366,31 @@ func TestUDPPortUnreachable(t *testing.T) {
 	}
 	if st := h.r.Stats(); st.PortUnreachable != 2 {
 		t.Errorf("Stats().PortUnreachable = %d, want 2", st.PortUnreachable)
+	}
+}
+
+// TestTCPUnreachable: when the real dial fails as host or network
+// unreachable, the namespace's connect fails the same way (through a
+// real-looking ICMP error quoting its SYN), not as refused.
+func TestTCPUnreachable(t *testing.T) {
+	leakcheck.Check(t)
+	for _, tc := range []struct {
+		errno syscall.Errno
+		dst   string
+		want  string
+	}{
+		{syscall.EHOSTUNREACH, "192.0.2.1:80", "no route to host"},
+		{syscall.ENETUNREACH, "[2001:db8::1]:80", "network is unreachable"},
+		{syscall.ECONNREFUSED, "192.0.2.1:81", "refused"},
+	} {
+		t.Run(tc.errno.Error(), func(t *testing.T) {
+			h := newHarness(t, Config{Dial: func(context.Context, string, string) (net.Conn, error) {
+				return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", tc.errno)}
+			}})
+			_, err := h.dial(t, tc.dst)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("dial %s when the real dial fails with %v = %v, want %q", tc.dst, tc.errno, err, tc.want)
+			}
+		})
 	}
 }

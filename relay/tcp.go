@@ -1,14 +1,20 @@
 package relay
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -18,12 +24,13 @@ import (
 // so the namespace's connect succeeds exactly when the real one did; when
 // the dial fails the namespace gets a reset, as from a closed port.
 func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
+	id := req.ID()
+	defer r.forgetSYN(id)
 	if !r.enter() {
 		req.Complete(true)
 		return
 	}
 	defer r.wg.Done()
-	id := req.ID()
 	dst := netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort)
 	target, err := r.target(dst)
 	if err != nil {
@@ -37,12 +44,11 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	defer r.releaseFlow()
-	d := net.Dialer{Timeout: r.cfg.DialTimeout}
-	hc, err := d.DialContext(r.ctx, "tcp", target.String())
+	hc, err := r.dial(target)
 	if err != nil {
 		r.c.tcpDialFailed.Add(1)
 		r.logf("tcp %v: %v", dst, err)
-		req.Complete(true)
+		r.refuse(req, err)
 		return
 	}
 	var wq waiter.Queue
@@ -59,8 +65,90 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 	ep.SocketOptions().SetKeepAlive(true)
 	gc := gonet.NewTCPConn(&wq, ep)
 	r.c.tcpRelayed.Add(1)
-	r.splice(gc, hc.(*net.TCPConn))
+	r.splice(gc, hc)
 }
+
+// dial connects to a real destination within DialTimeout.
+func (r *Relay) dial(target netip.AddrPort) (halfCloser, error) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
+	defer cancel()
+	dial := (&net.Dialer{}).DialContext
+	if r.cfg.Dial != nil {
+		dial = r.cfg.Dial
+	}
+	c, err := dial(ctx, "tcp", target.String())
+	if err != nil {
+		return nil, err
+	}
+	hc, ok := c.(halfCloser)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("relay: Config.Dial returned a %T, which cannot half-close", c)
+	}
+	return hc, nil
+}
+
+// refuse answers a SYN whose real dial failed the way the real network
+// would have: an ICMP host or network unreachable when that was the
+// reason (the kernel matches it by the SYN's sequence number, so we quote
+// it), otherwise a reset, which a refused connection also gets.
+func (r *Relay) refuse(req *tcp.ForwarderRequest, err error) {
+	id := req.ID()
+	var code unreachable
+	switch {
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		code = hostUnreachable
+	case errors.Is(err, syscall.ENETUNREACH):
+		code = netUnreachable
+	default:
+		req.Complete(true)
+		return
+	}
+	seq, ok := r.takeSYN(id)
+	if !ok {
+		req.Complete(true)
+		return
+	}
+	req.Complete(false)
+	var quote [8]byte
+	binary.BigEndian.PutUint16(quote[0:], id.RemotePort)
+	binary.BigEndian.PutUint16(quote[2:], id.LocalPort)
+	binary.BigEndian.PutUint32(quote[4:], seq)
+	src := netip.AddrPortFrom(fromTCPIP(id.RemoteAddress), id.RemotePort)
+	dst := netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort)
+	if r.writeUnreachable(src, dst, tcp.ProtocolNumber, quote[:], code) {
+		r.c.hostUnreachable.Add(1)
+	}
+}
+
+// maxSYNNotes bounds the SYN sequence numbers kept for refuse (a note
+// whose SYN the forwarder dropped, and whose client gave up, stays until
+// the same 4-tuple comes again); beyond it a failed dial gets a reset.
+const maxSYNNotes = 1 << 16
+
+// noteSYN remembers the initial sequence number of a new connection from
+// the namespace while the forwarder handles it.
+func (r *Relay) noteSYN(id gstack.TransportEndpointID, pkt *gstack.PacketBuffer) {
+	h := header.TCP(pkt.TransportHeader().Slice())
+	if len(h) < header.TCPMinimumSize || h.Flags() != header.TCPFlagSyn {
+		return
+	}
+	r.synMu.Lock()
+	if len(r.syns) < maxSYNNotes {
+		r.syns[id] = h.SequenceNumber()
+	}
+	r.synMu.Unlock()
+}
+
+func (r *Relay) takeSYN(id gstack.TransportEndpointID) (uint32, bool) {
+	r.synMu.Lock()
+	defer r.synMu.Unlock()
+	seq, ok := r.syns[id]
+	delete(r.syns, id)
+	return seq, ok
+}
+
+func (r *Relay) forgetSYN(id gstack.TransportEndpointID) { r.takeSYN(id) }
 
 // halfCloser is a stream whose write side can be shut down alone.
 type halfCloser interface {

@@ -491,3 +491,28 @@ func TestRunTransfer64MiB(t *testing.T) {
 		t.Errorf("namespace→host SHA-256 %s, want %s", f[2], want)
 	}
 }
+
+// TestRunUnreachable runs ustack itself in a namespace of the test's where
+// one prefix is unreachable and nothing else routed, so CMD's connects
+// must fail with the same errors the real ones did.
+func TestRunUnreachable(t *testing.T) {
+	bin := runBinary(t)
+	roottest.RequireCommand(t, "socat", "ip")
+	name := runRandomName()
+	if _, err := netns.CreateNamed(name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netns.DeleteNamed(name) })
+	for _, args := range [][]string{{"link", "set", "lo", "up"}, {"route", "add", "unreachable", "198.51.100.0/24"}} {
+		if out, err := exec.Command("ip", append([]string{"-n", name}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %q: %v: %s", args, err, out)
+		}
+	}
+	res := runUstack(t, "ip", "netns", "exec", name, bin, "run", "--", "sh", "-c",
+		"socat -u OPEN:/dev/null TCP4:198.51.100.1:80; socat -u OPEN:/dev/null TCP4:203.0.113.1:80; socat -u OPEN:/dev/null TCP6:[2001:db8::1]:80")
+	for _, want := range []string{"198.51.100.1:80, 16): No route to host", "203.0.113.1:80, 16): Network is unreachable", "28): Network is unreachable"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr %q lacks %q", res.stderr, want)
+		}
+	}
+}
