@@ -391,7 +391,7 @@ func TestRunAPISocket(t *testing.T) {
 // a third is refused, and the hit is reported.
 func TestRunConnectionCap(t *testing.T) {
 	bin := runBinary(t)
-	roottest.RequireCommand(t, "socat", "curl")
+	roottest.RequireCommand(t, "socat", "curl", "ss")
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -408,8 +408,11 @@ func TestRunConnectionCap(t *testing.T) {
 	}()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	dst := "10.0.2.2:" + port
-	script := fmt.Sprintf(`sleep 30 | socat - TCP:%s & sleep 30 | socat - TCP:%s & sleep 1
-curl -sS --max-time 5 http://%s/; echo curl=$?; kill %%1 %%2`, dst, dst, dst)
+	// Wait (up to 10s) until both held connections are established
+	// before the third tries.
+	script := fmt.Sprintf(`sleep 30 | socat - TCP:%s & sleep 30 | socat - TCP:%s &
+for i in $(seq 100); do [ "$(ss -Htn state established dst %s | wc -l)" -ge 2 ] && break; sleep 0.1; done
+curl -sS --max-time 5 http://%s/; echo curl=$?; kill %%1 %%2`, dst, dst, dst, dst)
 	res := runUstack(t, bin, "run", "--allow-host-loopback", "--max-flows", "2", "--", "sh", "-c", script)
 	if !strings.Contains(res.stdout, "curl=7") {
 		t.Errorf("third connection at --max-flows 2: stdout %q, stderr %q; want curl refused (7)", res.stdout, res.stderr)
