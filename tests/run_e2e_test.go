@@ -519,3 +519,26 @@ func TestRunUnreachable(t *testing.T) {
 		}
 	}
 }
+
+func TestRunPcap(t *testing.T) {
+	bin := runBinary(t)
+	roottest.RequireCommand(t, "ping")
+	file := filepath.Join(t.TempDir(), "run.pcap")
+	res := runUstack(t, bin, "run", "--pcap", file, "--", "ping", "-c", "2", "-W", "5", "10.0.2.2")
+	if res.status != 0 {
+		t.Fatalf("status %d, stderr %q", res.status, res.stderr)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pcap file header (24 bytes, magic a1b2c3d4 in host order), then
+	// per packet a 16-byte record header and the packet: two echo
+	// requests and two replies of 84 bytes at least.
+	if len(b) < 24+4*(16+84) || binary.LittleEndian.Uint32(b) != 0xa1b2c3d4 {
+		t.Fatalf("pcap file of %d bytes starting %x, want a capture of 4 ICMP packets", len(b), b[:min(len(b), 8)])
+	}
+	if res.stderr != "" {
+		t.Errorf("--pcap printed packets to stderr: %q", res.stderr)
+	}
+}
