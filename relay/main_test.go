@@ -19,7 +19,6 @@ func TestMain(m *testing.M) {
 	a, _ := pipe.New("", "", 1500)
 	if s, err := NewStack(StackConfig{Endpoint: a}); err == nil {
 		s.Close()
-		s.Wait()
 	}
 	os.Exit(m.Run())
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sync"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
 	"gvisor.dev/gvisor/pkg/tcpip/link/sniffer"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
@@ -33,6 +35,60 @@ type StackConfig struct {
 	Addrs []netip.Prefix
 }
 
+// Netstack is the gVisor stack that faces the namespace, as NewStack
+// builds it.
+type Netstack struct {
+	// Stack is the gVisor stack, for Config.Stack. Close it only through
+	// Netstack.Close.
+	Stack *gstack.Stack
+	gate  *gate
+}
+
+// Close stops delivering packets from the link, then closes the stack,
+// waits for its goroutines and removes the NIC (closing the endpoint).
+//
+// Why the gate first: removing the NIC (Stack.Wait) holds the stack's lock
+// while the link endpoint's Attach(nil) waits for its dispatch loop, and a
+// packet arriving just then blocks that loop on the same lock (FindRoute,
+// to answer it with a reset) — a deadlock seen with the TUN endpoints.
+// With the gate shut no packet enters the stack any more.
+func (n *Netstack) Close() {
+	n.gate.shut()
+	n.Stack.Close()
+	n.Stack.Wait()
+}
+
+// gate passes packets from the link to the stack until shut.
+type gate struct {
+	nested.Endpoint
+	mu     sync.RWMutex // held for reading by every delivery in progress
+	closed bool         // guarded by mu
+}
+
+var _ gstack.NetworkDispatcher = (*gate)(nil)
+
+func newGate(lower gstack.LinkEndpoint) *gate {
+	g := &gate{}
+	g.Endpoint.Init(lower, g)
+	return g
+}
+
+// DeliverNetworkPacket implements stack.NetworkDispatcher.
+func (g *gate) DeliverNetworkPacket(p tcpip.NetworkProtocolNumber, pkt *gstack.PacketBuffer) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if !g.closed {
+		g.Endpoint.DeliverNetworkPacket(p, pkt)
+	}
+}
+
+// shut drops every later packet and waits for deliveries in progress.
+func (g *gate) shut() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
 // NewStack builds the gVisor stack that faces the namespace: one
 // promiscuous, spoofing interface (it accepts connections to any address
 // and answers as that address) with default routes through it.
@@ -43,7 +99,7 @@ type StackConfig struct {
 // counts it as one of its own (network/ipv4/ipv4.go, "The source address
 // is one of our own"). The TCP settings below follow package stack's,
 // with its reasons.
-func NewStack(cfg StackConfig) (*gstack.Stack, error) {
+func NewStack(cfg StackConfig) (*Netstack, error) {
 	if cfg.Endpoint == nil {
 		return nil, errors.New("relay: StackConfig.Endpoint is nil")
 	}
@@ -57,15 +113,17 @@ func NewStack(cfg StackConfig) (*gstack.Stack, error) {
 		NetworkProtocols:   []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
 		TransportProtocols: []gstack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 	})
-	if err := configureStack(s, cfg); err != nil {
+	n := &Netstack{Stack: s}
+	if err := n.configure(cfg); err != nil {
 		s.Close()
 		s.Wait()
 		return nil, err
 	}
-	return s, nil
+	return n, nil
 }
 
-func configureStack(s *gstack.Stack, cfg StackConfig) error {
+func (n *Netstack) configure(cfg StackConfig) error {
+	s := n.Stack
 	if err := setTCPOptions(s); err != nil {
 		return err
 	}
@@ -80,7 +138,8 @@ func configureStack(s *gstack.Stack, cfg StackConfig) error {
 		}
 		ep = sn
 	}
-	if err := s.CreateNIC(NICID, ep); err != nil {
+	n.gate = newGate(ep)
+	if err := s.CreateNIC(NICID, n.gate); err != nil {
 		return fmt.Errorf("relay: create NIC: %s", err)
 	}
 	if err := s.SetPromiscuousMode(NICID, true); err != nil {

@@ -26,9 +26,10 @@ import (
 // kernel) to the relay's stack over an in-memory pipe, as the TUN device
 // joins them in `ustack run`.
 type harness struct {
-	ns *stack.Stack
-	gw *gstack.Stack
-	r  *Relay
+	ns  *stack.Stack
+	gw  *gstack.Stack
+	net *Netstack
+	r   *Relay
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
@@ -45,26 +46,25 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := NewStack(StackConfig{Endpoint: b})
+	gwn, err := NewStack(StackConfig{Endpoint: b})
 	if err != nil {
 		ns.Close()
 		t.Fatal(err)
 	}
+	gw := gwn.Stack
 	cfg.Stack = gw
 	cfg.Logf = t.Logf
 	r, err := New(cfg)
 	if err != nil {
 		ns.Close()
-		gw.Close()
-		gw.Wait()
+		gwn.Close()
 		t.Fatal(err)
 	}
-	h := &harness{ns: ns, gw: gw, r: r}
+	h := &harness{ns: ns, gw: gw, net: gwn, r: r}
 	t.Cleanup(func() {
 		r.Close()
 		ns.Close()
-		gw.Close()
-		gw.Wait()
+		gwn.Close()
 	})
 	return h
 }

@@ -22,7 +22,7 @@ import (
 // handleTCP runs on a goroutine of the TCP forwarder for each new SYN. It
 // dials the real destination first and only then completes the handshake,
 // so the namespace's connect succeeds exactly when the real one did; when
-// the dial fails the namespace gets a reset, as from a closed port.
+// the dial fails the namespace's connect fails the same way (see refuse).
 func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 	id := req.ID()
 	defer r.forgetSYN(id)

@@ -13,7 +13,6 @@ import (
 	"github.com/ustack/ustack/netns"
 	"github.com/ustack/ustack/relay"
 	"github.com/ustack/ustack/tun"
-	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // runNet is the userspace network given to one namespace: the TUN device
@@ -22,7 +21,7 @@ import (
 // the stack, then the device.
 type runNet struct {
 	dev   *tun.Device
-	st    *gstack.Stack
+	st    *relay.Netstack
 	rl    *relay.Relay
 	pcap  *os.File
 	api   net.Listener
@@ -79,7 +78,7 @@ func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
 		upstreams = hostResolvers("/etc/resolv.conf")
 	}
 	cfg := relay.Config{
-		Stack:             n.st,
+		Stack:             n.st.Stack,
 		AllowHostLoopback: o.allowHostLoopback,
 		Deny:              o.deny,
 		DNSUpstreams:      upstreams,
@@ -122,7 +121,6 @@ func (n *runNet) close() relay.Stats {
 	}
 	if n.st != nil {
 		n.st.Close()
-		n.st.Wait()
 	}
 	if n.dev != nil {
 		n.dev.Close()
