@@ -45,7 +45,7 @@ func (r *Relay) target(dst netip.AddrPort) (netip.AddrPort, error) {
 		if len(r.cfg.DNSUpstreams) == 0 {
 			return netip.AddrPort{}, errNoUpstream
 		}
-		return r.cfg.DNSUpstreams[0], nil
+		return r.dnsUpstream(), nil
 	}
 	if a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return netip.AddrPort{}, errDenied
@@ -69,4 +69,20 @@ func (r *Relay) isDNS(dst netip.AddrPort) bool {
 func (r *Relay) isOwn(a netip.Addr) bool {
 	a = a.Unmap()
 	return a == r.cfg.Gateway4 || a == r.cfg.Gateway6 || a == r.cfg.DNS4 || a == r.cfg.DNS6
+}
+
+// dnsUpstream returns the current DNS upstream.
+func (r *Relay) dnsUpstream() netip.AddrPort {
+	ups := r.cfg.DNSUpstreams
+	return ups[int(r.dnsCur.Load())%len(ups)]
+}
+
+// dnsFailed moves on from upstream up if it is still the current one, so
+// that later queries try the next resolver, as a stub resolver would.
+func (r *Relay) dnsFailed(up netip.AddrPort) {
+	ups := r.cfg.DNSUpstreams
+	cur := r.dnsCur.Load()
+	if len(ups) > 1 && ups[int(cur)%len(ups)] == up && r.dnsCur.CompareAndSwap(cur, cur+1) {
+		r.logf("dns upstream %v failed; using %v", up, ups[int(cur+1)%len(ups)])
+	}
 }

@@ -64,8 +64,10 @@ type Config struct {
 	AllowHostLoopback bool
 	// Deny lists destinations the namespace may not reach.
 	Deny []netip.Prefix
-	// DNSUpstreams are the resolvers DNS queries are forwarded to, tried
-	// in order; empty means DNS to the forwarder address is refused.
+	// DNSUpstreams are the resolvers DNS queries are forwarded to: new
+	// flows go to the current one, which starts as the first and moves to
+	// the next when one refuses or leaves a flow's queries unanswered.
+	// Empty means DNS to the forwarder address is refused.
 	DNSUpstreams []netip.AddrPort
 
 	// MaxFlows caps concurrent relayed TCP connections, UDP flows and ICMP
@@ -138,7 +140,8 @@ type Relay struct {
 
 	ctx    context.Context // canceled by Close; aborts dials
 	cancel context.CancelFunc
-	flows  atomic.Int64 // relayed TCP connections + UDP and ICMP flows
+	flows  atomic.Int64  // relayed TCP connections + UDP and ICMP flows
+	dnsCur atomic.Uint32 // index (mod len) of the current DNS upstream
 
 	mu       sync.Mutex // guards closed, conns, forwards, wg.Add
 	closed   bool

@@ -394,3 +394,30 @@ func TestTCPUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// TestDNSFailover: when the current upstream refuses, the namespace's
+// query fails at once (port unreachable) and the next query goes to the
+// next upstream.
+func TestDNSFailover(t *testing.T) {
+	leakcheck.Check(t)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	pc.Close()
+	live := udpEcho(t, "udp4", "127.0.0.1:0")
+	h := newHarness(t, Config{DNSUpstreams: []netip.AddrPort{dead, live}})
+	dst := netip.AddrPortFrom(DefaultDNS4, 53)
+	if got, err := h.udpExchange(t, dst, "first"); err == nil {
+		t.Fatalf("query while the first upstream is down = %q, want an error", got)
+	}
+	// The failed flow ends when its socket closes; wait for the switch.
+	deadline := time.Now().Add(5 * time.Second)
+	for h.r.dnsUpstream() != live && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, err := h.udpExchange(t, dst, "second"); err != nil || got != "second" {
+		t.Fatalf("query after failover = %q, %v; want it answered by the second upstream", got, err)
+	}
+}

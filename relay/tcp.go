@@ -46,6 +46,9 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 	defer r.releaseFlow()
 	hc, err := r.dial(target)
 	if err != nil {
+		if r.isDNS(dst) {
+			r.dnsFailed(target)
+		}
 		r.c.tcpDialFailed.Add(1)
 		r.logf("tcp %v: %v", dst, err)
 		r.refuse(req, err)

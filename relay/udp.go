@@ -64,13 +64,19 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 	r.c.udpFlows.Add(1)
 	started := r.goTracked(func() {
 		defer r.releaseFlow()
-		r.relayDatagrams(gc, hc, idle, dns, func() {
+		answered := r.relayDatagrams(gc, hc, idle, dns, func() {
 			// The real destination answered with port unreachable: say
 			// so to the namespace, whose socket then reports
 			// ECONNREFUSED as it would on the real network.
 			src := netip.AddrPortFrom(fromTCPIP(id.RemoteAddress), id.RemotePort)
 			r.writePortUnreachable(src, dst)
+			if dns {
+				r.dnsFailed(target)
+			}
 		})
+		if dns && !answered {
+			r.dnsFailed(target)
+		}
 	})
 	if !started {
 		r.releaseFlow()
@@ -88,8 +94,9 @@ type datagramConn interface {
 
 // relayDatagrams copies datagrams both ways between the namespace side ns
 // and the host side host until neither has carried one for idle, or
-// either is closed; then it closes both.
-func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bool, refused func()) {
+// either is closed; then it closes both. It reports whether the host side
+// sent anything back.
+func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bool, refused func()) (answered bool) {
 	r.c.udpActive.Add(1)
 	defer r.c.udpActive.Add(-1)
 	var last atomic.Int64
@@ -123,6 +130,9 @@ func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bo
 				return
 			}
 			last.Store(time.Now().UnixNano())
+			if src == host {
+				answered = true
+			}
 			count.Add(uint64(n))
 			if queries {
 				r.c.dnsQueries.Add(1)
@@ -135,11 +145,12 @@ func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bo
 		pump(host, ns, &r.c.bytesOut, dns)
 	}) {
 		r.untrack(ns, host)
-		return
+		return false
 	}
-	pump(ns, host, &r.c.bytesIn, false)
+	pump(ns, host, &r.c.bytesIn, false) // the only writer of answered
 	<-done
 	r.untrack(ns, host)
+	return answered
 }
 
 func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
