@@ -252,3 +252,24 @@ func TestControlSocket(t *testing.T) {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+// FuzzParseForward: any spec either fails or parses into a forward that
+// formats and parses back to itself.
+func FuzzParseForward(f *testing.F) {
+	for _, s := range []string{"8080:80", "127.0.0.1:8080:80/udp", "[::1]:1:2/tcp", "::1:1:2", "[fe80::1%eth0]:1:2", ":80", "1:2/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fw, err := ParseForward(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseForward(fw.String())
+		if err != nil || back != fw {
+			t.Fatalf("ParseForward(%q) = %+v; its String %q parses to %+v, %v", s, fw, fw.String(), back, err)
+		}
+		if fw.HostPort == 0 || fw.GuestPort == 0 || (fw.Proto != "tcp" && fw.Proto != "udp") {
+			t.Fatalf("ParseForward(%q) = %+v: invalid forward accepted", s, fw)
+		}
+	})
+}

@@ -257,6 +257,35 @@ wait`
 	}
 }
 
+// TestRunForwardRealSource: a forwarded connection from a client that is
+// not on host loopback arrives inside from the client's real address.
+func TestRunForwardRealSource(t *testing.T) {
+	bin := runBinary(t)
+	roottest.RequireCommand(t, "socat")
+	host := net.ParseIP(runHostAddr(t)).To4()
+	port := runFreePort(t, "tcp4", host.String()+":0")
+	cmd, out := runStart(t, bin, "run", "-p", host.String()+":"+port+":8080", "--",
+		"socat", "TCP6-LISTEN:8080,ipv6only=0,reuseaddr,fork", "SYSTEM:echo from $SOCAT_PEERADDR")
+	// socat prints the IPv4-mapped peer in full.
+	want := fmt.Sprintf("from [0000:0000:0000:0000:0000:ffff:%02x%02x:%02x%02x]", host[0], host[1], host[2], host[3])
+	runEventually(t, "connect from "+host.String(), func() error {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: host}, Timeout: 2 * time.Second}
+		c, err := d.Dial("tcp4", net.JoinHostPort(host.String(), port))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		got, err := runReadAll(c)
+		if err != nil {
+			return err
+		}
+		return runExpect(got, want)
+	})
+	if st := runStop(t, cmd); st != 128+15 {
+		t.Errorf("ustack exited %d after SIGTERM, want 143 (socat killed by it); output %q", st, out)
+	}
+}
+
 func runExpect(got, want string) error {
 	if !strings.Contains(got, want) {
 		return fmt.Errorf("got %q, want %q", got, want)
