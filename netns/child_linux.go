@@ -5,17 +5,24 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // ChildMain is the namespace child's side of Start; call it first in main
-// when IsChild reports true. It waits for Release, makes its mount
-// namespace private, bind-mounts the generated resolv.conf over
-// /etc/resolv.conf and executes the command in place, so the command
-// keeps the child's PID (signals and exit status are its own). It never
-// returns: on a failure before the command runs it prints the reason and
-// exits with 127 (command not found) or 126 (anything else), as shells do.
+// when IsChild reports true. The child is PID 1 of a new PID namespace.
+// It waits for Release, makes its mount namespace private, mounts a /proc
+// of its own, bind-mounts the generated resolv.conf over /etc/resolv.conf
+// and runs the command as its only child, as an init: it passes signals
+// on to the command, reaps every orphan, and exits with the command's
+// shell-style status. When it exits the kernel kills whatever the command
+// left in the PID namespace, and when ustack dies, its parent-death signal
+// kills it: nothing the command started can outlive the run. It never
+// returns; a failure before the command runs exits 127 (command not found)
+// or 126 (anything else), as shells do.
 func ChildMain() {
 	resolv := os.Getenv(childEnv)
 	ready := os.NewFile(readyFD, "ready")
@@ -29,30 +36,87 @@ func ChildMain() {
 		fmt.Fprintf(os.Stderr, "ustack: %v\n", err)
 		os.Exit(126)
 	}
-	path, err := exec.LookPath(os.Args[0])
+	argv := os.Args[1:] // os.Args[0] is initName
+	if len(argv) == 0 {
+		os.Exit(126)
+	}
+	path, err := exec.LookPath(argv[0])
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "ustack: %s: command not found\n", os.Args[0])
+		fmt.Fprintf(os.Stderr, "ustack: %s: command not found\n", argv[0])
 		os.Exit(127)
 	}
-	env := withoutEnv(os.Environ(), childEnv)
-	err = unix.Exec(path, os.Args, env)
-	fmt.Fprintf(os.Stderr, "ustack: exec %s: %v\n", path, err)
-	if errors.Is(err, unix.ENOENT) {
-		os.Exit(127)
-	}
-	os.Exit(126)
+	os.Exit(runInit(path, argv, withoutEnv(os.Environ(), childEnv)))
 }
 
-// setupMounts gives the child its own view of /etc/resolv.conf. The mount
-// namespace is already the child's own (CLONE_NEWNS); making it private
-// first keeps the bind mount from propagating back to the host's shared
-// mounts (mount_namespaces(7)).
-func setupMounts(resolv string) error {
-	if resolv == "" {
-		return nil
+// runInit starts the command and serves as its init until it exits.
+func runInit(path string, argv, env []string) int {
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, append([]os.Signal{unix.SIGCHLD}, forwardedSignals...)...)
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
+		Env:   env,
+		Files: []uintptr{0, 1, 2},
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ustack: exec %s: %v\n", path, err)
+		if errors.Is(err, unix.ENOENT) {
+			return 127
+		}
+		return 126
 	}
+	// SIGCHLD can coalesce or be dropped when the channel is full; the
+	// ticker makes sure an exit is never missed.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case s := <-sigs:
+			if s != unix.SIGCHLD {
+				unix.Kill(pid, s.(syscall.Signal))
+				continue
+			}
+		case <-tick.C:
+		}
+		if status, done := reap(pid); done {
+			return status
+		}
+	}
+}
+
+// reap collects every exited child; it reports the command's status once
+// the command (pid) is among them.
+func reap(pid int) (status int, done bool) {
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if wpid <= 0 || err != nil {
+			return status, done
+		}
+		if wpid == pid {
+			done = true
+			status = ws.ExitStatus()
+			if ws.Signaled() {
+				status = 128 + int(ws.Signal())
+			}
+		}
+	}
+}
+
+// setupMounts gives the child its own view of /proc (its PID namespace)
+// and of /etc/resolv.conf. The mount namespace is already the child's own
+// (CLONE_NEWNS); making it private first keeps these mounts from
+// propagating back to the host's shared mounts (mount_namespaces(7)).
+func setupMounts(resolv string) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /proc for the new PID namespace: %w", err)
+	}
+	if resolv == "" {
+		return nil
 	}
 	if err := unix.Mount(resolv, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind-mount %s over /etc/resolv.conf: %w", resolv, err)

@@ -18,6 +18,9 @@ import (
 // command. The value is the resolv.conf file to bind-mount ("" for none).
 const childEnv = "USTACK_NETNS_CHILD"
 
+// initName is the child's argv[0]; the command's argv follows.
+const initName = "ustack-init"
+
 // readyFD is the descriptor on which the child reads Release's go-ahead.
 const readyFD = 3
 
@@ -61,8 +64,8 @@ func IsChild() bool {
 	return ok
 }
 
-// Start re-executes this program (/proc/self/exe) in a new network and
-// mount namespace, paused until Release, and returns once the child
+// Start re-executes this program (/proc/self/exe) in a new network, mount
+// and PID namespace, paused until Release, and returns once the child
 // exists. The child is started from a locked OS thread that lives until
 // the child is reaped, so its parent-death signal (SIGKILL) fires only
 // when this process dies.
@@ -75,8 +78,8 @@ func Start(cfg ExecConfig) (*Process, error) {
 		return nil, fmt.Errorf("netns: %w", err)
 	}
 	defer r.Close()
-	cmd := exec.Command("/proc/self/exe", cfg.Argv[1:]...)
-	cmd.Args[0] = cfg.Argv[0]
+	cmd := exec.Command("/proc/self/exe", cfg.Argv...)
+	cmd.Args[0] = initName // ps shows the init for what it is
 	env := cfg.Env
 	if env == nil {
 		env = os.Environ()
@@ -85,7 +88,9 @@ func Start(cfg ExecConfig) (*Process, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = orStdin(cfg.Stdin), orWriter(cfg.Stdout, os.Stdout), orWriter(cfg.Stderr, os.Stderr)
 	cmd.ExtraFiles = []*os.File{r} // becomes readyFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWNET | unix.CLONE_NEWNS,
+		// A PID namespace too, whose init the child becomes (ChildMain):
+		// everything the command starts dies with it.
+		Cloneflags: unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWPID,
 		Pdeathsig:  syscall.SIGKILL,
 	}
 	p := &Process{ready: w, done: make(chan struct{})}

@@ -3,7 +3,6 @@ package netns_test
 import (
 	"bytes"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,34 +80,45 @@ func TestWaitStatus(t *testing.T) {
 	}
 }
 
-func TestCloseKillsWhatIsLeft(t *testing.T) {
+// TestNothingOutlivesTheCommand: a background process the command leaves
+// behind dies with it (the PID namespace's init exits), and the
+// namespaces go once the Process is closed.
+func TestNothingOutlivesTheCommand(t *testing.T) {
 	roottest.Require(t)
 	leakcheck.Check(t)
-	p, out := startCmd(t, "", "sh", "-c", "sleep 300 </dev/null >/dev/null 2>&1 & echo $!")
+	p, out := startCmd(t, "", "sh", "-c", "sleep 300 </dev/null >/dev/null 2>&1 & readlink /proc/self/ns/net")
 	p.Release()
 	if st := p.Wait(); st != 0 {
 		t.Fatalf("Wait() = %d; output %q", st, out)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(out.String()))
-	if err != nil {
-		t.Fatalf("background pid %q: %v", out, err)
-	}
-	if err := syscall.Kill(pid, 0); err != nil {
-		t.Fatalf("background sleep %d not running before Close: %v", pid, err)
-	}
-	p.Close()
+	ns := strings.TrimSpace(out.String())
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		// Gone, or a zombie waiting for an init that does not reap.
-		if err != nil || strings.Contains(string(stat), ") Z ") {
-			return
+		left := inNamespace(ns)
+		if len(left) == 0 {
+			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("background sleep %d still running after Close", pid)
+			t.Fatalf("processes %v still in %s after the command exited", left, ns)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	p.Close()
+}
+
+// inNamespace lists the live (not zombie) processes whose network
+// namespace is ns ("net:[N]").
+func inNamespace(ns string) []string {
+	var pids []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/net"); err == nil && l == ns {
+			if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil && !strings.Contains(string(stat), ") Z ") {
+				pids = append(pids, e.Name())
+			}
+		}
+	}
+	return pids
 }
 
 func TestCloseBeforeRelease(t *testing.T) {

@@ -571,3 +571,32 @@ func TestRunPcap(t *testing.T) {
 		t.Errorf("--pcap printed packets to stderr: %q", res.stderr)
 	}
 }
+
+// TestRunKilled: even when ustack itself is killed with SIGKILL, nothing
+// the command started survives (parent-death signal to the PID
+// namespace's init, whose exit kills the rest).
+func TestRunKilled(t *testing.T) {
+	bin := runBinary(t)
+	nsFile := filepath.Join(t.TempDir(), "ns")
+	cmd, _ := runStart(t, bin, "run", "--", "sh", "-c",
+		"sleep 300 </dev/null >/dev/null 2>&1 & readlink /proc/self/ns/net > "+nsFile+".tmp && mv "+nsFile+".tmp "+nsFile+"; wait")
+	var ns string
+	runEventually(t, "command started", func() error {
+		b, err := os.ReadFile(nsFile)
+		ns = strings.TrimSpace(string(b))
+		return err
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	runEventually(t, "namespace emptied", func() error {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if l, err := os.Readlink("/proc/" + e.Name() + "/ns/net"); err == nil && l == ns {
+				if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil && !strings.Contains(string(stat), ") Z ") {
+					return fmt.Errorf("process %s still in %s", e.Name(), ns)
+				}
+			}
+		}
+		return nil
+	})
+}
