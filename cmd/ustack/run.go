@@ -26,9 +26,9 @@ func init() {
 const runUsage = `Usage: ustack run [FLAGS] -- CMD [ARGS...]
        ustack run [FLAGS] --netns PATH | --pid PID
 
-Runs CMD in a new network namespace (and, when not root, a new user
-namespace mapping you to root, like 'unshare -rn') whose whole network is
-the userspace stack: every TCP connection, UDP flow and ping CMD opens is
+Runs CMD in new network, mount and PID namespaces (and, when not root, a
+new user namespace mapping you to root, like 'unshare -rn') whose whole
+network is the userspace stack: every TCP connection, UDP flow and ping CMD opens is
 relayed through ordinary host sockets. Inside: lo, a TUN device with
 10.0.2.100/24 and fd00::100/64, default routes via 10.0.2.2 and fd00::2,
 DNS at 10.0.2.3 and fd00::3 (CMD's own /etc/resolv.conf). The exit status
