@@ -246,7 +246,7 @@ func (r *Relay) Stats() Stats {
 	}
 }
 
-// Close removes the forwarders, closes every port forward and relayed
+// Close stops relaying new flows, closes every port forward and relayed
 // socket and waits for every goroutine of the relay. Safe to call twice.
 func (r *Relay) Close() error {
 	r.mu.Lock()
@@ -254,11 +254,10 @@ func (r *Relay) Close() error {
 		r.mu.Unlock()
 		return nil
 	}
+	// The handlers stay installed (gVisor reads them without a lock, so
+	// replacing them under traffic would race); once closed they refuse
+	// new TCP connections with a reset and drop new flows.
 	r.closed = true
-	gs := r.cfg.Stack
-	for _, p := range []tcpip.TransportProtocolNumber{tcp.ProtocolNumber, udp.ProtocolNumber, icmp.ProtocolNumber4, icmp.ProtocolNumber6} {
-		gs.SetTransportProtocolHandler(p, nil)
-	}
 	r.cancel()
 	for _, f := range r.forwards {
 		f.close()
