@@ -176,21 +176,6 @@ func (r *Relay) Forwards() []Forward {
 	return out
 }
 
-// ForwardAddr returns the address the listener of f is bound to (useful
-// when f.HostPort was chosen by the caller and the forward was added).
-func (r *Relay) ForwardAddr(f Forward) (net.Addr, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	fw, ok := r.forwards[f]
-	if !ok {
-		return nil, false
-	}
-	if fw.ln != nil {
-		return fw.ln.Addr(), true
-	}
-	return fw.pc.LocalAddr(), true
-}
-
 // guestSide picks the namespace address a forwarded flow from client goes
 // to and the source it appears from there: the real client address, except
 // that a client on host loopback appears as the gateway, since the
