@@ -113,7 +113,10 @@ func setupMounts(resolv string) error {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mount /proc for the new PID namespace: %w", err)
+		// A user namespace may not mount proc where the outer /proc has
+		// hidden parts (containers mask some of its files); the command
+		// still runs, seeing the outer PIDs under /proc.
+		fmt.Fprintf(os.Stderr, "ustack: warning: /proc not remounted for the new PID namespace: %v\n", err)
 	}
 	if resolv == "" {
 		return nil
