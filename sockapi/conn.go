@@ -1,0 +1,196 @@
+package sockapi
+
+import (
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// somaxconn is Linux's default net.core.somaxconn (4096 since 5.4): listen
+// clamps larger and negative backlogs to it.
+const somaxconn = 4096
+
+// Bind assigns sa to fd's socket.
+func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return err
+	}
+	fa, err := sk.fullAddr(sa, forBind)
+	if err != nil {
+		return err
+	}
+	if err := errnoOf(sk.ep().Bind(fa)); err != nil {
+		return err
+	}
+	sk.mu.Lock()
+	sk.bound, sk.hasBound = fa, true
+	sk.mu.Unlock()
+	return nil
+}
+
+// Listen marks fd's stream socket as accepting connections, binding it to
+// an ephemeral port first if it is unbound, as Linux does.
+func (s *Sockets) Listen(fd int, backlog int) error {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return err
+	}
+	if !sk.stream() {
+		return unix.EOPNOTSUPP
+	}
+	// __sys_listen compares as unsigned, so a negative backlog is clamped.
+	if backlog < 0 || backlog > somaxconn {
+		backlog = somaxconn
+	}
+	// Linux queues backlog+1 connections (sk_acceptq_is_full compares
+	// with >), gVisor backlog: listen(fd, 0) must still take one.
+	return errnoOf(sk.ep().Listen(backlog + 1))
+}
+
+// Accept is Accept4 with no flags.
+func (s *Sockets) Accept(fd int) (int, unix.Sockaddr, error) {
+	return s.accept(fd, 0, waitOpts{})
+}
+
+// Accept4 takes a connection from fd's listen queue, blocking unless fd
+// is non-blocking (EAGAIN). flags may hold SOCK_NONBLOCK and SOCK_CLOEXEC
+// for the new descriptor; anything else is EINVAL.
+func (s *Sockets) Accept4(fd int, flags int) (int, unix.Sockaddr, error) {
+	return s.accept(fd, flags, waitOpts{})
+}
+
+func (s *Sockets) accept(fd int, flags int, wo waitOpts) (int, unix.Sockaddr, error) {
+	if flags&^(unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC) != 0 {
+		return -1, nil, unix.EINVAL
+	}
+	fe, sk, err := s.sock(fd)
+	if err != nil {
+		return -1, nil, err
+	}
+	if !sk.stream() {
+		return -1, nil, unix.EOPNOTSUPP
+	}
+	var (
+		nep  tcpip.Endpoint
+		nwq  *waiter.Queue
+		peer tcpip.FullAddress
+	)
+	try := func() error {
+		var terr tcpip.Error
+		nep, nwq, terr = sk.ep().Accept(&peer)
+		return errnoOf(terr)
+	}
+	if fe.nonblocking() {
+		err = try()
+	} else {
+		rcv, _ := sk.timeouts()
+		err = block(fe, sk.wq, waiter.ReadableEvents, rcv, wo, try)
+	}
+	if err != nil {
+		return -1, nil, err
+	}
+	nsk := newSocket(sk.family, sk.typ, sk.proto, nep, nwq, sk.st, sk.netProto)
+	nsk.inheritFrom(sk)
+	nsk.ss = ssConnected
+	return s.fds.installFlags(nsk, flags), sk.sockaddr(peer), nil
+}
+
+// Connect connects fd's socket to sa. A blocking TCP connect waits for the
+// handshake (bounded by SO_SNDTIMEO, after which it returns EINPROGRESS as
+// Linux does); a non-blocking one returns EINPROGRESS and reports its
+// outcome through writability and SO_ERROR, or through a later Connect.
+func (s *Sockets) Connect(fd int, sa unix.Sockaddr) error {
+	return s.connect(fd, sa, waitOpts{})
+}
+
+func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
+	fe, sk, err := s.sock(fd)
+	if err != nil {
+		return err
+	}
+	fa, err := sk.fullAddr(sa, forConnect)
+	if err != nil {
+		return err
+	}
+	if !sk.stream() {
+		return sk.connectErrno(sk.ep().Connect(fa))
+	}
+	return s.connectStream(fe, sk, fa, wo)
+}
+
+// connectErrno is errnoOf with connect's own answer: when no ephemeral
+// port is left Linux's connect says EADDRNOTAVAIL (inet_hash_connect),
+// where bind and sendto say EAGAIN.
+func (sk *socket) connectErrno(terr tcpip.Error) error {
+	if _, ok := terr.(*tcpip.ErrNoPortAvailable); ok {
+		return unix.EADDRNOTAVAIL
+	}
+	return sk.asyncErrno(terr)
+}
+
+// Shutdown closes one or both directions of fd's connection (SHUT_RD,
+// SHUT_WR, SHUT_RDWR).
+func (s *Sockets) Shutdown(fd int, how int) error {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return err
+	}
+	var flags tcpip.ShutdownFlags
+	switch how {
+	case unix.SHUT_RD:
+		flags = tcpip.ShutdownRead
+	case unix.SHUT_WR:
+		flags = tcpip.ShutdownWrite
+	case unix.SHUT_RDWR:
+		flags = tcpip.ShutdownRead | tcpip.ShutdownWrite
+	default:
+		return unix.EINVAL
+	}
+	sk.noteShutdown(how)
+	return errnoOf(sk.ep().Shutdown(flags))
+}
+
+// Getsockname returns fd's local address (0.0.0.0:0 or [::]:0 when
+// unbound).
+func (s *Sockets) Getsockname(fd int) (unix.Sockaddr, error) {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return nil, err
+	}
+	fa, terr := sk.ep().GetLocalAddress()
+	if terr != nil {
+		return nil, errnoOf(terr)
+	}
+	return sk.sockaddr(fa), nil
+}
+
+// Getpeername returns the address fd is connected to, or ENOTCONN.
+func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return nil, err
+	}
+	if sk.stream() && !hasPeer(tcp.EndpointState(sk.ep().State())) {
+		return nil, unix.ENOTCONN
+	}
+	fa, terr := sk.ep().GetRemoteAddress()
+	if terr != nil {
+		return nil, errnoOf(terr)
+	}
+	return sk.sockaddr(fa), nil
+}
+
+// hasPeer reports whether Linux's inet_getname would name a peer for a
+// TCP socket in state st: not in TCP_CLOSE (which a user's socket is in
+// once both sides have closed, where gVisor says TIME-WAIT) nor SYN_SENT.
+// gVisor keeps the remote address in those states.
+func hasPeer(st tcp.EndpointState) bool {
+	switch st {
+	case tcp.StateEstablished, tcp.StateSynRecv, tcp.StateFinWait1, tcp.StateFinWait2,
+		tcp.StateCloseWait, tcp.StateLastAck, tcp.StateClosing:
+		return true
+	}
+	return false
+}

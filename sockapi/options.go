@@ -1,0 +1,476 @@
+package sockapi
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+)
+
+// Socket option limits and defaults, as Linux has them (values measured on
+// a 6.x kernel with default sysctls; see docs/sockcore.md).
+const (
+	rmemMax       = 4194304 // net.core.rmem_max
+	wmemMax       = 4194304 // net.core.wmem_max
+	sockMinRcvbuf = 2304    // SOCK_MIN_RCVBUF: 2048 + struct sk_buff overhead
+	sockMinSndbuf = 4608    // SOCK_MIN_SNDBUF: twice that
+	tcpMinMSS     = 88      // TCP_MIN_MSS
+	maxTCPWindow  = 32767   // MAX_TCP_WINDOW, TCP_MAXSEG's upper bound
+	maxKeepIdle   = 32767   // MAX_TCP_KEEPIDLE and MAX_TCP_KEEPINTVL (seconds)
+	maxKeepCnt    = 127     // MAX_TCP_KEEPCNT
+	maxSynCnt     = 127     // MAX_TCP_SYNCNT
+	inetECNMask   = 3       // INET_ECN_MASK: the ECN bits of IP_TOS/IPV6_TCLASS
+)
+
+// SetsockoptInt sets an integer option. Options the stack does not
+// implement return the errno Linux gives for an unknown option
+// (ENOPROTOOPT), never a silent success; docs/sockcore.md lists them.
+func (s *Sockets) SetsockoptInt(fd, level, opt, value int) error {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return err
+	}
+	switch level {
+	case unix.SOL_SOCKET:
+		return sk.setSocketInt(opt, value)
+	case unix.IPPROTO_TCP:
+		if !sk.stream() {
+			return unix.ENOPROTOOPT // udp_setsockopt hands it to ip_setsockopt
+		}
+		return sk.setTCPInt(opt, value)
+	case unix.IPPROTO_IP:
+		return sk.setIPInt(opt, value)
+	case unix.IPPROTO_IPV6:
+		if sk.family != unix.AF_INET6 {
+			return unix.ENOPROTOOPT // ip_setsockopt knows only SOL_IP
+		}
+		return sk.setIPv6Int(opt, value)
+	}
+	return unix.ENOPROTOOPT
+}
+
+func (sk *socket) setSocketInt(opt, v int) error {
+	ops := sk.ep().SocketOptions()
+	switch opt {
+	case unix.SO_REUSEADDR:
+		ops.SetReuseAddress(v != 0)
+	case unix.SO_REUSEPORT:
+		ops.SetReusePort(v != 0)
+	case unix.SO_KEEPALIVE:
+		ops.SetKeepAlive(v != 0)
+	case unix.SO_BROADCAST:
+		ops.SetBroadcast(v != 0)
+	case unix.SO_RCVBUF:
+		// sock_setsockopt: min(value as u32, rmem_max), doubled for
+		// bookkeeping overhead, at least SOCK_MIN_RCVBUF. gVisor then
+		// clamps to the stack's own limits.
+		ops.SetReceiveBufferSize(int64(linuxBufSize(v, rmemMax, sockMinRcvbuf)), true)
+	case unix.SO_SNDBUF:
+		ops.SetSendBufferSize(int64(linuxBufSize(v, wmemMax, sockMinSndbuf)), true)
+	case unix.SO_RCVLOWAT:
+		if v < 0 {
+			v = 0x7fffffff // sock_setsockopt: a negative low-water mark means INT_MAX
+		}
+		return errnoOf(ops.SetRcvlowat(int32(v)))
+	case unix.SO_LINGER, unix.SO_RCVTIMEO, unix.SO_SNDTIMEO:
+		// An int is shorter than struct linger / struct timeval.
+		return unix.EINVAL
+	default:
+		// Read-only options (SO_TYPE, SO_ERROR, SO_ACCEPTCONN,
+		// SO_DOMAIN, SO_PROTOCOL, SO_SNDLOWAT) and unknown ones.
+		return unix.ENOPROTOOPT
+	}
+	return nil
+}
+
+// linuxBufSize is the buffer size Linux's SO_RCVBUF/SO_SNDBUF store for v.
+func linuxBufSize(v, max, min int) int {
+	u := int64(uint32(v))
+	if u > int64(max) {
+		u = int64(max)
+	}
+	if u*2 < int64(min) {
+		return min
+	}
+	return int(u * 2)
+}
+
+func (sk *socket) setTCPInt(opt, v int) error {
+	ops := sk.ep().SocketOptions()
+	switch opt {
+	case unix.TCP_NODELAY:
+		ops.SetDelayOption(v == 0)
+	case unix.TCP_CORK:
+		ops.SetCorkOption(v != 0)
+	case unix.TCP_QUICKACK:
+		ops.SetQuickAck(v != 0)
+	case unix.TCP_KEEPIDLE, unix.TCP_KEEPINTVL:
+		if v < 1 || v > maxKeepIdle {
+			return unix.EINVAL
+		}
+		d := time.Duration(v) * time.Second
+		if opt == unix.TCP_KEEPIDLE {
+			o := tcpip.KeepaliveIdleOption(d)
+			return errnoOf(sk.ep().SetSockOpt(&o))
+		}
+		o := tcpip.KeepaliveIntervalOption(d)
+		return errnoOf(sk.ep().SetSockOpt(&o))
+	case unix.TCP_KEEPCNT:
+		if v < 1 || v > maxKeepCnt {
+			return unix.EINVAL
+		}
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.KeepaliveCountOption, v))
+	case unix.TCP_SYNCNT:
+		if v < 1 || v > maxSynCnt {
+			return unix.EINVAL
+		}
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.TCPSynCountOption, v))
+	case unix.TCP_MAXSEG:
+		if v == 0 {
+			return nil // Linux clears user_mss; gVisor has none set to clear unless one was
+		}
+		if v < tcpMinMSS || v > maxTCPWindow {
+			return unix.EINVAL
+		}
+		sk.mu.Lock()
+		sk.userMSS = v
+		sk.mu.Unlock()
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.MaxSegOption, v))
+	case unix.TCP_USER_TIMEOUT:
+		if v < 0 {
+			return unix.EINVAL
+		}
+		o := tcpip.TCPUserTimeoutOption(time.Duration(v) * time.Millisecond)
+		return errnoOf(sk.ep().SetSockOpt(&o))
+	default:
+		return unix.ENOPROTOOPT
+	}
+	return nil
+}
+
+func (sk *socket) setIPInt(opt, v int) error {
+	switch opt {
+	case unix.IP_TTL:
+		// do_ip_setsockopt: -1 restores the default, else 1..255.
+		if v == -1 {
+			v = 0 // gVisor's "default"
+		} else if v < 1 || v > 255 {
+			return unix.EINVAL
+		}
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TTLOption, v))
+	case unix.IP_TOS:
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TOSOption, sk.tos(v)))
+	}
+	return unix.ENOPROTOOPT
+}
+
+// tos is the IP_TOS / IPV6_TCLASS byte Linux stores for v: the low byte,
+// with the ECN bits left alone on stream sockets (__ip_sock_set_tos),
+// where they belong to TCP.
+func (sk *socket) tos(v int) int {
+	b := v & 0xff
+	if sk.stream() {
+		b &^= inetECNMask
+	}
+	return b
+}
+
+func (sk *socket) setIPv6Int(opt, v int) error {
+	switch opt {
+	case unix.IPV6_V6ONLY:
+		// do_ipv6_setsockopt: only before the socket has a port.
+		if fa, terr := sk.ep().GetLocalAddress(); terr == nil && fa.Port != 0 {
+			return unix.EINVAL
+		}
+		sk.ep().SocketOptions().SetV6Only(v != 0)
+		return nil
+	case unix.IPV6_UNICAST_HOPS:
+		if v < -1 || v > 255 {
+			return unix.EINVAL
+		}
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv6HopLimitOption, v))
+	case unix.IPV6_TCLASS:
+		if v < -1 || v > 255 {
+			return unix.EINVAL
+		}
+		if v == -1 {
+			v = 0
+		}
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv6TrafficClassOption, sk.tos(v)))
+	}
+	return unix.ENOPROTOOPT
+}
+
+// GetsockoptInt reads an integer option. As on Linux, an option wider than
+// an int (SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO) yields its first four
+// bytes: l_onoff, or the low half of tv_sec.
+func (s *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return -1, err
+	}
+	switch level {
+	case unix.SOL_SOCKET:
+		return sk.getSocketInt(opt)
+	case unix.IPPROTO_TCP:
+		if sk.stream() {
+			return sk.getTCPInt(opt)
+		}
+	case unix.IPPROTO_IP:
+		return s.getIPInt(sk, opt)
+	case unix.IPPROTO_IPV6:
+		if sk.family == unix.AF_INET6 {
+			return s.getIPv6Int(sk, opt)
+		}
+	}
+	// An unknown level reaches ip_getsockopt, which says EOPNOTSUPP, or
+	// ipv6_getsockopt, which says ENOPROTOOPT.
+	if sk.family == unix.AF_INET6 {
+		return -1, unix.ENOPROTOOPT
+	}
+	return -1, unix.EOPNOTSUPP
+}
+
+func (sk *socket) getSocketInt(opt int) (int, error) {
+	ops := sk.ep().SocketOptions()
+	switch opt {
+	case unix.SO_TYPE:
+		return sk.typ, nil
+	case unix.SO_DOMAIN:
+		return sk.family, nil
+	case unix.SO_PROTOCOL:
+		return sk.proto, nil
+	case unix.SO_ACCEPTCONN:
+		// A listener shut down for reading is no longer listening on
+		// Linux (inet_shutdown disconnects it); gVisor keeps the flag.
+		return boolInt(ops.GetAcceptConn() && sk.shut.Load()&shutRD == 0), nil
+	case unix.SO_ERROR:
+		// LastError clears the pending error, so it is reported once;
+		// asyncErrno clears the second copy gVisor's TCP keeps.
+		if e, ok := sk.asyncErrno(sk.takeError()).(unix.Errno); ok {
+			return int(e), nil
+		}
+		return 0, nil
+	case unix.SO_REUSEADDR:
+		return boolInt(ops.GetReuseAddress()), nil
+	case unix.SO_REUSEPORT:
+		return boolInt(ops.GetReusePort()), nil
+	case unix.SO_KEEPALIVE:
+		return boolInt(ops.GetKeepAlive()), nil
+	case unix.SO_BROADCAST:
+		return boolInt(ops.GetBroadcast()), nil
+	case unix.SO_RCVBUF:
+		return int(min(ops.GetReceiveBufferSize(), 0x7fffffff)), nil
+	case unix.SO_SNDBUF:
+		return int(min(ops.GetSendBufferSize(), 0x7fffffff)), nil
+	case unix.SO_RCVLOWAT:
+		return int(ops.GetRcvlowat()), nil
+	case unix.SO_SNDLOWAT:
+		return 1, nil // fixed at 1 on Linux
+	case unix.SO_LINGER:
+		return boolInt(ops.GetLinger().Enabled), nil
+	case unix.SO_RCVTIMEO, unix.SO_SNDTIMEO:
+		rcv, snd := sk.timeouts()
+		if opt == unix.SO_SNDTIMEO {
+			rcv = snd
+		}
+		return int(int32(rcv / time.Second)), nil
+	}
+	return -1, unix.ENOPROTOOPT
+}
+
+func (sk *socket) getTCPInt(opt int) (int, error) {
+	ops := sk.ep().SocketOptions()
+	switch opt {
+	case unix.TCP_NODELAY:
+		return boolInt(!ops.GetDelayOption()), nil
+	case unix.TCP_CORK:
+		return boolInt(ops.GetCorkOption()), nil
+	case unix.TCP_QUICKACK:
+		return boolInt(ops.GetQuickAck()), nil
+	case unix.TCP_KEEPIDLE:
+		var o tcpip.KeepaliveIdleOption
+		if terr := sk.ep().GetSockOpt(&o); terr != nil {
+			return -1, errnoOf(terr)
+		}
+		return int(time.Duration(o) / time.Second), nil
+	case unix.TCP_KEEPINTVL:
+		var o tcpip.KeepaliveIntervalOption
+		if terr := sk.ep().GetSockOpt(&o); terr != nil {
+			return -1, errnoOf(terr)
+		}
+		return int(time.Duration(o) / time.Second), nil
+	case unix.TCP_KEEPCNT:
+		return sk.intOpt(tcpip.KeepaliveCountOption)
+	case unix.TCP_SYNCNT:
+		return sk.intOpt(tcpip.TCPSynCountOption)
+	case unix.TCP_MAXSEG:
+		return sk.maxSeg()
+	case unix.TCP_USER_TIMEOUT:
+		var o tcpip.TCPUserTimeoutOption
+		if terr := sk.ep().GetSockOpt(&o); terr != nil {
+			return -1, errnoOf(terr)
+		}
+		return int(time.Duration(o) / time.Millisecond), nil
+	}
+	return -1, unix.ENOPROTOOPT
+}
+
+// maxSeg answers TCP_MAXSEG. gVisor reports the 536-byte default or the
+// user's value; Linux reports the connection's MSS once connected, which
+// here is the route's MTU less the TCP header and the timestamp option
+// both stacks send (20 + 12 bytes).
+func (sk *socket) maxSeg() (int, error) {
+	v, err := sk.intOpt(tcpip.MaxSegOption)
+	if err != nil || !hasPeer(tcp.EndpointState(sk.ep().State())) {
+		return v, err
+	}
+	local, terr := sk.ep().GetLocalAddress()
+	if terr != nil {
+		return v, nil
+	}
+	remote, terr := sk.ep().GetRemoteAddress()
+	if terr != nil {
+		return v, nil
+	}
+	proto := ipv4.ProtocolNumber
+	if remote.Addr.Len() == 16 {
+		proto = ipv6.ProtocolNumber
+	}
+	r, terr := sk.st.FindRoute(local.NIC, local.Addr, remote.Addr, proto, false)
+	if terr != nil {
+		return v, nil
+	}
+	defer r.Release()
+	const tsOptionSize = 12 // timestamps option, padded to 4 bytes
+	mss := int(r.MTU()) - header.TCPMinimumSize - tsOptionSize
+	sk.mu.Lock()
+	u := sk.userMSS
+	sk.mu.Unlock()
+	if u > 0 && u < mss {
+		mss = u
+	}
+	return mss, nil
+}
+
+func (s *Sockets) getIPInt(sk *socket, opt int) (int, error) {
+	switch opt {
+	case unix.IP_TTL:
+		v, err := sk.intOpt(tcpip.IPv4TTLOption)
+		if err == nil && v <= 0 {
+			v = s.defaultTTL()
+		}
+		return v, err
+	case unix.IP_TOS:
+		return sk.intOpt(tcpip.IPv4TOSOption)
+	}
+	return -1, unix.ENOPROTOOPT
+}
+
+func (s *Sockets) getIPv6Int(sk *socket, opt int) (int, error) {
+	switch opt {
+	case unix.IPV6_V6ONLY:
+		return boolInt(sk.ep().SocketOptions().GetV6Only()), nil
+	case unix.IPV6_UNICAST_HOPS:
+		v, err := sk.intOpt(tcpip.IPv6HopLimitOption)
+		if err == nil && v < 0 {
+			v = s.defaultTTL()
+		}
+		return v, err
+	case unix.IPV6_TCLASS:
+		return sk.intOpt(tcpip.IPv6TrafficClassOption)
+	}
+	return -1, unix.ENOPROTOOPT
+}
+
+// defaultTTL is the stack's default TTL and hop limit, which Linux reports
+// for IP_TTL and IPV6_UNICAST_HOPS when the socket has none of its own.
+func (s *Sockets) defaultTTL() int {
+	var ttl tcpip.DefaultTTLOption
+	if terr := s.st.GVisor().NetworkProtocolOption(ipv4.ProtocolNumber, &ttl); terr != nil {
+		return 64 // Linux's ip_default_ttl
+	}
+	return int(ttl)
+}
+
+func (sk *socket) intOpt(o tcpip.SockOptInt) (int, error) {
+	v, terr := sk.ep().GetSockOptInt(o)
+	if terr != nil {
+		return -1, errnoOf(terr)
+	}
+	return v, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// SetsockoptLinger sets SO_LINGER. With l.Onoff set and l.Linger 0, Close
+// resets the connection (RST) instead of closing it gracefully; with a
+// positive l.Linger, Close waits up to that many seconds for the close to
+// finish.
+func (s *Sockets) SetsockoptLinger(fd, level, opt int, l *unix.Linger) error {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return err
+	}
+	if level != unix.SOL_SOCKET || opt != unix.SO_LINGER {
+		// A struct linger is a valid length for an int option: let the
+		// option code answer (e.g. SO_REUSEADDR takes l_onoff).
+		if l == nil {
+			return unix.EFAULT
+		}
+		return s.SetsockoptInt(fd, level, opt, int(l.Onoff))
+	}
+	if l == nil {
+		return unix.EFAULT
+	}
+	lo := tcpip.LingerOption{Enabled: l.Onoff != 0}
+	if l.Linger > 0 {
+		lo.Timeout = time.Duration(l.Linger) * time.Second
+	}
+	sk.ep().SocketOptions().SetLinger(lo)
+	return nil
+}
+
+// SetsockoptTimeval sets SO_RCVTIMEO or SO_SNDTIMEO, which bound blocking
+// receives (and Accept) and sends (and Connect); {0, 0} blocks forever.
+// tv_usec outside [0, 1000000) is EDOM, as sock_set_timeout says.
+func (s *Sockets) SetsockoptTimeval(fd, level, opt int, tv *unix.Timeval) error {
+	_, sk, err := s.sock(fd)
+	if err != nil {
+		return err
+	}
+	if tv == nil {
+		return unix.EFAULT
+	}
+	if level != unix.SOL_SOCKET || (opt != unix.SO_RCVTIMEO && opt != unix.SO_SNDTIMEO) {
+		// A timeval is long enough for an int option; Linux reads its
+		// first four bytes, the low half of tv_sec.
+		return s.SetsockoptInt(fd, level, opt, int(int32(tv.Sec)))
+	}
+	if tv.Usec < 0 || tv.Usec >= 1000000 {
+		return unix.EDOM
+	}
+	var d time.Duration
+	if tv.Sec >= 0 {
+		d = time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
+	}
+	// A negative tv_sec means "no wait at all" to sock_set_timeout:
+	// it stores 0, which Linux treats as "block forever".
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if opt == unix.SO_RCVTIMEO {
+		sk.rcvtimeo = d
+	} else {
+		sk.sndtimeo = d
+	}
+	return nil
+}
