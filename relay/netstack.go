@@ -58,12 +58,25 @@ func (n *Netstack) Close() {
 	n.Stack.Wait()
 }
 
-// gate passes packets from the link to the stack until shut.
+// Open starts delivering packets from the link to the stack. Call it
+// once the relay is installed (relay.New): the relay's handlers and the
+// state they read are then published to the goroutine that delivers
+// packets through the gate's lock, and no packet meets a half-built
+// relay. Packets arriving before Open are dropped.
+func (n *Netstack) Open() { n.gate.set(gateOpen) }
+
+// gate passes packets from the link to the stack while open.
 type gate struct {
 	nested.Endpoint
-	mu     sync.RWMutex // held for reading by every delivery in progress
-	closed bool         // guarded by mu
+	mu    sync.RWMutex // held for reading by every delivery in progress
+	state int          // guarded by mu: gateNew, gateOpen or gateShut
 }
+
+const (
+	gateNew  = iota // not yet open: drop
+	gateOpen        // deliver
+	gateShut        // closing: drop, for good
+)
 
 var _ gstack.NetworkDispatcher = (*gate)(nil)
 
@@ -77,17 +90,23 @@ func newGate(lower gstack.LinkEndpoint) *gate {
 func (g *gate) DeliverNetworkPacket(p tcpip.NetworkProtocolNumber, pkt *gstack.PacketBuffer) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	if !g.closed {
+	if g.state == gateOpen {
 		g.Endpoint.DeliverNetworkPacket(p, pkt)
 	}
 }
 
-// shut drops every later packet and waits for deliveries in progress.
-func (g *gate) shut() {
+// set moves the gate to state (never back from gateShut), waiting for
+// deliveries in progress.
+func (g *gate) set(state int) {
 	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	if g.state != gateShut {
+		g.state = state
+	}
 }
+
+// shut drops every later packet and waits for deliveries in progress.
+func (g *gate) shut() { g.set(gateShut) }
 
 // NewStack builds the gVisor stack that faces the namespace: one
 // promiscuous, spoofing interface (it accepts connections to any address

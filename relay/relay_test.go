@@ -60,6 +60,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		gwn.Close()
 		t.Fatal(err)
 	}
+	gwn.Open()
 	h := &harness{ns: ns, gw: gw, net: gwn, r: r}
 	t.Cleanup(func() {
 		r.Close()

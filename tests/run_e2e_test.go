@@ -296,7 +296,7 @@ func runExpect(got, want string) error {
 // TestRunRootless runs the binary as uid 65534, which becomes root of a new
 // user namespace.
 func TestRunRootless(t *testing.T) {
-	bin := runBinary(t)
+	bin := runPublicBinary(t)
 	roottest.RequireCommand(t, "setpriv", "curl")
 	// Unprivileged users open /dev/net/tun only when it is 0666, as udev
 	// sets it; some containers ship it 0600.

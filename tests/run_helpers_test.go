@@ -21,11 +21,19 @@ import (
 	"github.com/ustack/ustack/internal/roottest"
 )
 
-// runBinary builds cmd/ustack into a fresh directory anyone may read and
-// execute (the rootless test runs it as another user) and returns its path.
+// runBinary returns the ustack binary the package builds once (see
+// ustackBinary), after checking for root.
 func runBinary(t *testing.T) string {
 	t.Helper()
 	roottest.Require(t)
+	return ustackBinary(t)
+}
+
+// runPublicBinary copies the binary into a fresh directory anyone may read
+// and execute, for tests that run it as another user.
+func runPublicBinary(t *testing.T) string {
+	t.Helper()
+	src := runBinary(t)
 	dir, err := os.MkdirTemp("", "run-e2e-")
 	if err != nil {
 		t.Fatal(err)
@@ -34,11 +42,13 @@ func runBinary(t *testing.T) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bin := filepath.Join(dir, "ustack")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/ustack")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/ustack: %v\n%s", err, out)
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

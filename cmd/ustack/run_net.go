@@ -98,6 +98,8 @@ func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
 			return fmt.Errorf("-p %v: %w", f, err)
 		}
 	}
+	// Packets flow only now that the relay is complete.
+	n.st.Open()
 	if o.apiSocket != "" {
 		if n.api, err = net.Listen("unix", o.apiSocket); err != nil {
 			return fmt.Errorf("--api-socket: %w", err)
