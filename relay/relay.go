@@ -114,6 +114,7 @@ type Stats struct {
 	Denied          uint64 `json:"denied"`            // connections/datagrams to a denied destination
 	FlowLimitHits   uint64 `json:"flow_limit_hits"`   // new flows refused at MaxFlows
 	HalfOpenClosed  uint64 `json:"half_open_closed"`  // connections closed after HalfCloseTimeout
+	SYNDropped      uint64 `json:"syn_dropped"`       // SYNs dropped with MaxFlows handshakes already waiting on a dial
 	ForwardAccepted uint64 `json:"forward_accepted"`  // port-forwarded connections and flows
 	ForwardFailed   uint64 `json:"forward_failed"`    // port forwards the namespace refused
 	BytesOut        uint64 `json:"bytes_out"`         // bytes from the namespace to the host
@@ -241,6 +242,7 @@ func (r *Relay) Stats() Stats {
 		HostUnreachable: c.hostUnreachable.Load(),
 		ICMPEchoSent:    c.icmpSent.Load(), ICMPEchoReplies: c.icmpReplies.Load(), ICMPFailed: c.icmpFailed.Load(),
 		Denied: c.denied.Load(), FlowLimitHits: c.limitHits.Load(), HalfOpenClosed: c.halfOpenClosed.Load(),
+		SYNDropped:      r.cfg.Stack.Stats().TCP.ForwardMaxInFlightDrop.Value(),
 		ForwardAccepted: c.forwardAccepted.Load(), ForwardFailed: c.forwardFailed.Load(),
 		BytesOut: c.bytesOut.Load(), BytesIn: c.bytesIn.Load(),
 	}

@@ -139,6 +139,9 @@ func report(st relay.Stats, debug bool, stderr io.Writer) {
 	if st.FlowLimitHits > 0 {
 		fmt.Fprintf(stderr, "ustack run: refused %d flows at the --max-flows limit\n", st.FlowLimitHits)
 	}
+	if st.SYNDropped > 0 {
+		fmt.Fprintf(stderr, "ustack run: dropped %d SYNs with --max-flows handshakes already pending\n", st.SYNDropped)
+	}
 	if st.HalfOpenClosed > 0 {
 		fmt.Fprintf(stderr, "ustack run: closed %d half-closed connections after --half-close-timeout\n", st.HalfOpenClosed)
 	}
