@@ -40,6 +40,9 @@ func Start(ExecConfig) (*Process, error) { return nil, errExecUnsupported }
 // RunInUserNS is only supported on Linux.
 func RunInUserNS() (int, error) { return 0, errExecUnsupported }
 
+// RunInUserNSOf is only supported on Linux.
+func RunInUserNSOf(string) (int, error) { return 0, errExecUnsupported }
+
 // SetLoopbackUp is only supported on Linux.
 func SetLoopbackUp(string) error { return errExecUnsupported }
 

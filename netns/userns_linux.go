@@ -49,6 +49,56 @@ func RunInUserNS() (int, error) {
 		GidMappingsEnableSetgroups: false,
 		Pdeathsig:                  syscall.SIGKILL,
 	}
+	return supervise(cmd)
+}
+
+// RunInUserNSOf re-executes this program with the same arguments inside
+// the user namespace that owns the network namespace at nsPath (say, a
+// rootless container's), so that it may give that namespace its network.
+// A Go program cannot join a user namespace itself (setns(2) refuses
+// multithreaded callers), so nsenter(1) joins it and executes the program,
+// which holds every capability there when our uid is root there.
+func RunInUserNSOf(nsPath string) (int, error) {
+	f, err := os.Open(nsPath)
+	if err != nil {
+		return 0, fmt.Errorf("netns: %w", err)
+	}
+	defer f.Close()
+	ufd, err := unix.IoctlRetInt(int(f.Fd()), nsGetUserNS)
+	if err != nil {
+		return 0, fmt.Errorf("netns: owner of %s: %w", nsPath, err)
+	}
+	userns := os.NewFile(uintptr(ufd), "userns")
+	defer userns.Close()
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return 0, fmt.Errorf("netns: joining the user namespace of %s needs nsenter(1) (util-linux): %w", nsPath, err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("netns: %w", err)
+	}
+	// nsenter opens our descriptor through /proc, so it needs no fd of
+	// its own (and leaks none into the program).
+	// --preserve-credentials: keep our uid, which the namespace's owner
+	// (we) mapped to root there; nsenter's default setgroups fails in
+	// namespaces that deny it, as `unshare -r` makes them.
+	args := append([]string{fmt.Sprintf("--user=/proc/%d/fd/%d", os.Getpid(), userns.Fd()), "--preserve-credentials", "--", exe}, os.Args[1:]...)
+	cmd := exec.Command(nsenter, args...)
+	cmd.Env = append(withoutEnv(os.Environ(), usernsEnv), usernsEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return supervise(cmd)
+}
+
+// nsGetUserNS is NS_GET_USERNS from <linux/nsfs.h>, _IO(0xb7, 0x1): it
+// returns a descriptor of the user namespace owning a namespace.
+const nsGetUserNS = 0xb701
+
+// supervise starts cmd from a locked thread that lives until it is
+// reaped (its Pdeathsig follows that thread), passes the forwarded
+// signals on to it and returns its shell-style exit status.
+func supervise(cmd *exec.Cmd) (int, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwardedSignals...)
 	defer signal.Stop(sigs)
@@ -71,7 +121,10 @@ func RunInUserNS() (int, error) {
 		res <- result{cmd.ProcessState, err}
 	}()
 	if err := <-started; err != nil {
-		return 0, userNSError(err)
+		if cmd.SysProcAttr.Cloneflags&unix.CLONE_NEWUSER != 0 {
+			return 0, userNSError(err)
+		}
+		return 0, fmt.Errorf("netns: %w", err)
 	}
 	for {
 		select {

@@ -293,13 +293,11 @@ func runExpect(got, want string) error {
 	return nil
 }
 
-// TestRunRootless runs the binary as uid 65534, which becomes root of a new
-// user namespace.
-func TestRunRootless(t *testing.T) {
-	bin := runPublicBinary(t)
-	roottest.RequireCommand(t, "setpriv", "curl")
-	// Unprivileged users open /dev/net/tun only when it is 0666, as udev
-	// sets it; some containers ship it 0600.
+// runTunForAll lets unprivileged users open /dev/net/tun for the test:
+// they can only when it is 0666, as udev sets it; some containers ship it
+// 0600.
+func runTunForAll(t *testing.T) {
+	t.Helper()
 	if fi, err := os.Stat("/dev/net/tun"); err == nil && fi.Mode().Perm() != 0o666 {
 		old := fi.Mode().Perm()
 		if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
@@ -307,6 +305,14 @@ func TestRunRootless(t *testing.T) {
 		}
 		t.Cleanup(func() { os.Chmod("/dev/net/tun", old) })
 	}
+}
+
+// TestRunRootless runs the binary as uid 65534, which becomes root of a new
+// user namespace.
+func TestRunRootless(t *testing.T) {
+	bin := runPublicBinary(t)
+	roottest.RequireCommand(t, "setpriv", "curl")
+	runTunForAll(t)
 	port := runHello(t)
 	ctx := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 		bin, "run", "--allow-host-loopback", "--", "sh", "-c", "id -u; curl -sS --max-time 10 http://10.0.2.2:"+port+"/; exit 3")
@@ -599,4 +605,39 @@ func TestRunKilled(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRunAttachRootless: uid 65534 gives the network to a namespace of its
+// own rootless "container" (`unshare -rn`), as slirp4netns does for
+// rootless podman.
+func TestRunAttachRootless(t *testing.T) {
+	bin := runPublicBinary(t)
+	roottest.RequireCommand(t, "setpriv", "unshare", "nsenter", "curl")
+	runTunForAll(t)
+	port := runHello(t)
+	holder := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "unshare", "-rn", "sleep", "600")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	pid := fmt.Sprint(holder.Process.Pid) // unshare execs sleep in place
+	runEventually(t, "holder in its own namespace", func() error {
+		a, _ := os.Readlink("/proc/" + pid + "/ns/user")
+		b, _ := os.Readlink("/proc/self/ns/user")
+		if a == b || a == "" {
+			return fmt.Errorf("user namespace %q not yet its own", a)
+		}
+		return nil
+	})
+	cmd, out := runStart(t, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "run", "--pid", pid, "--allow-host-loopback")
+	runEventually(t, "curl inside the attached rootless namespace", func() error {
+		got, err := exec.Command("nsenter", "-t", pid, "-n", "curl", "-sS", "--max-time", "5", "http://10.0.2.2:"+port+"/").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s (ustack: %s)", err, got, out)
+		}
+		return runExpect(string(got), "hello from the host")
+	})
+	if st := runStop(t, cmd); st != 0 {
+		t.Errorf("rootless attach exited %d after SIGTERM, want 0; output %q", st, out)
+	}
 }

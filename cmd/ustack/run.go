@@ -70,8 +70,13 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if os.Geteuid() != 0 && !netns.InUserNS() {
 		// Rootless: become root of a new user namespace, then do the rest
-		// there, with every capability over the namespaces we create.
-		status, err := netns.RunInUserNS()
+		// there, with every capability over the namespaces we create; to
+		// attach, join the user namespace that owns the target instead.
+		run := netns.RunInUserNS
+		if opts.attachPath != "" {
+			run = func() (int, error) { return netns.RunInUserNSOf(opts.attachPath) }
+		}
+		status, err := run()
 		if err != nil {
 			fmt.Fprintf(stderr, "ustack run: %v\n", err)
 			return exitFailure
