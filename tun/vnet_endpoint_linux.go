@@ -38,7 +38,8 @@ type VnetEndpoint struct {
 
 	// Malformed counts packets read from the device and dropped because
 	// their virtio-net header was short, inconsistent or unsupported, or
-	// they were neither IPv4 nor IPv6.
+	// they were neither IPv4 nor IPv6, or the kernel failed the read with
+	// EINVAL for a packet it could not describe.
 	Malformed atomic.Uint64
 	// BadChecksum counts packets dropped because a checksum the kernel
 	// had not verified (no NEEDS_CSUM or DATA_VALID flag) was wrong.
@@ -225,12 +226,15 @@ const (
 	// packet may be 40+65535 bytes. A read that fills the tail too was
 	// truncated and is dropped.
 	rxTail = 128
-	// rxCopyMax: a packet this small is copied into a pool view of its
+	// rxCopyMax: a packet this small is copied into pool views of its
 	// own size and the 64 KiB chunk reused, so that small packets (ACKs,
 	// MTU-sized segments) never pin 64 KiB each in the stack's queues;
 	// larger ones keep the chunk, wasting under half of it, no worse than
 	// the pool's power-of-two rounding.
 	rxCopyMax = rxChunk / 2
+	// rxHead is copied into a view of its own (see buffer): it holds an
+	// IPv4 header with options and a TCP header with options (60+60).
+	rxHead = 128
 	// rxBatch bounds the packets read per wakeup before delivering them.
 	rxBatch = 16
 )
@@ -296,6 +300,12 @@ func (r *rxState) read(fd uintptr) bool {
 			continue
 		case unix.EAGAIN:
 			return len(r.batch) > 0
+		case unix.EINVAL:
+			// The kernel dropped a packet it could not describe in a
+			// virtio-net header (tun_put_user: "unexpected GSO type");
+			// the next read goes on.
+			r.e.Malformed.Add(1)
+			continue
 		default:
 			r.err = errno
 			return true
@@ -344,22 +354,35 @@ func (r *rxState) take(n int) {
 		r.e.BadChecksum.Add(1)
 		return
 	}
-	var buf buffer.Buffer
-	switch {
-	case size <= rxCopyMax:
-		buf = buffer.MakeWithView(buffer.NewViewWithData(pkt))
-	case size <= rxChunk:
-		r.main.CapLength(size)
-		buf = buffer.MakeWithView(r.main)
-		r.main = nil
+	r.batch = append(r.batch, rxPacket{proto: proto, buf: r.buffer(size)})
+}
+
+// buffer turns the packet just read (size bytes) into the stack's buffer.
+// Its first rxHead bytes, where the IP and TCP headers are, get a small
+// view of their own: gVisor clones a header's whole chunk when it reads
+// the header while holding another reference to it (ipv4 HandlePacket
+// does), which for a 64 KiB chunk cost a 64 KiB clear and copy per packet.
+func (r *rxState) buffer(size int) buffer.Buffer {
+	pkt := r.main.AsSlice()
+	head := min(size, rxHead)
+	buf := buffer.MakeWithView(buffer.NewViewWithData(pkt[:head]))
+	switch rest := size - head; {
+	case rest == 0:
+	case rest <= rxCopyMax:
+		buf.Append(buffer.NewViewWithData(pkt[head:size]))
 	default:
-		r.main.CapLength(rxChunk)
-		r.tail.CapLength(size - rxChunk)
-		buf = buffer.MakeWithView(r.main)
-		buf.Append(r.tail)
-		r.main, r.tail = nil, nil
+		v := r.main
+		r.main = nil
+		v.CapLength(min(size, rxChunk))
+		v.TrimFront(head)
+		buf.Append(v)
+		if size > rxChunk {
+			r.tail.CapLength(size - rxChunk)
+			buf.Append(r.tail)
+			r.tail = nil
+		}
 	}
-	r.batch = append(r.batch, rxPacket{proto: proto, buf: buf})
+	return buf
 }
 
 // maxIov is IOV_MAX on Linux: a packet in more slices is copied first.
