@@ -2,6 +2,7 @@ package tun
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -275,12 +276,22 @@ func TestVnetStackWritesGSO(t *testing.T) {
 }
 
 // TestVnetKernelGSOAccepted: a 60 KB TCP segment from the kernel with
-// NEEDS_CSUM and TSO fields is delivered to the stack whole, and the data
-// arrives intact.
+// NEEDS_CSUM and TSO fields, and the largest IPv6 one, are delivered to
+// the stack whole, and the data arrives intact.
 func TestVnetKernelGSOAccepted(t *testing.T) {
 	leakcheck.Check(t)
-	for _, fam := range families {
-		t.Run(fam.name, func(t *testing.T) {
+	for _, tc := range []struct {
+		fam  family
+		size int
+	}{
+		{families[0], 60000},
+		{families[1], 60000},
+		// The largest IPv6 segment: 65575 bytes with its header, more
+		// than one 64 KiB receive chunk.
+		{families[1], 0xffff - header.TCPMinimumSize},
+	} {
+		fam := tc.fam
+		t.Run(fmt.Sprintf("%s/%d", fam.name, tc.size), func(t *testing.T) {
 			// A fixed 1 MiB window from the start, rather than one that
 			// grows with the traffic, has room for the 60 KB segment.
 			k := newDouble(t, stack.TCPConfig{DisableModerateReceiveBuffer: true})
@@ -291,7 +302,7 @@ func TestVnetKernelGSOAccepted(t *testing.T) {
 				t.Fatalf("ListenTCP = %v", err)
 			}
 			defer l.Close()
-			data := make([]byte, 60000)
+			data := make([]byte, tc.size)
 			for i := range data {
 				data[i] = byte(i*7 + i>>8)
 			}
