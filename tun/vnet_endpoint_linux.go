@@ -51,9 +51,13 @@ type VnetEndpoint struct {
 	mu         sync.Mutex              // guards dispatcher, onClose
 	dispatcher stack.NetworkDispatcher // guarded by mu
 	onClose    func()                  // guarded by mu
-	stop       chan struct{}           // closed by Attach(nil) or Close
+	stop       chan struct{}           // closed under loopMu by Attach(nil) or Close
 	stopOnce   sync.Once
-	wg         sync.WaitGroup // the dispatch loop
+
+	loopMu   sync.Mutex
+	loopCond sync.Cond // on loopMu; broadcast when running, reading or stop change
+	running  bool      // guarded by loopMu: the dispatch loop has not returned
+	reading  bool      // guarded by loopMu: the loop is reading the file
 
 	rx  *rxState  // owned by the dispatch loop
 	txs sync.Pool // of *txState, one per concurrent WritePackets
@@ -83,6 +87,7 @@ func NewVnetEndpoint(f *os.File, mtu uint32) (*VnetEndpoint, error) {
 		return nil, fmt.Errorf("tun: vnet endpoint needs a non-blocking file (O_NONBLOCK is off: %v)", err)
 	}
 	e := &VnetEndpoint{f: f, rc: rc, stop: make(chan struct{})}
+	e.loopCond.L = &e.loopMu
 	e.mtu.Store(mtu)
 	e.rx = newRxState(e)
 	e.txs.New = func() any { return newTxState(e) }
@@ -143,24 +148,42 @@ func (e *VnetEndpoint) IsAttached() bool {
 
 // Attach implements stack.LinkEndpoint. The first non-nil dispatcher starts
 // the dispatch loop; nil (the NIC is being removed) stops it for good.
+//
+// Attach(nil) does not wait: gVisor calls it, and Wait, with the stack's
+// lock held (Stack.Wait -> removeNICLocked), and a packet being delivered
+// at that moment may need that lock (a reply's output hook calls
+// FindNICNameFromID): waiting for the delivery there deadlocked teardown.
 func (e *VnetEndpoint) Attach(d stack.NetworkDispatcher) {
 	if d == nil {
 		e.shutdown()
-		e.wg.Wait()
 		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.loopMu.Lock()
+	defer e.loopMu.Unlock()
 	if e.dispatcher != nil || e.stopped() {
 		return
 	}
 	e.dispatcher = d
-	e.wg.Add(1)
+	e.running = true
 	go e.dispatchLoop(d)
 }
 
-// Wait implements stack.LinkEndpoint: it waits for the dispatch loop.
-func (e *VnetEndpoint) Wait() { e.wg.Wait() }
+// Wait implements stack.LinkEndpoint. Once the endpoint is stopped, it
+// returns as soon as the loop no longer reads the file and never will, so
+// the owner may close it; a delivery into the stack already under way
+// finishes on its own (it may be waiting for the very lock the stack holds
+// while calling Wait, see Attach), then the loop returns at once. Before
+// the endpoint is stopped, Wait waits for the loop to end (the file
+// failing or reaching EOF).
+func (e *VnetEndpoint) Wait() {
+	e.loopMu.Lock()
+	defer e.loopMu.Unlock()
+	for e.running && (e.reading || !e.stopped()) {
+		e.loopCond.Wait()
+	}
+}
 
 // Close implements stack.LinkEndpoint: it stops the dispatch loop and runs
 // the close action. The file stays open.
@@ -186,7 +209,10 @@ func (e *VnetEndpoint) SetOnCloseAction(f func()) {
 // the netpoller: it returns os.ErrDeadlineExceeded, and the loop sees stop.
 func (e *VnetEndpoint) shutdown() {
 	e.stopOnce.Do(func() {
+		e.loopMu.Lock()
 		close(e.stop)
+		e.loopCond.Broadcast()
+		e.loopMu.Unlock()
 		past := time.Unix(1, 0)
 		e.f.SetReadDeadline(past)
 		e.f.SetWriteDeadline(past)
@@ -205,15 +231,30 @@ func (e *VnetEndpoint) stopped() bool {
 // dispatchLoop reads batches of packets and delivers them until the
 // endpoint stops or the file fails (EOF, EBADFD once the device is gone).
 func (e *VnetEndpoint) dispatchLoop(d stack.NetworkDispatcher) {
-	defer e.wg.Done()
+	defer e.setLoop(false, false)
 	defer e.rx.release()
-	for {
+	for e.setLoop(true, true) {
 		err := e.rc.Read(e.rx.readFn)
-		e.rx.deliver(d)
+		e.setLoop(true, false)
 		if e.stopped() || err != nil || e.rx.err != nil {
 			return
 		}
+		e.rx.deliver(d, e.stop)
 	}
+}
+
+// setLoop records the loop's state for Wait. Starting a read (reading
+// true) fails once the endpoint is stopped, so no read begins after Wait
+// has returned.
+func (e *VnetEndpoint) setLoop(running, reading bool) bool {
+	e.loopMu.Lock()
+	defer e.loopMu.Unlock()
+	if reading && e.stopped() {
+		reading = false
+	}
+	e.running, e.reading = running, reading
+	e.loopCond.Broadcast()
+	return reading
 }
 
 const (
@@ -279,6 +320,10 @@ func (r *rxState) refill() {
 }
 
 func (r *rxState) release() {
+	for i := range r.batch {
+		r.batch[i].buf.Release()
+	}
+	r.batch = r.batch[:0]
 	for _, v := range []**buffer.View{&r.main, &r.tail} {
 		if *v != nil {
 			(*v).Release()
@@ -319,13 +364,19 @@ func (r *rxState) read(fd uintptr) bool {
 	return true
 }
 
-// deliver hands the batch to the stack and empties it.
-func (r *rxState) deliver(d stack.NetworkDispatcher) {
+// deliver hands the batch to the stack and empties it. Once stop is
+// closed, the rest is dropped: the stack is going away.
+func (r *rxState) deliver(d stack.NetworkDispatcher, stop <-chan struct{}) {
 	for i := range r.batch {
 		p := &r.batch[i]
-		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: p.buf})
-		d.DeliverNetworkPacket(p.proto, pkt)
-		pkt.DecRef()
+		select {
+		case <-stop:
+			p.buf.Release()
+		default:
+			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: p.buf})
+			d.DeliverNetworkPacket(p.proto, pkt)
+			pkt.DecRef()
+		}
 		*p = rxPacket{}
 	}
 	r.batch = r.batch[:0]

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -521,3 +522,53 @@ type nopDispatcher struct{}
 
 func (nopDispatcher) DeliverNetworkPacket(tcpip.NetworkProtocolNumber, *gstack.PacketBuffer) {}
 func (nopDispatcher) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *gstack.PacketBuffer)    {}
+
+// lockingDispatcher blocks each delivery on mu, as gVisor's output path
+// blocks on the stack's lock (FindNICNameFromID), and reports the first.
+type lockingDispatcher struct {
+	mu      *sync.Mutex
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (l *lockingDispatcher) DeliverNetworkPacket(tcpip.NetworkProtocolNumber, *gstack.PacketBuffer) {
+	l.once.Do(func() { close(l.entered) })
+	l.mu.Lock()
+	l.mu.Unlock()
+}
+
+func (*lockingDispatcher) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *gstack.PacketBuffer) {}
+
+// TestVnetTeardownWhileDelivering: gVisor removes a NIC, calling
+// Attach(nil) and Wait, with the stack's lock held; a delivery under way
+// may be waiting for that lock. Attach(nil) and Wait must still return,
+// and the loop end once the lock is released.
+func TestVnetTeardownWhileDelivering(t *testing.T) {
+	leakcheck.Check(t)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socketpair: %v", err)
+	}
+	f, peer := os.NewFile(uintptr(fds[0]), "ep"), os.NewFile(uintptr(fds[1]), "peer")
+	defer peer.Close()
+	ep, err := NewVnetEndpoint(f, 1500)
+	if err != nil {
+		t.Fatalf("NewVnetEndpoint = %v", err)
+	}
+	var stackLock sync.Mutex
+	d := &lockingDispatcher{mu: &stackLock, entered: make(chan struct{})}
+	ep.Attach(d)
+	stackLock.Lock()
+	k := &kernelDouble{t: t, f: peer, ep: ep}
+	k.send(virtioHdr{}, icmpEcho(1))
+	<-d.entered
+	done := make(chan struct{})
+	go func() { ep.Attach(nil); ep.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Attach(nil)+Wait blocked on a delivery waiting for the caller's lock")
+	}
+	f.Close() // the owner may close the file once Wait returned
+	stackLock.Unlock()
+}
