@@ -2,6 +2,7 @@ package sockapi
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -29,27 +30,53 @@ type fdEntry struct {
 	// closed is closed when the descriptor is closed, waking every call
 	// blocked on it so that it returns EBADF.
 	closed chan struct{}
+	// cloexec is the descriptor flag FD_CLOEXEC (F_GETFD/F_SETFD). Nothing
+	// here execs; it is kept so that programs read back what they set.
+	cloexec atomic.Bool
+	// status holds the file status flags of F_GETFL/F_SETFL that can be
+	// changed (statusSettable); O_NONBLOCK among them makes calls on the
+	// descriptor return EAGAIN instead of blocking.
+	status atomic.Int32
+	// epolls are the epoll registrations of this descriptor (epoll.go).
+	epolls epollLinks
 }
+
+// nonblocking reports whether O_NONBLOCK is set on the descriptor.
+func (e *fdEntry) nonblocking() bool { return e.status.Load()&unix.O_NONBLOCK != 0 }
 
 // fdTable maps descriptor numbers to files, handing out the lowest free
 // number first as Linux does.
 type fdTable struct {
 	mu      sync.Mutex
 	entries []*fdEntry // guarded by mu; index is the descriptor, nil is free
+	// lowFree is guarded by mu: no entry below it is free, so install
+	// need not scan from 0 (10,000 descriptors made each Socket a
+	// 10,000-step scan).
+	lowFree int
 }
 
 // install gives f the lowest free descriptor.
-func (t *fdTable) install(f file) int {
+func (t *fdTable) install(f file) int { return t.installFlags(f, 0) }
+
+// installFlags is install with the SOCK_NONBLOCK and SOCK_CLOEXEC flags
+// of socket(2), accept4(2) and epoll_create1(2) applied.
+func (t *fdTable) installFlags(f file, flags int) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := &fdEntry{f: f, closed: make(chan struct{})}
-	for i, old := range t.entries {
-		if old == nil {
+	e.cloexec.Store(flags&unix.SOCK_CLOEXEC != 0)
+	if flags&unix.SOCK_NONBLOCK != 0 {
+		e.status.Store(unix.O_NONBLOCK)
+	}
+	for i := t.lowFree; i < len(t.entries); i++ {
+		if t.entries[i] == nil {
 			t.entries[i] = e
+			t.lowFree = i + 1
 			return i
 		}
 	}
 	t.entries = append(t.entries, e)
+	t.lowFree = len(t.entries)
 	return len(t.entries) - 1
 }
 
@@ -73,7 +100,9 @@ func (t *fdTable) remove(fd int) (*fdEntry, error) {
 	}
 	e := t.entries[fd]
 	t.entries[fd] = nil
+	t.lowFree = min(t.lowFree, fd)
 	close(e.closed)
+	e.epolls.detach()
 	return e, nil
 }
 
@@ -85,9 +114,11 @@ func (t *fdTable) removeAll() []*fdEntry {
 	for i, e := range t.entries {
 		if e != nil {
 			close(e.closed)
+			e.epolls.detach()
 			all = append(all, e)
 			t.entries[i] = nil
 		}
 	}
+	t.lowFree = 0
 	return all
 }

@@ -19,7 +19,6 @@ type Sockets struct {
 	resolv   ResolverConfig // guarded by resolvMu
 }
 
-
 // New returns the socket calls over s, with a resolver that knows only
 // numeric addresses and "localhost" until SetResolver configures it.
 func New(s *stack.Stack) *Sockets {
@@ -38,6 +37,9 @@ type ResolverConfig struct {
 	Timeout time.Duration
 	// Attempts is how many times each nameserver is tried; 0 means 2.
 	Attempts int
+	// Rotate starts each query at the next nameserver in turn instead of
+	// the first, as resolv.conf's "options rotate".
+	Rotate bool
 	// HostsFile is a file in /etc/hosts format; "" means none: only
 	// "localhost" is known.
 	HostsFile string

@@ -3,10 +3,14 @@ package stack
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -130,3 +134,113 @@ func TestConfigErrors(t *testing.T) {
 }
 
 var _ net.Conn = (*gonet.TCPConn)(nil)
+
+// syncBuffer is a bytes.Buffer safe for the sniffer's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func TestPcapCapturesNICTraffic(t *testing.T) {
+	leakcheck.Check(t)
+	var capture syncBuffer
+	a, b := pipe.New("\x02\x00\x00\x00\x00\x01", "\x02\x00\x00\x00\x00\x02", 1500)
+	s1, err := New(Config{NICs: []NICConfig{{Endpoint: a, Pcap: &capture, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := New(Config{NICs: []NICConfig{{Endpoint: b, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	echoRoundTrip(t, s2, s1, "10.0.0.2:7")
+
+	capture.mu.Lock()
+	data := capture.b.Bytes()
+	capture.mu.Unlock()
+	// A pcap file starts with the magic 0xa1b2c3d4 (little-endian here) and
+	// a 24-byte global header; each record has a 16-byte header.
+	if len(data) < 24 || binary.LittleEndian.Uint32(data) != 0xa1b2c3d4 {
+		t.Fatalf("capture does not start with a pcap header: % x", data[:min(len(data), 24)])
+	}
+	records := 0
+	for off := 24; off+16 <= len(data); records++ {
+		off += 16 + int(binary.LittleEndian.Uint32(data[off+8:]))
+	}
+	// SYN, SYN-ACK, ACK, 60000 bytes each way in MTU-sized segments, FINs.
+	if records < 80 {
+		t.Errorf("capture has %d packets, want at least 80", records)
+	}
+}
+
+type failingWriter struct{ n int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	f.n++
+	if f.n > 3 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+// pipeStacks joins two stacks over an in-memory link, with cfg1's NIC
+// settings applied to the first.
+func pipeStacks(t *testing.T, nic1 NICConfig, cfg1 Config) (*Stack, *Stack) {
+	t.Helper()
+	a, b := pipe.New("\x02\x00\x00\x00\x00\x01", "\x02\x00\x00\x00\x00\x02", 1500)
+	nic1.Endpoint = a
+	nic1.Addrs = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}
+	cfg1.NICs = []NICConfig{nic1}
+	s1, err := New(cfg1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s1.Close)
+	s2, err := New(Config{NICs: []NICConfig{{Endpoint: b, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s2.Close)
+	return s1, s2
+}
+
+func TestPcapWriteFailureStopsCaptureNotStack(t *testing.T) {
+	leakcheck.Check(t)
+	fw := &failingWriter{}
+	s1, s2 := pipeStacks(t, NICConfig{Pcap: fw}, Config{})
+	echoRoundTrip(t, s2, s1, "10.0.0.2:7")
+	if err := s1.CaptureErr(); err == nil || err.Error() != "disk full" {
+		t.Errorf("CaptureErr() = %v, want disk full", err)
+	}
+	if fw.n != 4 {
+		t.Errorf("capture writes after the failure: %d calls, want 4 (3 good, 1 failed)", fw.n)
+	}
+}
+
+func TestPausedDropsUntilResume(t *testing.T) {
+	leakcheck.Check(t)
+	s1, s2 := pipeStacks(t, NICConfig{}, Config{Paused: true})
+	fa, proto := fullAddr(netip.MustParseAddrPort("10.0.0.1:7"))
+	l, err := gonet.ListenTCP(s1.GVisor(), fa, proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if c, err := gonet.DialContextTCP(ctx, s2.GVisor(), fa, proto); err == nil {
+		c.Close()
+		t.Fatalf("dial to a paused stack succeeded, want it to time out")
+	}
+	s1.Resume()
+	l.Close()
+	echoRoundTrip(t, s1, s2, "10.0.0.1:7")
+}
