@@ -28,8 +28,12 @@ const (
 	// rxHead is copied into a view of its own (see buffer): it holds an
 	// IPv4 header with options and a TCP header with options (60+60).
 	rxHead = 128
-	// rxBatch bounds the packets read per wakeup before delivering them.
-	rxBatch = 16
+	// rxBatch bounds the packets read per wakeup before delivering them,
+	// and rxBatchBytes their bytes: small packets (ACKs) are batched, but
+	// a TSO segment goes to the stack at once, since holding it back
+	// delays the ACK the kernel's sender waits for.
+	rxBatch      = 16
+	rxBatchBytes = 32 << 10
 )
 
 // rxState is the dispatch loop's receive state.
@@ -40,6 +44,7 @@ type rxState struct {
 	tail   *buffer.View // rxTail bytes, or nil once handed to a packet
 	iov    [3]unix.Iovec
 	batch  []rxPacket
+	bytes  int                // in batch
 	err    error              // why the loop must end, set by read
 	readFn func(uintptr) bool // read, bound once so Read does not allocate
 }
@@ -76,6 +81,7 @@ func (r *rxState) release() {
 		r.batch[i].buf.Release()
 	}
 	r.batch = r.batch[:0]
+	r.bytes = 0
 	for _, v := range []**buffer.View{&r.main, &r.tail} {
 		if *v != nil {
 			(*v).Release()
@@ -88,7 +94,7 @@ func (r *rxState) release() {
 // full or the device has none (EAGAIN), and returns false only to wait
 // for readability with an empty batch.
 func (r *rxState) read(fd uintptr) bool {
-	for len(r.batch) < rxBatch {
+	for len(r.batch) < rxBatch && r.bytes < rxBatchBytes {
 		r.refill()
 		n, errno := readv(fd, r.iov[:])
 		switch errno {
@@ -132,6 +138,7 @@ func (r *rxState) deliver(d stack.NetworkDispatcher, stop <-chan struct{}) {
 		*p = rxPacket{}
 	}
 	r.batch = r.batch[:0]
+	r.bytes = 0
 }
 
 // take checks the packet just read (n bytes with the header) and adds it
@@ -158,6 +165,7 @@ func (r *rxState) take(n int) {
 		return
 	}
 	r.batch = append(r.batch, rxPacket{proto: proto, buf: r.buffer(size)})
+	r.bytes += size
 }
 
 // buffer turns the packet just read (size bytes) into the stack's buffer.
