@@ -144,21 +144,21 @@ func (s *Stack) configure(cfg Config) error {
 		Endpoint: loopback.New(),
 		Addrs:    []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")},
 	}
-	if err := s.addNIC(LoopbackNIC, lo); err != nil {
+	if err := s.addNIC(LoopbackNIC, lo, cfg.TCP); err != nil {
 		return err
 	}
 	for i, n := range cfg.NICs {
 		if n.Name == "" {
 			n.Name = fmt.Sprintf("eth%d", int(LoopbackNIC)+1+i)
 		}
-		if err := s.addNIC(LoopbackNIC+1+tcpip.NICID(i), n); err != nil {
+		if err := s.addNIC(LoopbackNIC+1+tcpip.NICID(i), n, cfg.TCP); err != nil {
 			return err
 		}
 	}
 	return s.setRoutes(cfg)
 }
 
-func (s *Stack) addNIC(id tcpip.NICID, n NICConfig) error {
+func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, tcpCfg TCPConfig) error {
 	ep := n.Endpoint
 	if n.Pcap != nil {
 		// 256 KiB, tcpdump's default snap length: GSO segments exceed the MTU.
@@ -167,6 +167,10 @@ func (s *Stack) addNIC(id tcpip.NICID, n NICConfig) error {
 			return fmt.Errorf("stack: pcap for NIC %q: %w", n.Name, err)
 		}
 		ep = sn
+	}
+	if !tcpCfg.DisableZeroWindowACKFix {
+		// Outside the sniffer, so a capture shows the packets as sent.
+		ep = newZeroWindowACKs(ep)
 	}
 	if err := s.s.CreateNICWithOptions(id, ep, gstack.NICOptions{Name: n.Name}); err != nil {
 		return fmt.Errorf("stack: create NIC %q: %s", n.Name, err)
