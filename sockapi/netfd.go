@@ -1,0 +1,210 @@
+package sockapi
+
+import (
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file holds what the Go net adapters (TCPConn, TCPListener, UDPConn)
+// share: a descriptor's lifetime and its deadlines. It plays the part of
+// Go's internal/poll.FD for descriptors of a Sockets.
+//
+// Adapter descriptors are blocking; an operation calls the socket call's
+// internal form with waitOpts, so it waits the one way every call waits
+// (block), under the adapter's deadline and with a cancel channel that is
+// closed whenever that deadline changes or Close begins. The operation
+// then retries under the new deadline, or fails with net.ErrClosed.
+
+// netFD is one descriptor of a Sockets used by a Go net adapter. It owns
+// the descriptor: Close closes it, once, after every operation in flight
+// has returned, so that a racing operation never reaches a descriptor
+// number that a later Socket call has reused.
+type netFD struct {
+	s     *Sockets
+	fd    int
+	net   string   // "tcp", "tcp6", "udp4", ...
+	laddr net.Addr // fixed when the descriptor is wrapped
+	raddr net.Addr // nil for an unconnected UDP socket or a listener
+
+	// life is held shared by every operation and exclusively by Close.
+	life    sync.RWMutex
+	closing atomic.Bool // set when Close begins; operations then fail with net.ErrClosed
+	closed  bool        // guarded by life; the descriptor is closed
+
+	rmu, wmu sync.Mutex // serialize readers and writers, as internal/poll does
+	rd, wd   deadline
+}
+
+func newNetFD(s *Sockets, fd int, network string, laddr, raddr net.Addr) *netFD {
+	return &netFD{s: s, fd: fd, net: network, laddr: laddr, raddr: raddr,
+		rd: newDeadline(), wd: newDeadline()}
+}
+
+// acquire admits an operation, or returns net.ErrClosed.
+func (f *netFD) acquire() error {
+	f.life.RLock()
+	if f.closed || f.closing.Load() {
+		f.life.RUnlock()
+		return net.ErrClosed
+	}
+	return nil
+}
+
+func (f *netFD) release() { f.life.RUnlock() }
+
+// Close wakes every operation blocked on f, waits for them to return and
+// closes the descriptor. Later calls return net.ErrClosed.
+func (f *netFD) Close() error {
+	if f.closing.Swap(true) {
+		return net.ErrClosed
+	}
+	f.rd.kick()
+	f.wd.kick()
+	f.life.Lock()
+	defer f.life.Unlock()
+	f.closed = true
+	return sysErr("close", f.s.Close(f.fd))
+}
+
+// check reports why an operation must stop before its next try: f is
+// closing (net.ErrClosed) or the deadline dl has passed
+// (os.ErrDeadlineExceeded). nil means try.
+func (f *netFD) check(dl time.Time) error {
+	if f.closing.Load() {
+		return net.ErrClosed
+	}
+	if !dl.IsZero() && !time.Now().Before(dl) {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+// do runs call under the deadline d until it returns something other
+// than a wake-up: EINTR when the deadline changed or Close began, EAGAIN
+// when the deadline passed (check then says which). call's errno is
+// returned bare; the caller wraps it.
+func (f *netFD) do(d *deadline, call func(wo waitOpts) error) error {
+	for {
+		dl, wake := d.get()
+		if err := f.check(dl); err != nil {
+			return err
+		}
+		err := call(waitOpts{deadline: dl, cancel: wake})
+		switch {
+		case err == unix.EINTR:
+		case err == unix.EAGAIN && !dl.IsZero() && !time.Now().Before(dl):
+		case err == unix.EBADF && f.closing.Load():
+			return net.ErrClosed
+		default:
+			return err
+		}
+	}
+}
+
+// read is one read-side operation: call does it and returns a count.
+func (f *netFD) read(call func(wo waitOpts) (int, error)) (int, error) {
+	if err := f.acquire(); err != nil {
+		return 0, err
+	}
+	defer f.release()
+	f.rmu.Lock()
+	defer f.rmu.Unlock()
+	var n int
+	err := f.do(&f.rd, func(wo waitOpts) (err error) {
+		n, err = call(wo)
+		return err
+	})
+	if err != nil {
+		n = 0
+	}
+	return n, err
+}
+
+// writeAll sends all of p with send, which may stop early (a wake-up
+// after partial progress), and calls it again for the rest. It returns
+// how much was written before any error, as net.Conn's Write must.
+func (f *netFD) writeAll(p []byte, send func(p []byte, wo waitOpts) (int, error)) (int, error) {
+	if err := f.acquire(); err != nil {
+		return 0, err
+	}
+	defer f.release()
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	written := 0
+	for {
+		err := f.do(&f.wd, func(wo waitOpts) error {
+			n, err := send(p[written:], wo)
+			if n > 0 {
+				written += n
+			}
+			return err
+		})
+		if err != nil || written == len(p) {
+			return written, err
+		}
+	}
+}
+
+func (f *netFD) setDeadline(d *deadline, t time.Time) error {
+	if f.closing.Load() {
+		return net.ErrClosed
+	}
+	d.set(t)
+	return nil
+}
+
+// deadline is one direction's deadline. Changing it wakes the operations
+// waiting under the old one, which then retry under the new one: that is
+// how a deadline set in the past aborts a blocked Read, which net/http
+// relies on.
+type deadline struct {
+	mu   sync.Mutex
+	t    time.Time     // guarded by mu; zero means none
+	wake chan struct{} // guarded by mu; closed and replaced on every change
+}
+
+func newDeadline() deadline { return deadline{wake: make(chan struct{})} }
+
+func (d *deadline) get() (time.Time, <-chan struct{}) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.t, d.wake
+}
+
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.t = t
+	close(d.wake)
+	d.wake = make(chan struct{})
+}
+
+// kick wakes the waiters without changing the deadline.
+func (d *deadline) kick() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	close(d.wake)
+	d.wake = make(chan struct{})
+}
+
+// sysErr wraps an errno in an *os.SyscallError naming the call, as Go's
+// net package does; other errors (net.ErrClosed, deadlines) pass through.
+func sysErr(call string, err error) error {
+	if errno, ok := err.(unix.Errno); ok {
+		return os.NewSyscallError(call, errno)
+	}
+	return err
+}
+
+// opErr wraps err as Go's net package does, or returns nil.
+func opErr(op, network string, source, addr net.Addr, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &net.OpError{Op: op, Net: network, Source: source, Addr: addr, Err: err}
+}
