@@ -161,7 +161,8 @@ func (s *Stack) configure(cfg Config) error {
 func (s *Stack) addNIC(id tcpip.NICID, n NICConfig) error {
 	ep := n.Endpoint
 	if n.Pcap != nil {
-		sn, err := sniffer.NewWithWriter(ep, n.Pcap, uint32(ep.MTU())+64)
+		// 256 KiB, tcpdump's default snap length: GSO segments exceed the MTU.
+		sn, err := sniffer.NewWithWriter(ep, n.Pcap, 262144)
 		if err != nil {
 			return fmt.Errorf("stack: pcap for NIC %q: %w", n.Name, err)
 		}

@@ -3,9 +3,11 @@ package stack
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 
 	"github.com/ustack/ustack/internal/leakcheck"
@@ -130,3 +132,49 @@ func TestConfigErrors(t *testing.T) {
 }
 
 var _ net.Conn = (*gonet.TCPConn)(nil)
+
+// syncBuffer is a bytes.Buffer safe for the sniffer's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func TestPcapCapturesNICTraffic(t *testing.T) {
+	leakcheck.Check(t)
+	var capture syncBuffer
+	a, b := pipe.New("\x02\x00\x00\x00\x00\x01", "\x02\x00\x00\x00\x00\x02", 1500)
+	s1, err := New(Config{NICs: []NICConfig{{Endpoint: a, Pcap: &capture, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := New(Config{NICs: []NICConfig{{Endpoint: b, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	echoRoundTrip(t, s2, s1, "10.0.0.2:7")
+
+	capture.mu.Lock()
+	data := capture.b.Bytes()
+	capture.mu.Unlock()
+	// A pcap file starts with the magic 0xa1b2c3d4 (little-endian here) and
+	// a 24-byte global header; each record has a 16-byte header.
+	if len(data) < 24 || binary.LittleEndian.Uint32(data) != 0xa1b2c3d4 {
+		t.Fatalf("capture does not start with a pcap header: % x", data[:min(len(data), 24)])
+	}
+	records := 0
+	for off := 24; off+16 <= len(data); records++ {
+		off += 16 + int(binary.LittleEndian.Uint32(data[off+8:]))
+	}
+	// SYN, SYN-ACK, ACK, 60000 bytes each way in MTU-sized segments, FINs.
+	if records < 80 {
+		t.Errorf("capture has %d packets, want at least 80", records)
+	}
+}
