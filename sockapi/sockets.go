@@ -37,6 +37,9 @@ type ResolverConfig struct {
 	Timeout time.Duration
 	// Attempts is how many times each nameserver is tried; 0 means 2.
 	Attempts int
+	// Rotate starts each query at the next nameserver in turn instead of
+	// the first, as resolv.conf's "options rotate".
+	Rotate bool
 	// HostsFile is a file in /etc/hosts format; "" means none: only
 	// "localhost" is known.
 	HostsFile string
