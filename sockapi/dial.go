@@ -36,12 +36,14 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // DialContext connects to address on network: "tcp", "tcp4", "tcp6",
 // "udp", "udp4" or "udp6". address is "host:port", where host is an IP
 // literal (an IPv6 one in brackets, with an optional %zone naming a NIC)
-// or a name resolved through the Sockets' Getaddrinfo; an empty or
+// or a name resolved through the Sockets' Getaddrinfo (hosts table, then
+// DNS over the stack), and port a number or a service name; an empty or
 // unspecified host means this host, as connect(2) to INADDR_ANY does on
 // Linux. Each resolved address is tried in turn until one connects.
 //
-// Cancelling ctx, or its deadline, aborts a connect in progress. A TCP
-// connection is a *TCPConn, a UDP one a *UDPConn.
+// Cancelling ctx, or its deadline, aborts a connect in progress; a DNS
+// lookup ends at ctx's deadline. A TCP connection is a *TCPConn, a UDP
+// one a *UDPConn.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	if d.Sockets == nil {
 		return nil, errors.New("sockapi: Dialer.Sockets is nil")
@@ -275,7 +277,7 @@ func (s *Sockets) resolve(ctx context.Context, nw netSpec, address string, liste
 	if err != nil {
 		return nil, err
 	}
-	port, err := s.lookupPort(nw, service)
+	port, err := s.lookupPort(ctx, nw, service)
 	if err != nil {
 		return nil, err
 	}
@@ -329,27 +331,27 @@ func (nw netSpec) suitable(a netip.Addr, listen bool) (netip.Addr, bool) {
 }
 
 // lookupPort parses a port number or looks up a service name.
-func (s *Sockets) lookupPort(nw netSpec, service string) (uint16, error) {
+func (s *Sockets) lookupPort(ctx context.Context, nw netSpec, service string) (uint16, error) {
 	if service == "" {
 		return 0, nil
 	}
 	if n, err := strconv.ParseUint(service, 10, 16); err == nil {
 		return uint16(n), nil
 	}
-	ais, err := s.getaddrinfo("", service, &AddrInfo{Flags: AI_PASSIVE, Family: unix.AF_INET, Socktype: nw.socktype()})
+	ais, err := s.lookupAddrinfo(ctx, "", service, &AddrInfo{Flags: AI_PASSIVE, Family: unix.AF_INET, Socktype: nw.socktype()})
 	if err == nil && len(ais) > 0 {
 		return s.sockaddrAddrPort(ais[0].Addr).Port(), nil
 	}
 	return 0, &net.DNSError{Err: "unknown port", Name: nw.name + "/" + service, IsNotFound: true}
 }
 
-// lookupHost resolves a host name through the Sockets' Getaddrinfo.
-// Getaddrinfo runs to its own timeouts; ctx is checked before it.
+// lookupHost resolves a host name through the Sockets' Getaddrinfo, in
+// the order it returns (RFC 6724's, as glibc sorts).
 func (s *Sockets) lookupHost(ctx context.Context, nw netSpec, host string) ([]netip.Addr, error) {
+	ais, err := s.lookupAddrinfo(ctx, host, "", &AddrInfo{Family: nw.family, Socktype: nw.socktype()})
 	if err := ctx.Err(); err != nil {
 		return nil, mapContextErr(err)
 	}
-	ais, err := s.getaddrinfo(host, "", &AddrInfo{Family: nw.family, Socktype: nw.socktype()})
 	if err != nil {
 		dnsErr := &net.DNSError{Err: err.Error(), Name: host}
 		var eai *AddrinfoError

@@ -1,14 +1,10 @@
 package sockapi
 
-// getaddrinfo calls the Sockets' Getaddrinfo. Until the resolver is part
-// of this build, Sockets has none, and every name is unknown (EAI_NONAME):
-// the adapters then accept numeric hosts and ports only.
-func (s *Sockets) getaddrinfo(node, service string, hints *AddrInfo) ([]AddrInfo, error) {
-	r, ok := any(s).(interface {
-		Getaddrinfo(node, service string, hints *AddrInfo) ([]AddrInfo, error)
-	})
-	if !ok {
-		return nil, &AddrinfoError{Code: EAI_NONAME}
-	}
-	return r.Getaddrinfo(node, service, hints)
+import "context"
+
+// lookupAddrinfo is the Sockets' Getaddrinfo under ctx, for the Go net
+// adapters: cancelling a DialContext's context, or its deadline, ends a
+// DNS query in progress.
+func (s *Sockets) lookupAddrinfo(ctx context.Context, node, service string, hints *AddrInfo) ([]AddrInfo, error) {
+	return getaddrinfo(ctx, s.userBackend(), node, service, hints)
 }
