@@ -103,6 +103,23 @@ func (c *TCPConn) SetKeepAlive(keepalive bool) error {
 	return c.setsockopt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, netBool(keepalive))
 }
 
+// SetLinger sets SO_LINGER, as the net package's TCPConn.SetLinger: with
+// sec < 0 (the default) Close returns at once and unsent data is sent in
+// the background; with 0, Close discards it and resets the connection
+// (RST); with sec > 0, Close waits up to sec seconds for it to be sent.
+func (c *TCPConn) SetLinger(sec int) error {
+	var l unix.Linger
+	if sec >= 0 {
+		l = unix.Linger{Onoff: 1, Linger: int32(sec)}
+	}
+	f := c.fd
+	if err := f.acquire(); err != nil {
+		return c.err("set", err)
+	}
+	defer f.release()
+	return c.err("set", sysErr("setsockopt", f.s.SetsockoptLinger(f.fd, unix.SOL_SOCKET, unix.SO_LINGER, &l)))
+}
+
 func (c *TCPConn) setsockopt(level, opt, value int) error {
 	return c.fd.setsockopt(level, opt, value, c.err)
 }

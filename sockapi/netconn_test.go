@@ -335,6 +335,22 @@ func TestNetCloseRead(t *testing.T) {
 	}
 }
 
+func TestNetReset(t *testing.T) {
+	leakcheck.Check(t)
+	c1, c2 := netPipe(t)
+	// SO_LINGER 0: Close resets the connection.
+	if err := c2.(*TCPConn).SetLinger(0); err != nil {
+		t.Fatalf("SetLinger(0) = %v", err)
+	}
+	c2.Close()
+	c1.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c1.Read(make([]byte, 10))
+	var oe *net.OpError
+	if !errors.Is(err, unix.ECONNRESET) || !errors.As(err, &oe) || oe.Op != "read" {
+		t.Errorf("Read after the peer's reset = %v, want read: ECONNRESET", err)
+	}
+}
+
 func TestNetConnAddrs(t *testing.T) {
 	for _, su := range netSetups {
 		t.Run(su.name, func(t *testing.T) {
