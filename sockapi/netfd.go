@@ -180,14 +180,17 @@ func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.t = t
-	close(d.wake)
-	d.wake = make(chan struct{})
+	d.wakeLocked()
 }
 
 // kick wakes the waiters without changing the deadline.
 func (d *deadline) kick() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.wakeLocked()
+}
+
+func (d *deadline) wakeLocked() {
 	close(d.wake)
 	d.wake = make(chan struct{})
 }

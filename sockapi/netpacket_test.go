@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
+	"golang.org/x/sys/unix"
 )
 
 func TestNetPacketRoundTrip(t *testing.T) {
@@ -115,6 +116,13 @@ func TestNetPacketConnected(t *testing.T) {
 	}
 	if _, err := uc.WriteTo([]byte("x"), server.LocalAddr()); !errors.Is(err, net.ErrWriteToConnected) {
 		t.Errorf("WriteTo on a connected UDPConn = %v, want net.ErrWriteToConnected", err)
+	}
+	// Write needs a connected peer, as send(2) on an unconnected socket.
+	if _, err := server.(*UDPConn).Write([]byte("x")); !errors.Is(err, unix.EDESTADDRREQ) {
+		t.Errorf("Write on an unconnected UDPConn = %v, want EDESTADDRREQ", err)
+	}
+	if _, err := server.WriteTo([]byte("x"), &net.TCPAddr{}); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("WriteTo a *net.TCPAddr = %v, want EINVAL", err)
 	}
 }
 
