@@ -115,6 +115,11 @@ func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
 	if !sk.stream() {
 		return sk.connectErrno(sk.ep.Connect(fa))
 	}
+	if sk.ep.SocketOptions().GetAcceptConn() {
+		// __inet_stream_connect: a socket not in TCP_CLOSE (here, a
+		// listener) is EISCONN; gVisor says EINVAL.
+		return unix.EISCONN
+	}
 	terr := sk.ep.Connect(fa)
 	_, started := terr.(*tcpip.ErrConnectStarted)
 	_, already := terr.(*tcpip.ErrAlreadyConnecting)

@@ -16,8 +16,18 @@ const (
 	writeEvents = waiter.WritableEvents | waiter.EventHUp | waiter.EventErr
 )
 
-// Read is Recv with no flags.
+// Read is Recv with no flags, except that reading zero bytes returns 0
+// at once, as read(2) on a Linux socket does (sock_read_iter).
 func (s *Sockets) Read(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		if _, _, err := s.sock(fd); err != nil {
+			if err == unix.ENOTSOCK {
+				err = unix.EINVAL
+			}
+			return -1, err
+		}
+		return 0, nil
+	}
 	n, _, err := s.recvfrom(fd, p, 0, waitOpts{})
 	return n, err
 }
@@ -50,13 +60,10 @@ func (s *Sockets) recvfrom(fd int, p []byte, flags int, wo waitOpts) (int, unix.
 		// Nothing is ever queued on the error queue (no IP_RECVERR).
 		return -1, nil, unix.EAGAIN
 	}
-	if flags&unix.MSG_OOB != 0 {
-		// No urgent data is ever kept: tcp_recv_urg says EINVAL, and
-		// datagram protocols do not know MSG_OOB.
-		if sk.stream() {
-			return -1, nil, unix.EINVAL
-		}
-		return -1, nil, unix.EOPNOTSUPP
+	if flags&unix.MSG_OOB != 0 && sk.stream() {
+		// No urgent data is ever kept: tcp_recv_urg says EINVAL.
+		// Datagram protocols ignore the flag.
+		return -1, nil, unix.EINVAL
 	}
 	r := reader{sk: sk, p: p, flags: flags}
 	try := r.stream
@@ -109,6 +116,11 @@ func (r *reader) stream() error {
 		case nil:
 		case *tcpip.ErrClosedForReceive:
 			return nil // end of stream: what has been read, or 0
+		case *tcpip.ErrBadBuffer:
+			if len(r.p) == 0 {
+				return nil // a zero-length read with data waiting: 0
+			}
+			return unix.EFAULT
 		case *tcpip.ErrWouldBlock:
 			if r.n > 0 && !waitall {
 				return nil

@@ -1,0 +1,189 @@
+package sockapi
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/stack"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+)
+
+func boundUDP(t *testing.T, s *Sockets, family int) (int, unix.Sockaddr) {
+	t.Helper()
+	fd := mustSocket(t, s, family, unix.SOCK_DGRAM, 0)
+	var sa unix.Sockaddr = loop4(0)
+	if family == unix.AF_INET6 {
+		sa = loop6(0)
+	}
+	if err := s.Bind(fd, sa); err != nil {
+		t.Fatalf("Bind = %v", err)
+	}
+	sa, _ = s.Getsockname(fd)
+	return fd, sa
+}
+
+func TestUDPSendtoRecvfrom(t *testing.T) {
+	for _, fam := range []struct {
+		name string
+		af   int
+	}{{"ipv4", unix.AF_INET}, {"ipv6", unix.AF_INET6}} {
+		t.Run(fam.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			s := newTestSockets(t)
+			srv, addr := boundUDP(t, s, fam.af)
+			c := mustSocket(t, s, fam.af, unix.SOCK_DGRAM, 0)
+			if err := s.Sendto(c, []byte("0123456789"), 0, addr); err != nil {
+				t.Fatalf("Sendto = %v", err)
+			}
+			local, _ := s.Getsockname(c)
+			if portOf(local) == 0 {
+				t.Errorf("Getsockname after first Sendto = %+v, want an auto-bound port", local)
+			}
+			buf := make([]byte, 100)
+			n, from, err := s.Recvfrom(srv, buf[:3], unix.MSG_PEEK|unix.MSG_TRUNC)
+			if n != 10 || err != nil || string(buf[:3]) != "012" {
+				t.Errorf("Recvfrom(3, MSG_PEEK|MSG_TRUNC) = %d, %v %q, want 10 (real length), 012", n, err, buf[:3])
+			}
+			if portOf(from) != portOf(local) {
+				t.Errorf("Recvfrom source = %+v, want port of %+v", from, local)
+			}
+			n, _, err = s.Recvfrom(srv, buf[:3], 0)
+			if n != 3 || err != nil {
+				t.Errorf("Recvfrom(3) of a 10-byte datagram = %d, %v, want 3 (truncated)", n, err)
+			}
+			if n, _, err := s.Recvfrom(srv, buf, unix.MSG_DONTWAIT); n != -1 || err != unix.EAGAIN {
+				t.Errorf("Recvfrom after truncated read = %d, %v, want EAGAIN: the rest is discarded", n, err)
+			}
+			// Zero-length datagrams are datagrams.
+			if err := s.Sendto(c, nil, 0, addr); err != nil {
+				t.Fatalf("Sendto(empty) = %v", err)
+			}
+			n, from, err = s.Recvfrom(srv, buf, 0)
+			if n != 0 || err != nil || from == nil {
+				t.Errorf("Recvfrom(empty datagram) = %d, %+v, %v, want 0 with a source", n, from, err)
+			}
+		})
+	}
+}
+
+func TestUDPConnected(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	a, aaddr := boundUDP(t, s, unix.AF_INET)
+	b, baddr := boundUDP(t, s, unix.AF_INET)
+	other, _ := boundUDP(t, s, unix.AF_INET)
+	if err := s.Connect(a, baddr); err != nil {
+		t.Fatalf("Connect = %v", err)
+	}
+	if p, err := s.Getpeername(a); err != nil || portOf(p) != portOf(baddr) {
+		t.Errorf("Getpeername = %+v, %v, want %+v", p, err, baddr)
+	}
+	// The peer filter: a datagram from elsewhere never arrives.
+	s.Sendto(other, []byte("stranger"), 0, aaddr)
+	s.Sendto(b, []byte("peer"), 0, aaddr)
+	buf := make([]byte, 16)
+	if n, err := s.Read(a, buf); n != 4 || string(buf[:4]) != "peer" || err != nil {
+		t.Errorf("Read(connected) = %d %q, %v, want the peer's datagram only", n, buf[:n], err)
+	}
+	if n, err := s.Write(a, []byte("hi")); n != 2 || err != nil {
+		t.Errorf("Write(connected) = %d, %v", n, err)
+	}
+	if n, _, err := s.Recvfrom(b, buf, 0); n != 2 || err != nil {
+		t.Errorf("Recvfrom(peer) = %d, %v", n, err)
+	}
+	if err := s.Shutdown(a, unix.SHUT_WR); err != nil {
+		t.Fatalf("Shutdown(connected udp, SHUT_WR) = %v", err)
+	}
+	if n, err := s.Write(a, []byte("x")); n != -1 || err != unix.EPIPE {
+		t.Errorf("Write after SHUT_WR = %d, %v, want EPIPE", n, err)
+	}
+}
+
+// TestUDPConnRefused: a connected UDP socket learns of an ICMP port
+// unreachable and reports ECONNREFUSED on its next call, once.
+func TestUDPConnRefused(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	closed, addr := boundUDP(t, s, unix.AF_INET)
+	s.Close(closed)
+	c := mustSocket(t, s, unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err := s.Connect(c, addr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(c, []byte("x")); err != nil {
+		t.Fatalf("first Write = %v", err)
+	}
+	s.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
+	if n, err := s.Read(c, make([]byte, 1)); n != -1 || err != unix.ECONNREFUSED {
+		t.Errorf("Read after ICMP port unreachable = %d, %v, want -1, ECONNREFUSED", n, err)
+	}
+	if v, err := s.GetsockoptInt(c, unix.SOL_SOCKET, unix.SO_ERROR); v != 0 || err != nil {
+		t.Errorf("SO_ERROR after the error was reported = %d, %v, want 0", v, err)
+	}
+}
+
+func TestUDPBroadcast(t *testing.T) {
+	leakcheck.Check(t)
+	ch := channel.New(16, 1500, "\x02\x00\x00\x00\x00\x01")
+	st, err := stack.New(stack.Config{NICs: []stack.NICConfig{{
+		Endpoint: ch, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(st)
+	t.Cleanup(func() { s.CloseAll(); st.Close() })
+	fd := mustSocket(t, s, unix.AF_INET, unix.SOCK_DGRAM, 0)
+	bcast := &unix.SockaddrInet4{Port: 9, Addr: [4]byte{10, 9, 0, 255}}
+	if err := s.Sendto(fd, []byte("x"), 0, bcast); err != unix.EACCES {
+		t.Errorf("Sendto(broadcast, no SO_BROADCAST) = %v, want EACCES", err)
+	}
+	s.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
+	if err := s.Sendto(fd, []byte("x"), 0, bcast); err != nil {
+		t.Errorf("Sendto(broadcast, SO_BROADCAST) = %v, want nil", err)
+	}
+	if pkt := ch.Read(); pkt == nil {
+		t.Errorf("no broadcast packet left the NIC")
+	} else {
+		pkt.DecRef()
+	}
+}
+
+func TestPing(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		af, proto    int
+		dst          unix.Sockaddr
+		req, wantRep byte
+	}{
+		{"ipv4", unix.AF_INET, unix.IPPROTO_ICMP, loop4(0), 8, 0},
+		{"ipv6", unix.AF_INET6, unix.IPPROTO_ICMPV6, loop6(0), 128, 129},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			s := newTestSockets(t)
+			fd := mustSocket(t, s, tc.af, unix.SOCK_DGRAM, tc.proto)
+			req := []byte{tc.req, 0, 0, 0, 0, 0, 0, 7, 'p', 'i', 'n', 'g'}
+			if err := s.Sendto(fd, req, 0, tc.dst); err != nil {
+				t.Fatalf("Sendto(echo request) = %v", err)
+			}
+			s.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5})
+			buf := make([]byte, 64)
+			n, from, err := s.Recvfrom(fd, buf, 0)
+			if err != nil || n != len(req) {
+				t.Fatalf("Recvfrom = %d, %v, want %d bytes", n, err, len(req))
+			}
+			if buf[0] != tc.wantRep || buf[7] != 7 || string(buf[8:n]) != "ping" {
+				t.Errorf("reply = % x, want type %d, seq 7, payload ping", buf[:n], tc.wantRep)
+			}
+			if portOf(from) != 0 {
+				t.Errorf("reply source = %+v, want port 0", from)
+			}
+			if err := s.Sendto(fd, []byte{tc.req, 0}, 0, tc.dst); err != unix.EINVAL {
+				t.Errorf("Sendto(2-byte request) = %v, want EINVAL", err)
+			}
+		})
+	}
+}
