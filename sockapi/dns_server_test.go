@@ -102,6 +102,11 @@ func (d *testDNS) setRcode(name string, rc dnsmessage.RCode) {
 	d.rcodes[strings.ToLower(name)] = rc
 }
 
+// setRcodeFor answers queries of one type for name with rc.
+func (d *testDNS) setRcodeFor(name string, t dnsmessage.Type, rc dnsmessage.RCode) {
+	d.setRcode(name+"/"+t.String(), rc)
+}
+
 func (d *testDNS) setSilent(b bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -205,6 +210,9 @@ func (d *testDNS) answer(req []byte, transport string) []byte {
 	d.mu.Lock()
 	d.log = append(d.log, transport+" "+strings.TrimPrefix(q.Type.String(), "Type")+" "+q.Name.String())
 	rc, hasRC := d.rcodes[key]
+	if trc, ok := d.rcodes[key+"/"+strings.ToLower(q.Type.String())]; ok {
+		rc, hasRC = trc, true
+	}
 	known := len(d.records[key]) > 0
 	var ans []dnsmessage.Resource
 	for name := key; ; {

@@ -1,9 +1,12 @@
 package sockapi
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,6 +75,7 @@ func TestDNSErrors(t *testing.T) {
 	d := ds[0]
 	d.add("v4.test.", "A 192.0.2.1")
 	d.add("v6sf.test.", "A 192.0.2.3")
+	d.setRcodeFor("v6sf.test.", dnsmessage.TypeAAAA, dnsmessage.RCodeServerFailure)
 	for name, rc := range map[string]dnsmessage.RCode{
 		"nodata.test.": dnsmessage.RCodeSuccess,
 		"sf.test.":     dnsmessage.RCodeServerFailure,
@@ -89,6 +93,7 @@ func TestDNSErrors(t *testing.T) {
 		{"servfail", "sf.test", "", h(0, 0, stream, 0), nil, EAI_AGAIN},
 		{"refused", "ref.test", "", h(0, 0, stream, 0), nil, EAI_AGAIN},
 		{"notimp", "ni.test", "", h(0, 0, stream, 0), nil, EAI_AGAIN},
+		{"A answered, AAAA servfail", "v6sf.test", "", h(0, 0, stream, 0), []string{"1/6 192.0.2.3:0"}, 0},
 		{"formerr", "fe.test", "", h(0, 0, stream, 0), nil, EAI_NONAME},
 		{"bad name", "bad..name", "", h(0, 0, stream, 0), nil, EAI_NONAME},
 		{"long label", strings.Repeat("x", 64) + ".test", "", h(0, 0, stream, 0), nil, EAI_NONAME},
@@ -97,8 +102,7 @@ func TestDNSErrors(t *testing.T) {
 	// answer is decided), and nothing is sent for names that cannot be.
 	wantQueries(t, d, "udp A nx.test.", "udp A nodata.test.", "udp AAAA nodata.test.",
 		"udp AAAA v4.test.", "udp AAAA v4.test.", "udp A v4.test.", "udp A sf.test.", "udp AAAA sf.test.",
-		"udp A ref.test.", "udp A ni.test.", "udp A fe.test.", "udp AAAA fe.test.")
-	d.setRcode("v6sf.test.", dnsmessage.RCodeSuccess)
+		"udp A ref.test.", "udp A ni.test.", "udp A v6sf.test.", "udp AAAA v6sf.test.", "udp A fe.test.", "udp AAAA fe.test.")
 	d.setSilent(true)
 	runGaiCases(t, s, []gaiCase{{"timeout", "to.test", "", h(0, 0, stream, 0), nil, EAI_AGAIN}})
 	// A timed-out A query is not followed by an AAAA query: glibc asks
@@ -153,6 +157,11 @@ func TestDNSConnectionRefused(t *testing.T) {
 	}
 	ds[0].add("www.test.", "A 192.0.2.10")
 	runGaiCases(t, s, []gaiCase{{"refused then answer", "www.test", "", h(0, inet, stream, 0), []string{"1/6 192.0.2.10:0"}, 0}})
+	cfg.Nameservers = cfg.Nameservers[:1]
+	if err := s.SetResolver(cfg); err != nil {
+		t.Fatal(err)
+	}
+	runGaiCases(t, s, []gaiCase{{"only refused", "www.test", "", h(0, inet, stream, 0), nil, EAI_AGAIN}})
 }
 
 func TestDNSRotate(t *testing.T) {
@@ -314,5 +323,47 @@ func TestReverseName(t *testing.T) {
 		if got := reverseName(netip.MustParseAddr(c.addr)); got != c.want {
 			t.Errorf("reverseName(%s) = %q, want %q", c.addr, got, c.want)
 		}
+	}
+}
+
+// TestDNSConcurrent resolves from many goroutines at once while the
+// configuration changes: each lookup uses its own endpoints and a
+// snapshot of the configuration (run with -race).
+func TestDNSConcurrent(t *testing.T) {
+	leakcheck.Check(t)
+	s, ds := dnsSetup(t, ResolverConfig{Search: []string{"test"}}, "127.0.0.1:53")
+	for i := 0; i < 8; i++ {
+		ds[0].add("h"+strconv.Itoa(i)+".test.", "A 192.0.2."+strconv.Itoa(i+1))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 10; j++ {
+				res, err := s.Getaddrinfo("h"+strconv.Itoa(i), "80", h(0, inet, stream, 0))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got, want := fmtSockaddr(res[0].Addr), "192.0.2."+strconv.Itoa(i+1)+":80"; got != want {
+					errs <- fmt.Errorf("h%d resolved to %s, want %s", i, got, want)
+					return
+				}
+			}
+		}()
+	}
+	cfg := s.resolv
+	for j := 0; j < 10; j++ {
+		cfg.Rotate = j%2 == 0
+		if err := s.SetResolver(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

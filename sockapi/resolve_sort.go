@@ -3,7 +3,6 @@ package sockapi
 import (
 	"math/bits"
 	"net/netip"
-	"sort"
 )
 
 // sortRFC3484 orders addresses as glibc's getaddrinfo does (rfc3484_sort
@@ -15,23 +14,53 @@ import (
 // transport) that neither backend tracks; no address carries them, so
 // they never decide.
 func sortRFC3484(b resolverBackend, addrs []scopedAddr) []scopedAddr {
-	ents := make([]sortEntry, len(addrs))
+	ents := make([]*sortEntry, len(addrs))
 	for i, a := range addrs {
-		ents[i] = sortEntry{a: a}
+		ents[i] = &sortEntry{a: a, index: i}
 		ents[i].src, ents[i].usable = b.source(netip.AddrPortFrom(a.addr, 0), a.scope)
 	}
-	sort.SliceStable(ents, func(i, j int) bool { return compareRFC3484(&ents[i], &ents[j]) < 0 })
+	msort(ents, make([]*sortEntry, len(ents)), func(x, y *sortEntry) int {
+		if c := compareRFC3484(x, y); c != 0 {
+			return c
+		}
+		return x.index - y.index // rule 10
+	})
 	out := make([]scopedAddr, len(ents))
-	for i := range ents {
-		out[i] = ents[i].a
+	for i, e := range ents {
+		out[i] = e.a
 	}
 	return out
 }
 
 type sortEntry struct {
 	a      scopedAddr
+	index  int
 	src    netip.Prefix
 	usable bool
+}
+
+// msort is glibc's qsort for small arrays (msort_with_tmp): a top-down
+// merge sort that splits at n/2 and takes from the left half on ties.
+// The RFC 3484 comparison is not transitive (rule 9 only compares
+// addresses of one family), so the result depends on the algorithm; using
+// glibc's makes it the same as glibc's.
+func msort(a, tmp []*sortEntry, cmp func(x, y *sortEntry) int) {
+	if len(a) <= 1 {
+		return
+	}
+	n1 := len(a) / 2
+	msort(a[:n1], tmp, cmp)
+	msort(a[n1:], tmp, cmp)
+	l, r, out := a[:n1], a[n1:], tmp[:0]
+	for len(l) > 0 && len(r) > 0 {
+		if cmp(l[0], r[0]) <= 0 {
+			out, l = append(out, l[0]), l[1:]
+		} else {
+			out, r = append(out, r[0]), r[1:]
+		}
+	}
+	out = append(out, l...)
+	copy(a, out) // what is left of r is already in place
 }
 
 // compareRFC3484 returns <0 when x goes first, >0 when y does, 0 when the

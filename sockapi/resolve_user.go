@@ -121,6 +121,11 @@ func (b *userBackend) addrFamilies() (v4, v6 bool) {
 // dst would leave from; this is what connecting a UDP socket finds.
 func (b *userBackend) source(dst netip.AddrPort, zone uint32) (netip.Prefix, bool) {
 	fa, proto := fullAddr(dst)
+	if zone == 0 && (dst.Addr().IsLinkLocalUnicast() && dst.Addr().Is6() || dst.Addr().IsLinkLocalMulticast()) {
+		// Linux refuses to connect to a link-local IPv6 address without a
+		// scope (EINVAL from ip6_datagram_connect): unusable.
+		return netip.Prefix{}, false
+	}
 	if dst.Addr().IsUnspecified() {
 		// Connecting to the unspecified address reaches the host itself,
 		// over loopback (Linux's ip_route_connect and ip6_datagram_connect).
@@ -130,7 +135,8 @@ func (b *userBackend) source(dst netip.AddrPort, zone uint32) (netip.Prefix, boo
 			fa.Addr = tcpip.AddrFrom16(netip.IPv6Loopback().As16())
 		}
 	}
-	r, err := b.s.FindRoute(tcpip.NICID(zone), tcpip.Address{}, fa.Addr, proto, false)
+	fa.NIC = tcpip.NICID(zone)
+	r, err := b.s.FindRoute(fa.NIC, tcpip.Address{}, fa.Addr, proto, false)
 	if err != nil {
 		return netip.Prefix{}, false
 	}
