@@ -405,3 +405,45 @@ func TestNetLargeTransfer(t *testing.T) {
 		t.Errorf("Write = %v", err)
 	}
 }
+
+func TestNetDescriptorClosedUnderneath(t *testing.T) {
+	leakcheck.Check(t)
+	s := netLoopback(t)
+	c1, _, stop, err := netConnPair(t, s, s, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("netConnPair = %v", err)
+	}
+	defer stop()
+	done := netBlockedRead(c1)
+	time.Sleep(50 * time.Millisecond)
+	// The embedder tears the sockets down while the conn is in use.
+	s.CloseAll()
+	if err := netWaitErr(t, "Read", done); !errors.Is(err, unix.EBADF) {
+		t.Errorf("Read blocked across CloseAll = %v, want EBADF", err)
+	}
+	// A new socket takes the conn's old descriptor number; the conn must
+	// not reach it.
+	want := c1.(*TCPConn).fd.fd
+	var fd int
+	for {
+		if fd, err = s.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0); err != nil {
+			t.Fatalf("Socket = %v", err)
+		}
+		defer s.Close(fd)
+		if fd >= want {
+			break
+		}
+	}
+	if fd != want {
+		t.Fatalf("new sockets skipped the conn's old descriptor %d", want)
+	}
+	if _, err := c1.Write([]byte("x")); !errors.Is(err, unix.EBADF) {
+		t.Errorf("Write after CloseAll = %v, want EBADF", err)
+	}
+	if err := c1.Close(); !errors.Is(err, unix.EBADF) {
+		t.Errorf("Close after CloseAll = %v, want EBADF", err)
+	}
+	if _, err := s.Getsockname(fd); err != nil {
+		t.Errorf("the new socket %d after the old conn's Close: Getsockname = %v, want it still open", fd, err)
+	}
+}

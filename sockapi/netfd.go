@@ -27,6 +27,7 @@ import (
 type netFD struct {
 	s     *Sockets
 	fd    int
+	entry *fdEntry // fd's entry when wrapped; another entry means fd was closed and reused
 	net   string   // "tcp", "tcp6", "udp4", ...
 	laddr net.Addr // fixed when the descriptor is wrapped
 	raddr net.Addr // nil for an unconnected UDP socket or a listener
@@ -41,18 +42,32 @@ type netFD struct {
 }
 
 func newNetFD(s *Sockets, fd int, network string, laddr, raddr net.Addr) *netFD {
-	return &netFD{s: s, fd: fd, net: network, laddr: laddr, raddr: raddr,
+	entry, _ := s.fds.get(fd)
+	return &netFD{s: s, fd: fd, entry: entry, net: network, laddr: laddr, raddr: raddr,
 		rd: newDeadline(), wd: newDeadline()}
 }
 
-// acquire admits an operation, or returns net.ErrClosed.
+// acquire admits an operation, or returns net.ErrClosed after Close, or
+// EBADF if the descriptor was closed behind the adapter's back
+// (Sockets.Close or CloseAll): its number may now belong to another
+// socket, which the operation must not touch.
 func (f *netFD) acquire() error {
 	f.life.RLock()
 	if f.closed || f.closing.Load() {
 		f.life.RUnlock()
 		return net.ErrClosed
 	}
+	if !f.current() {
+		f.life.RUnlock()
+		return unix.EBADF
+	}
 	return nil
+}
+
+// current reports whether f.fd still refers to the descriptor f wrapped.
+func (f *netFD) current() bool {
+	e, err := f.s.fds.get(f.fd)
+	return err == nil && e == f.entry
 }
 
 func (f *netFD) release() { f.life.RUnlock() }
@@ -68,6 +83,9 @@ func (f *netFD) Close() error {
 	f.life.Lock()
 	defer f.life.Unlock()
 	f.closed = true
+	if !f.current() {
+		return sysErr("close", unix.EBADF)
+	}
 	return sysErr("close", f.s.Close(f.fd))
 }
 
