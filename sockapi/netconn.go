@@ -103,6 +103,38 @@ func (c *TCPConn) SetKeepAlive(keepalive bool) error {
 	return c.setsockopt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, netBool(keepalive))
 }
 
+// defaultKeepAlive is the net package's keep-alive period when none is
+// given (defaultTCPKeepAliveIdle).
+const defaultKeepAlive = 15 * time.Second
+
+// SetKeepAlivePeriod sets the idle time before the first keep-alive probe
+// and the interval between probes (TCP_KEEPIDLE and TCP_KEEPINTVL), in
+// whole seconds rounded up, as the net package's does: 0 means 15s, and
+// a negative period leaves them unchanged.
+func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
+	if d < 0 {
+		return nil
+	}
+	if d == 0 {
+		d = defaultKeepAlive
+	}
+	secs := int((d + time.Second - 1) / time.Second)
+	if err := c.setsockopt(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs); err != nil {
+		return err
+	}
+	return c.setsockopt(unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
+}
+
+// SetReadBuffer sets the receive buffer size (SO_RCVBUF).
+func (c *TCPConn) SetReadBuffer(bytes int) error {
+	return c.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes)
+}
+
+// SetWriteBuffer sets the send buffer size (SO_SNDBUF).
+func (c *TCPConn) SetWriteBuffer(bytes int) error {
+	return c.setsockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes)
+}
+
 // SetLinger sets SO_LINGER, as the net package's TCPConn.SetLinger: with
 // sec < 0 (the default) Close returns at once and unsent data is sent in
 // the background; with 0, Close discards it and resets the connection

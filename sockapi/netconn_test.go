@@ -447,3 +447,50 @@ func TestNetDescriptorClosedUnderneath(t *testing.T) {
 		t.Errorf("the new socket %d after the old conn's Close: Getsockname = %v, want it still open", fd, err)
 	}
 }
+
+func TestNetConnOptions(t *testing.T) {
+	leakcheck.Check(t)
+	c1, _ := netPipe(t)
+	tc := c1.(*TCPConn)
+	s, fd := tc.fd.s, tc.fd.fd
+	get := func(level, opt int) int {
+		t.Helper()
+		v, err := s.GetsockoptInt(fd, level, opt)
+		if err != nil {
+			t.Fatalf("GetsockoptInt(%d, %d) = %v", level, opt, err)
+		}
+		return v
+	}
+	if get(unix.IPPROTO_TCP, unix.TCP_NODELAY) == 0 {
+		t.Errorf("a dialled TCPConn has TCP_NODELAY off, want on as in Go")
+	}
+	steps := []struct {
+		name        string
+		set         func() error
+		level, opt  int
+		want, atMin int // want exactly, or at least atMin
+	}{
+		{"SetNoDelay(false)", func() error { return tc.SetNoDelay(false) }, unix.IPPROTO_TCP, unix.TCP_NODELAY, 0, 0},
+		{"SetKeepAlive(true)", func() error { return tc.SetKeepAlive(true) }, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1, 0},
+		{"SetKeepAlivePeriod(1.5s)", func() error { return tc.SetKeepAlivePeriod(1500 * time.Millisecond) }, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 2, 0},
+		{"SetKeepAlivePeriod(1.5s) interval", func() error { return nil }, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 2, 0},
+		{"SetReadBuffer(64KiB)", func() error { return tc.SetReadBuffer(64 << 10) }, unix.SOL_SOCKET, unix.SO_RCVBUF, -1, 64 << 10},
+		{"SetWriteBuffer(64KiB)", func() error { return tc.SetWriteBuffer(64 << 10) }, unix.SOL_SOCKET, unix.SO_SNDBUF, -1, 64 << 10},
+	}
+	for _, st := range steps {
+		if err := st.set(); err != nil {
+			t.Errorf("%s = %v", st.name, err)
+			continue
+		}
+		got := get(st.level, st.opt)
+		if st.want >= 0 && got != st.want || st.want < 0 && got < st.atMin {
+			t.Errorf("after %s the option reads %d, want %d (at least %d)", st.name, got, st.want, st.atMin)
+		}
+	}
+	// As the net package: 0 is 15s, a negative period changes nothing.
+	tc.SetKeepAlivePeriod(0)
+	tc.SetKeepAlivePeriod(-time.Second)
+	if got := get(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE); got != 15 {
+		t.Errorf("after SetKeepAlivePeriod(0) and (-1s), TCP_KEEPIDLE = %d, want 15", got)
+	}
+}

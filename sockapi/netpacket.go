@@ -143,6 +143,18 @@ func (c *UDPConn) SetWriteDeadline(t time.Time) error {
 	return c.err("set", nil, c.fd.setDeadline(&c.fd.wd, t))
 }
 
+// SetReadBuffer sets the receive buffer size (SO_RCVBUF).
+func (c *UDPConn) SetReadBuffer(bytes int) error {
+	return c.fd.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes, c.wrapSet)
+}
+
+// SetWriteBuffer sets the send buffer size (SO_SNDBUF).
+func (c *UDPConn) SetWriteBuffer(bytes int) error {
+	return c.fd.setsockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes, c.wrapSet)
+}
+
+func (c *UDPConn) wrapSet(op string, err error) error { return c.err(op, nil, err) }
+
 // err wraps a failure as the net package's UDPConn does: the address is
 // the peer's, or for WriteTo the destination.
 func (c *UDPConn) err(op string, addr net.Addr, err error) error {
