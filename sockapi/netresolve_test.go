@@ -65,6 +65,48 @@ func TestNetDialHostName(t *testing.T) {
 	}
 }
 
+func TestNetDialTriesEachAddress(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := netPair(t)
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hosts, []byte("fd00::1 multi.test\n10.0.0.1 multi.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetResolver(ResolverConfig{HostsFile: hosts}); err != nil {
+		t.Fatalf("SetResolver = %v", err)
+	}
+	ais, err := b.Getaddrinfo("multi.test", "", &AddrInfo{Socktype: unix.SOCK_STREAM})
+	if err != nil || len(ais) != 2 {
+		t.Fatalf("Getaddrinfo(multi.test) = %v, %v; want two addresses", ais, err)
+	}
+	// Only the address the resolver lists second listens, so the dial
+	// meets a refusal before it tries the one that answers.
+	second := b.sockaddrAddrPort(ais[1].Addr).Addr()
+	l, err := (&ListenConfig{Sockets: a}).Listen(context.Background(), "tcp", net.JoinHostPort(second.String(), "0"))
+	if err != nil {
+		t.Fatalf("Listen = %v", err)
+	}
+	defer l.Close()
+	go netAcceptAll(l)
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	c, err := (&Dialer{Sockets: b}).Dial("tcp", net.JoinHostPort("multi.test", port))
+	if err != nil {
+		t.Fatalf("Dial(multi.test) = %v, want %v to answer", err, second)
+	}
+	if got := c.RemoteAddr().String(); got != net.JoinHostPort(second.String(), port) {
+		t.Errorf("Dial(multi.test) reached %s, want %v", got, second)
+	}
+	c.Close()
+	first := "tcp6"
+	if second.Is6() {
+		first = "tcp4"
+	}
+	_, err = (&Dialer{Sockets: b}).Dial(first, net.JoinHostPort("multi.test", port))
+	if !errors.Is(err, unix.ECONNREFUSED) {
+		t.Errorf("Dial(%s, multi.test) = %v, want ECONNREFUSED from its one address", first, err)
+	}
+}
+
 func TestNetDialLocalhostAndServiceName(t *testing.T) {
 	leakcheck.Check(t)
 	s := netLoopback(t)
