@@ -3,6 +3,7 @@ package sockapi
 import (
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
@@ -20,16 +21,7 @@ func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
 	if err != nil {
 		return err
 	}
-	switch terr := sk.ep.Bind(fa); terr.(type) {
-	case nil:
-		return nil
-	case *tcpip.ErrNetworkUnreachable:
-		// gVisor's answer for a v4-mapped address on an IPV6_V6ONLY
-		// socket; inet6_bind says EINVAL.
-		return unix.EINVAL
-	default:
-		return errnoOf(terr)
-	}
+	return errnoOf(sk.ep.Bind(fa))
 }
 
 // Listen marks fd's stream socket as accepting connections, binding it to
@@ -46,7 +38,9 @@ func (s *Sockets) Listen(fd int, backlog int) error {
 	if backlog < 0 || backlog > somaxconn {
 		backlog = somaxconn
 	}
-	return errnoOf(sk.ep.Listen(backlog))
+	// Linux queues backlog+1 connections (sk_acceptq_is_full compares
+	// with >), gVisor backlog: listen(fd, 0) must still take one.
+	return errnoOf(sk.ep.Listen(backlog + 1))
 }
 
 // Accept is Accept4 with no flags.
@@ -91,7 +85,7 @@ func (s *Sockets) accept(fd int, flags int, wo waitOpts) (int, unix.Sockaddr, er
 	if err != nil {
 		return -1, nil, err
 	}
-	nsk := &socket{family: sk.family, typ: sk.typ, proto: sk.proto, ep: nep, wq: nwq}
+	nsk := &socket{family: sk.family, typ: sk.typ, proto: sk.proto, ep: nep, wq: nwq, st: sk.st}
 	return s.fds.installFlags(nsk, flags), sk.sockaddr(peer), nil
 }
 
@@ -180,6 +174,7 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 	default:
 		return unix.EINVAL
 	}
+	sk.noteShutdown(how)
 	return errnoOf(sk.ep.Shutdown(flags))
 }
 
@@ -203,9 +198,25 @@ func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sk.stream() && !hasPeer(tcp.EndpointState(sk.ep.State())) {
+		return nil, unix.ENOTCONN
+	}
 	fa, terr := sk.ep.GetRemoteAddress()
 	if terr != nil {
 		return nil, errnoOf(terr)
 	}
 	return sk.sockaddr(fa), nil
+}
+
+// hasPeer reports whether Linux's inet_getname would name a peer for a
+// TCP socket in state st: not in TCP_CLOSE (which a user's socket is in
+// once both sides have closed, where gVisor says TIME-WAIT) nor SYN_SENT.
+// gVisor keeps the remote address in those states.
+func hasPeer(st tcp.EndpointState) bool {
+	switch st {
+	case tcp.StateEstablished, tcp.StateSynRecv, tcp.StateFinWait1, tcp.StateFinWait2,
+		tcp.StateCloseWait, tcp.StateLastAck, tcp.StateClosing:
+		return true
+	}
+	return false
 }

@@ -94,17 +94,70 @@ func isWouldBlock(e tcpip.Error) bool {
 	return ok
 }
 
-// asyncErrno translates an error a stream call got from gVisor and, when
-// it is an asynchronous connection error (refused, reset, timed out...),
-// clears the copy gVisor's TCP endpoint also keeps for SO_ERROR: Linux
-// keeps one sk_err, and the call that reports it consumes it.
+// asyncErrno translates an error a call got from gVisor. Linux keeps one
+// pending socket error (sk_err), and the call that reports it consumes it;
+// gVisor's TCP endpoint keeps two copies (hardError for calls, lastError
+// for SO_ERROR) and reports some errors to calls without consuming either.
+// So for stream sockets:
+//
+//   - an asynchronous connection error (refused, reset, timed out...)
+//     clears the SO_ERROR copy, and marks the error reported for
+//     Readiness;
+//   - EPIPE consumes a pending EPIPE (a reset received in CLOSE_WAIT,
+//     which tcp_reset records as EPIPE) that gVisor left for SO_ERROR.
+//
+// Any other error found while clearing is kept for SO_ERROR.
 func (sk *socket) asyncErrno(terr tcpip.Error) error {
+	n := errnoOf(terr)
+	if !sk.stream() {
+		return n
+	}
 	switch terr.(type) {
 	case *tcpip.ErrConnectionRefused, *tcpip.ErrConnectionReset, *tcpip.ErrTimeout,
 		*tcpip.ErrConnectionAborted, *tcpip.ErrHostUnreachable, *tcpip.ErrNetworkUnreachable:
-		if sk.stream() {
-			sk.ep.LastError()
-		}
+		sk.consumeError(n)
+		sk.errReported.Store(true)
+	case *tcpip.ErrClosedForSend, *tcpip.ErrAborted:
+		sk.consumeError(n)
 	}
-	return errnoOf(terr)
+	return n
+}
+
+// consumeError clears a pending error that reads as n, keeping any
+// other for SO_ERROR.
+func (sk *socket) consumeError(n error) {
+	sk.errMu.Lock()
+	defer sk.errMu.Unlock()
+	if sk.pending != nil && errnoOf(sk.pending) == n {
+		sk.pending = nil
+		return
+	}
+	if e := sk.ep.LastError(); e != nil && errnoOf(e) != n && sk.pending == nil {
+		sk.pending = e
+	}
+}
+
+// takeError returns and clears the pending error, for SO_ERROR.
+func (sk *socket) takeError() tcpip.Error {
+	sk.errMu.Lock()
+	e := sk.pending
+	sk.pending = nil
+	sk.errMu.Unlock()
+	if e != nil {
+		return e
+	}
+	return sk.ep.LastError()
+}
+
+// hasPendingError moves a pending error out of gVisor's endpoint into sk
+// (which LastError's consuming read makes necessary) and reports whether
+// there is one. Only for stream sockets in a closed state, where gVisor
+// no longer reports it to calls.
+func (sk *socket) hasPendingError() bool {
+	sk.errMu.Lock()
+	defer sk.errMu.Unlock()
+	if sk.pending == nil {
+		sk.pending = sk.ep.LastError()
+	}
+	return sk.pending != nil
 }

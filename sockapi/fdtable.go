@@ -37,6 +37,8 @@ type fdEntry struct {
 	// changed (statusSettable); O_NONBLOCK among them makes calls on the
 	// descriptor return EAGAIN instead of blocking.
 	status atomic.Int32
+	// epolls are the epoll registrations of this descriptor (epoll.go).
+	epolls epollLinks
 }
 
 // nonblocking reports whether O_NONBLOCK is set on the descriptor.
@@ -93,6 +95,7 @@ func (t *fdTable) remove(fd int) (*fdEntry, error) {
 	e := t.entries[fd]
 	t.entries[fd] = nil
 	close(e.closed)
+	e.epolls.detach()
 	return e, nil
 }
 
@@ -104,6 +107,7 @@ func (t *fdTable) removeAll() []*fdEntry {
 	for i, e := range t.entries {
 		if e != nil {
 			close(e.closed)
+			e.epolls.detach()
 			all = append(all, e)
 			t.entries[i] = nil
 		}

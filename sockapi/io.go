@@ -21,15 +21,22 @@ const (
 func (s *Sockets) Read(fd int, p []byte) (int, error) {
 	if len(p) == 0 {
 		if _, _, err := s.sock(fd); err != nil {
-			if err == unix.ENOTSOCK {
-				err = unix.EINVAL
-			}
-			return -1, err
+			return -1, notSockEINVAL(err)
 		}
 		return 0, nil
 	}
 	n, _, err := s.recvfrom(fd, p, 0, waitOpts{})
-	return n, err
+	return n, notSockEINVAL(err)
+}
+
+// notSockEINVAL turns ENOTSOCK into EINVAL: read(2) and write(2) on a
+// descriptor without those operations (an epoll instance) say EINVAL,
+// where recv(2) and send(2) say ENOTSOCK.
+func notSockEINVAL(err error) error {
+	if err == unix.ENOTSOCK {
+		return unix.EINVAL
+	}
+	return err
 }
 
 // Recv is Recvfrom without the source address.
@@ -51,9 +58,6 @@ func (s *Sockets) Recvfrom(fd int, p []byte, flags int) (int, unix.Sockaddr, err
 func (s *Sockets) recvfrom(fd int, p []byte, flags int, wo waitOpts) (int, unix.Sockaddr, error) {
 	fe, sk, err := s.sock(fd)
 	if err != nil {
-		if err == unix.ENOTSOCK {
-			err = unix.EINVAL // read(2) on an epoll descriptor
-		}
 		return -1, nil, err
 	}
 	if flags&unix.MSG_ERRQUEUE != 0 {
@@ -162,8 +166,8 @@ func (r *reader) datagram() error {
 		return errnoOf(terr)
 	}
 	r.n = res.Count
-	if r.flags&unix.MSG_TRUNC != 0 {
-		r.n = res.Total
+	if r.flags&unix.MSG_TRUNC != 0 && r.sk.proto == unix.IPPROTO_UDP {
+		r.n = res.Total // ping_recvmsg ignores MSG_TRUNC; UDP honours it
 	}
 	if r.sk.proto != unix.IPPROTO_UDP {
 		res.RemoteAddr.Port = 0 // ping sockets report no port (ping_recvmsg)
@@ -174,7 +178,8 @@ func (r *reader) datagram() error {
 
 // Write is Send with no flags.
 func (s *Sockets) Write(fd int, p []byte) (int, error) {
-	return s.sendto(fd, p, 0, nil, waitOpts{})
+	n, err := s.sendto(fd, p, 0, nil, waitOpts{})
+	return n, notSockEINVAL(err)
 }
 
 // Send is Sendto to the connected peer, returning the byte count.
@@ -194,9 +199,6 @@ func (s *Sockets) Sendto(fd int, p []byte, flags int, to unix.Sockaddr) error {
 func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitOpts) (int, error) {
 	fe, sk, err := s.sock(fd)
 	if err != nil {
-		if err == unix.ENOTSOCK {
-			err = unix.EINVAL // write(2) on an epoll descriptor
-		}
 		return -1, err
 	}
 	if flags&unix.MSG_OOB != 0 {
@@ -215,6 +217,12 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 			}
 			if sk.proto != unix.IPPROTO_UDP {
 				fa.Port = 0 // ping sockets ignore the port (ping_v4_sendmsg)
+			}
+			if isLimitedBroadcast(fa.Addr) && !sk.ep.SocketOptions().GetBroadcast() {
+				// Linux refuses a broadcast route without SO_BROADCAST
+				// (EACCES) whatever the routes; gVisor looks for a route
+				// to 255.255.255.255 first and may say ENETUNREACH.
+				return -1, unix.EACCES
 			}
 			w.opts.To = &fa
 		}

@@ -38,13 +38,13 @@ type netFD struct {
 	closed  bool        // guarded by life; the descriptor is closed
 
 	rmu, wmu sync.Mutex // serialize readers and writers, as internal/poll does
-	rd, wd   deadline
+	rd, wd   netDeadline
 }
 
 func newNetFD(s *Sockets, fd int, network string, laddr, raddr net.Addr) *netFD {
 	entry, _ := s.fds.get(fd)
 	return &netFD{s: s, fd: fd, entry: entry, net: network, laddr: laddr, raddr: raddr,
-		rd: newDeadline(), wd: newDeadline()}
+		rd: newNetDeadline(), wd: newNetDeadline()}
 }
 
 // acquire admits an operation, or returns net.ErrClosed after Close, or
@@ -106,7 +106,7 @@ func (f *netFD) check(dl time.Time) error {
 // than a wake-up: EINTR when the deadline changed or Close began, EAGAIN
 // when the deadline passed (check then says which). call's errno is
 // returned bare; the caller wraps it.
-func (f *netFD) do(d *deadline, call func(wo waitOpts) error) error {
+func (f *netFD) do(d *netDeadline, call func(wo waitOpts) error) error {
 	for {
 		dl, wake := d.get()
 		if err := f.check(dl); err != nil {
@@ -168,7 +168,7 @@ func (f *netFD) writeAll(p []byte, send func(p []byte, wo waitOpts) (int, error)
 	}
 }
 
-func (f *netFD) setDeadline(d *deadline, t time.Time) error {
+func (f *netFD) setDeadline(d *netDeadline, t time.Time) error {
 	if f.closing.Load() {
 		return net.ErrClosed
 	}
@@ -176,25 +176,25 @@ func (f *netFD) setDeadline(d *deadline, t time.Time) error {
 	return nil
 }
 
-// deadline is one direction's deadline. Changing it wakes the operations
+// netDeadline is one direction's deadline. Changing it wakes the operations
 // waiting under the old one, which then retry under the new one: that is
 // how a deadline set in the past aborts a blocked Read, which net/http
 // relies on.
-type deadline struct {
+type netDeadline struct {
 	mu   sync.Mutex
 	t    time.Time     // guarded by mu; zero means none
 	wake chan struct{} // guarded by mu; closed and replaced on every change
 }
 
-func newDeadline() deadline { return deadline{wake: make(chan struct{})} }
+func newNetDeadline() netDeadline { return netDeadline{wake: make(chan struct{})} }
 
-func (d *deadline) get() (time.Time, <-chan struct{}) {
+func (d *netDeadline) get() (time.Time, <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.t, d.wake
 }
 
-func (d *deadline) set(t time.Time) {
+func (d *netDeadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.t = t
@@ -202,13 +202,13 @@ func (d *deadline) set(t time.Time) {
 }
 
 // kick wakes the waiters without changing the deadline.
-func (d *deadline) kick() {
+func (d *netDeadline) kick() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.wakeLocked()
 }
 
-func (d *deadline) wakeLocked() {
+func (d *netDeadline) wakeLocked() {
 	close(d.wake)
 	d.wake = make(chan struct{})
 }

@@ -5,7 +5,10 @@ import (
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
 // Socket option limits and defaults, as Linux has them (values measured on
@@ -133,6 +136,9 @@ func (sk *socket) setTCPInt(opt, v int) error {
 		if v < tcpMinMSS || v > maxTCPWindow {
 			return unix.EINVAL
 		}
+		sk.mu.Lock()
+		sk.userMSS = v
+		sk.mu.Unlock()
 		return errnoOf(sk.ep.SetSockOptInt(tcpip.MaxSegOption, v))
 	case unix.TCP_USER_TIMEOUT:
 		if v < 0 {
@@ -239,11 +245,13 @@ func (sk *socket) getSocketInt(opt int) (int, error) {
 	case unix.SO_PROTOCOL:
 		return sk.proto, nil
 	case unix.SO_ACCEPTCONN:
-		return boolInt(ops.GetAcceptConn()), nil
+		// A listener shut down for reading is no longer listening on
+		// Linux (inet_shutdown disconnects it); gVisor keeps the flag.
+		return boolInt(ops.GetAcceptConn() && sk.shut.Load()&shutRD == 0), nil
 	case unix.SO_ERROR:
 		// LastError clears the pending error, so it is reported once;
 		// asyncErrno clears the second copy gVisor's TCP keeps.
-		if e, ok := sk.asyncErrno(sk.ep.LastError()).(unix.Errno); ok {
+		if e, ok := sk.asyncErrno(sk.takeError()).(unix.Errno); ok {
 			return int(e), nil
 		}
 		return 0, nil
@@ -301,7 +309,7 @@ func (sk *socket) getTCPInt(opt int) (int, error) {
 	case unix.TCP_SYNCNT:
 		return sk.intOpt(tcpip.TCPSynCountOption)
 	case unix.TCP_MAXSEG:
-		return sk.intOpt(tcpip.MaxSegOption)
+		return sk.maxSeg()
 	case unix.TCP_USER_TIMEOUT:
 		var o tcpip.TCPUserTimeoutOption
 		if terr := sk.ep.GetSockOpt(&o); terr != nil {
@@ -310,6 +318,43 @@ func (sk *socket) getTCPInt(opt int) (int, error) {
 		return int(time.Duration(o) / time.Millisecond), nil
 	}
 	return -1, unix.ENOPROTOOPT
+}
+
+// maxSeg answers TCP_MAXSEG. gVisor reports the 536-byte default or the
+// user's value; Linux reports the connection's MSS once connected, which
+// here is the route's MTU less the TCP header and the timestamp option
+// both stacks send (20 + 12 bytes).
+func (sk *socket) maxSeg() (int, error) {
+	v, err := sk.intOpt(tcpip.MaxSegOption)
+	if err != nil || !hasPeer(tcp.EndpointState(sk.ep.State())) {
+		return v, err
+	}
+	local, terr := sk.ep.GetLocalAddress()
+	if terr != nil {
+		return v, nil
+	}
+	remote, terr := sk.ep.GetRemoteAddress()
+	if terr != nil {
+		return v, nil
+	}
+	proto := ipv4.ProtocolNumber
+	if remote.Addr.Len() == 16 {
+		proto = ipv6.ProtocolNumber
+	}
+	r, terr := sk.st.FindRoute(local.NIC, local.Addr, remote.Addr, proto, false)
+	if terr != nil {
+		return v, nil
+	}
+	defer r.Release()
+	const tsOptionSize = 12 // timestamps option, padded to 4 bytes
+	mss := int(r.MTU()) - header.TCPMinimumSize - tsOptionSize
+	sk.mu.Lock()
+	u := sk.userMSS
+	sk.mu.Unlock()
+	if u > 0 && u < mss {
+		mss = u
+	}
+	return mss, nil
 }
 
 func (s *Sockets) getIPInt(sk *socket, opt int) (int, error) {

@@ -51,12 +51,38 @@ func (sk *socket) fullAddr(sa unix.Sockaddr, use addrUse) (tcpip.FullAddress, er
 		if a.Addr != ([16]byte{}) {
 			fa.Addr = tcpip.AddrFrom16(a.Addr)
 		}
+		if isV4Mapped(a.Addr) && sk.ep.SocketOptions().GetV6Only() {
+			// An IPV6_V6ONLY socket has no IPv4 side: inet6_bind says
+			// EINVAL, connect and sendto find no route (ENETUNREACH).
+			// gVisor says EHOSTUNREACH for all three.
+			if use == forBind {
+				return tcpip.FullAddress{}, unix.EINVAL
+			}
+			return tcpip.FullAddress{}, unix.ENETUNREACH
+		}
 		return fa, nil
 	case nil:
 		return tcpip.FullAddress{}, unix.EINVAL
 	default:
 		return tcpip.FullAddress{}, unix.EAFNOSUPPORT
 	}
+}
+
+func isV4Mapped(a [16]byte) bool {
+	return a[10] == 0xff && a[11] == 0xff && [10]byte(a[:10]) == [10]byte{}
+}
+
+// isLimitedBroadcast reports whether a is 255.255.255.255, plain or
+// v4-mapped.
+func isLimitedBroadcast(a tcpip.Address) bool {
+	switch a.Len() {
+	case 4:
+		return a.As4() == [4]byte{255, 255, 255, 255}
+	case 16:
+		b := a.As16()
+		return isV4Mapped(b) && [4]byte(b[12:]) == [4]byte{255, 255, 255, 255}
+	}
+	return false
 }
 
 func addr4(b [4]byte) tcpip.Address {

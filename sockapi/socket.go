@@ -2,12 +2,14 @@ package sockapi
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -21,10 +23,18 @@ type socket struct {
 	proto  int // IPPROTO_TCP, _UDP, _ICMP or _ICMPV6 (SO_PROTOCOL)
 	ep     tcpip.Endpoint
 	wq     *waiter.Queue
+	st     *gstack.Stack // the stack ep lives on
+
+	shut        atomic.Uint32 // shutRD|shutWR from Shutdown, for Readiness
+	errReported atomic.Bool   // a TCP asynchronous error has been returned (Readiness drops POLLERR)
+
+	errMu   sync.Mutex
+	pending tcpip.Error // guarded by errMu: an error taken from ep early, for SO_ERROR
 
 	mu       sync.Mutex    // guards the fields below
 	rcvtimeo time.Duration // SO_RCVTIMEO; 0 blocks forever
 	sndtimeo time.Duration // SO_SNDTIMEO; 0 blocks forever
+	userMSS  int           // TCP_MAXSEG as set; 0 if never
 }
 
 var _ file = (*socket)(nil)
@@ -71,7 +81,7 @@ func (s *Sockets) Socket(domain, typ, proto int) (int, error) {
 	if terr != nil {
 		return -1, errnoOf(terr)
 	}
-	sk := &socket{family: domain, typ: typ, proto: proto, ep: ep, wq: wq}
+	sk := &socket{family: domain, typ: typ, proto: proto, ep: ep, wq: wq, st: s.st.GVisor()}
 	return s.fds.installFlags(sk, flags), nil
 }
 
@@ -124,11 +134,6 @@ func (sk *socket) timeouts() (rcv, snd time.Duration) {
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	return sk.rcvtimeo, sk.sndtimeo
-}
-
-// Readiness implements file.
-func (sk *socket) Readiness(mask waiter.EventMask) waiter.EventMask {
-	return sk.ep.Readiness(mask)
 }
 
 // EventRegister implements file.

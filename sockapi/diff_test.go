@@ -1,0 +1,333 @@
+package sockapi
+
+// Differential tests: every scenario runs against the host kernel
+// (Kernel) and against the userspace stack (New over a loopback-only
+// stack.New(stack.Config{})), and the two transcripts must be identical.
+// The kernel run is also what validates a scenario: it must show the Linux
+// behaviour its name promises (go test -run TestDiff -v -args -transcripts
+// prints them).
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+	"golang.org/x/sys/unix"
+)
+
+var showTranscripts = flag.Bool("transcripts", false, "log every differential scenario's transcripts")
+
+// scenario is one differential test: run makes calls through r, which
+// records them.
+type scenario struct {
+	name string
+	run  func(r *rec)
+	ping bool // uses ICMP echo sockets, which the kernel may refuse (see pingAllowed)
+}
+
+// impl is one implementation under comparison. open returns a fresh API
+// and a function that releases it.
+type impl struct {
+	name string
+	open func(t testing.TB) (API, func())
+}
+
+var kernelImpl = impl{name: "kernel", open: func(testing.TB) (API, func()) { return Kernel(), func() {} }}
+
+// userspaceImpl is set by diff_userspace_test.go, which builds once
+// *Sockets satisfies API; without it only the kernel side runs.
+var userspaceImpl *impl
+
+// knownDifferences are behaviours where ustack knowingly differs from
+// Linux, each with its reason; docs/kernel.md lists them for the README.
+// Their scenarios still run on the kernel but are not compared.
+var knownDifferences = map[string]string{}
+
+// knownUserspaceFailures are scenarios that still fail on the userspace
+// implementation because of bugs not yet fixed there. They are not
+// accepted differences: each is a bug to fix, and the entry goes once it
+// passes (the test logs when one does).
+var knownUserspaceFailures = map[string]string{}
+
+func allScenarios() []scenario {
+	var all []scenario
+	for _, g := range [][]scenario{
+		socketScenarios(), bindScenarios(), listenScenarios(), connectScenarios(),
+		streamScenarios(), optionScenarios(), udpScenarios(), icmpScenarios(),
+		ipv6Scenarios(), pollScenarios(), epollScenarios(), fcntlScenarios(),
+		badfScenarios(), resolverScenarios(),
+	} {
+		all = append(all, g...)
+	}
+	return all
+}
+
+func TestDiffScenarioNamesUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, sc := range allScenarios() {
+		if seen[sc.name] {
+			t.Errorf("scenario %q is defined twice", sc.name)
+		}
+		seen[sc.name] = true
+	}
+	for name := range knownDifferences {
+		if !seen[name] {
+			t.Errorf("knownDifferences names %q, which is no scenario", name)
+		}
+	}
+	for name := range knownUserspaceFailures {
+		if !seen[name] {
+			t.Errorf("knownUserspaceFailures names %q, which is no scenario", name)
+		}
+	}
+	t.Logf("%d scenarios", len(seen))
+}
+
+func TestDiff(t *testing.T) {
+	leakcheck.Check(t)
+	pingOK, pingWhy := pingAllowed(t)
+	for _, sc := range allScenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			if sc.ping && !pingOK {
+				t.Skip(pingWhy)
+			}
+			want := runOn(t, kernelImpl, sc)
+			if *showTranscripts {
+				t.Logf("kernel:\n%s", strings.Join(want, "\n"))
+			}
+			if userspaceImpl == nil {
+				return
+			}
+			if why, ok := knownDifferences[sc.name]; ok {
+				t.Skipf("ustack knowingly differs from Linux: %s", why)
+			}
+			got := runOn(t, *userspaceImpl, sc)
+			if *showTranscripts {
+				t.Logf("ustack:\n%s", strings.Join(got, "\n"))
+			}
+			same := equal(want, got)
+			why, known := knownUserspaceFailures[sc.name]
+			switch {
+			case !same && known:
+				t.Logf("known userspace failure (%s):\n%s", why, sideBySide(want, got))
+			case !same:
+				t.Errorf("transcripts differ:\n%s", sideBySide(want, got))
+			case known:
+				t.Logf("passes now: remove %q from knownUserspaceFailures", sc.name)
+			}
+		})
+	}
+}
+
+// runOn runs sc against a fresh instance of im, bounded by a watchdog,
+// and returns the transcript.
+func runOn(t *testing.T, im impl, sc scenario) []string {
+	t.Helper()
+	api, release := im.open(t)
+	defer release()
+	r := newRec(t, api)
+	done := make(chan any, 1)
+	go func() {
+		defer func() { done <- recover() }()
+		sc.run(r)
+	}()
+	select {
+	case p := <-done:
+		if p != nil {
+			t.Errorf("%s: scenario panicked: %v", im.name, p)
+			r.logf("PANIC: %v", p)
+		}
+	case <-time.After(10 * time.Second):
+		// The scenario's goroutine still owns r; report without it.
+		t.Fatalf("%s: scenario hung for 10s", im.name)
+	}
+	r.closeAll()
+	return r.lines
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// sideBySide prints the kernel transcript beside the userspace one,
+// marking the lines that differ.
+func sideBySide(kernel, user []string) string {
+	w := len("kernel")
+	for _, l := range kernel {
+		w = max(w, len(l))
+	}
+	w = min(w, 90)
+	var b strings.Builder
+	fmt.Fprintf(&b, "   %-*s | %s\n", w, "kernel", "ustack")
+	for i := 0; i < max(len(kernel), len(user)); i++ {
+		var k, u string
+		if i < len(kernel) {
+			k = kernel[i]
+		}
+		if i < len(user) {
+			u = user[i]
+		}
+		mark := "  "
+		if k != u || i >= len(kernel) || i >= len(user) {
+			mark = "!!"
+		}
+		fmt.Fprintf(&b, "%s %-*s | %s\n", mark, w, k, u)
+	}
+	return b.String()
+}
+
+// pingAllowed reports whether the kernel lets this process open ICMP echo
+// ("ping") sockets. Linux allows them only to groups inside
+// net.ipv4.ping_group_range (icmp(7)); the default "1 0" allows none, root
+// included. As root, the test widens the range to its own group for the
+// test's duration and restores it after; otherwise the kernel side of the
+// ping scenarios cannot run and they are skipped, saying why.
+func pingAllowed(t *testing.T) (bool, string) {
+	const path = "/proc/sys/net/ipv4/ping_group_range"
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return false, "kernel ping sockets: cannot read " + path + ": " + err.Error()
+	}
+	var lo, hi int
+	fmt.Sscan(string(old), &lo, &hi)
+	gid := os.Getgid()
+	if lo <= gid && gid <= hi {
+		return true, ""
+	}
+	if os.Geteuid() != 0 {
+		return false, fmt.Sprintf("kernel ping sockets: gid %d is outside net.ipv4.ping_group_range (%d %d) and only root may widen it", gid, lo, hi)
+	}
+	if err := os.WriteFile(path, []byte(fmt.Sprintf("%d %d", gid, gid)), 0o644); err != nil {
+		return false, "kernel ping sockets: cannot widen " + path + ": " + err.Error()
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(path, old, 0o644); err != nil {
+			t.Errorf("restoring %s to %q: %v", path, old, err)
+		}
+	})
+	return true, ""
+}
+
+// fam is an address family as scenarios use it.
+type fam struct {
+	name   string
+	domain int
+	lo     func(port int) unix.Sockaddr // the loopback address
+	any    func(port int) unix.Sockaddr // the wildcard address
+}
+
+var (
+	v4 = fam{"v4", unix.AF_INET,
+		func(p int) unix.Sockaddr { return &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: p} },
+		func(p int) unix.Sockaddr { return &unix.SockaddrInet4{Port: p} }}
+	v6 = fam{"v6", unix.AF_INET6,
+		func(p int) unix.Sockaddr { return &unix.SockaddrInet6{Addr: [16]byte{15: 1}, Port: p} },
+		func(p int) unix.Sockaddr { return &unix.SockaddrInet6{Port: p} }}
+	families = []fam{v4, v6}
+)
+
+func sa4(a, b, c, d byte, port int) unix.Sockaddr {
+	return &unix.SockaddrInet4{Addr: [4]byte{a, b, c, d}, Port: port}
+}
+
+// mapped4 is ::ffff:127.0.0.1, the v4-mapped loopback address.
+func mapped4(port int) unix.Sockaddr {
+	return &unix.SockaddrInet6{Addr: [16]byte{10: 0xff, 11: 0xff, 12: 127, 15: 1}, Port: port}
+}
+
+func saPort(sa unix.Sockaddr) int {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return a.Port
+	case *unix.SockaddrInet6:
+		return a.Port
+	}
+	return 0
+}
+
+// unusedPort finds, unlogged, a loopback port that nothing of typ is
+// bound to on this API: it binds port 0 and closes the socket again.
+func (r *rec) unusedPort(f fam, typ int) int {
+	fd, err := r.api.Socket(f.domain, typ, 0)
+	if err != nil {
+		r.t.Errorf("unusedPort: socket: %v", err)
+		return 0
+	}
+	defer r.api.Close(fd)
+	if err := r.api.Bind(fd, f.lo(0)); err != nil {
+		r.t.Errorf("unusedPort: bind: %v", err)
+		return 0
+	}
+	sa, err := r.api.Getsockname(fd)
+	if err != nil {
+		r.t.Errorf("unusedPort: getsockname: %v", err)
+		return 0
+	}
+	return saPort(sa)
+}
+
+// listener opens a TCP listener on f's loopback address with an
+// ephemeral port and returns it and its address.
+func (r *rec) listener(f fam) (int, unix.Sockaddr) {
+	ln := r.Socket(f.domain, unix.SOCK_STREAM, 0)
+	r.Bind(ln, f.lo(0))
+	r.Listen(ln, 16)
+	return ln, r.Getsockname(ln)
+}
+
+// pair opens a listener and a connected client and accepted socket.
+func (r *rec) pair(f fam) (ln, c, s int) {
+	ln, addr := r.listener(f)
+	c = r.Socket(f.domain, unix.SOCK_STREAM, 0)
+	r.Connect(c, addr)
+	s = r.Accept(ln)
+	return ln, c, s
+}
+
+// udp opens a UDP socket bound to f's loopback address.
+func (r *rec) udp(f fam) (int, unix.Sockaddr) {
+	fd := r.Socket(f.domain, unix.SOCK_DGRAM, 0)
+	r.Bind(fd, f.lo(0))
+	return fd, r.Getsockname(fd)
+}
+
+// readAll reads fd until EOF or an error, unlogged, and logs the total
+// and a checksum, since how the bytes were split is not specified.
+func (r *rec) readAll(fd int) []byte {
+	var all []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.api.Read(fd, buf)
+		if n > 0 {
+			all = append(all, buf[:n]...)
+		}
+		if err != nil || n == 0 {
+			r.logf("readAll(%s) = %s %s", r.fd(fd), data(all), errs(err))
+			return all
+		}
+	}
+}
+
+// both returns one scenario per family, named prefix/v4 and prefix/v6.
+func both(prefix string, f func(r *rec, f fam)) []scenario {
+	var out []scenario
+	for _, fm := range families {
+		fm := fm
+		out = append(out, scenario{name: prefix + "/" + fm.name, run: func(r *rec) { f(r, fm) }})
+	}
+	return out
+}
+
+func sc(name string, run func(r *rec)) scenario { return scenario{name: name, run: run} }
