@@ -48,19 +48,19 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	if d.Sockets == nil {
 		return nil, errors.New("sockapi: Dialer.Sockets is nil")
 	}
-	nw, err := parseNetwork(network)
+	nw, err := parseNetSpec(network)
 	if err != nil {
-		return nil, opErr("dial", network, d.LocalAddr, nil, err)
+		return nil, netOpErr("dial", network, d.LocalAddr, nil, err)
 	}
 	ctx, cancel := d.context(ctx)
 	defer cancel()
-	local, err := localAddrPort(nw, d.LocalAddr)
+	local, err := dialLocalAddr(nw, d.LocalAddr)
 	if err != nil {
-		return nil, opErr("dial", network, d.LocalAddr, nil, err)
+		return nil, netOpErr("dial", network, d.LocalAddr, nil, err)
 	}
-	remotes, err := d.Sockets.resolve(ctx, nw, address, false)
+	remotes, err := d.Sockets.netResolve(ctx, nw, address, false)
 	if err != nil {
-		return nil, opErr("dial", network, d.LocalAddr, nil, err)
+		return nil, netOpErr("dial", network, d.LocalAddr, nil, err)
 	}
 	var first error
 	for _, ra := range remotes {
@@ -98,7 +98,7 @@ func (s *Sockets) dialOne(ctx context.Context, nw netSpec, local, remote netip.A
 	if remote.Addr().Unmap().Is4() && nw.family != unix.AF_INET6 {
 		family = unix.AF_INET
 	}
-	fd, err := s.openSocket(nw, family, false)
+	fd, err := s.netOpenSocket(nw, family, false)
 	if err != nil {
 		return nil, nw.dialErr(local, remote, err)
 	}
@@ -113,7 +113,7 @@ func (s *Sockets) dialOne(ctx context.Context, nw netSpec, local, remote netip.A
 // waiting until the connection is established or ctx is done.
 func (s *Sockets) dialConnect(ctx context.Context, fd int, nw netSpec, family int, local, remote netip.AddrPort) error {
 	if local.IsValid() {
-		lsa, err := s.sockaddr(family, local)
+		lsa, err := s.netSockaddr(family, local)
 		if err != nil {
 			return err
 		}
@@ -121,7 +121,7 @@ func (s *Sockets) dialConnect(ctx context.Context, fd int, nw netSpec, family in
 			return os.NewSyscallError("bind", err)
 		}
 	}
-	rsa, err := s.sockaddr(family, remote)
+	rsa, err := s.netSockaddr(family, remote)
 	if err != nil {
 		return err
 	}
@@ -134,10 +134,10 @@ func (s *Sockets) dialConnect(ctx context.Context, fd int, nw netSpec, family in
 		// Cancelled (EINTR), or the deadline passed with the handshake
 		// still in progress, as a blocking connect(2) reports its timeout.
 		if err := ctx.Err(); err != nil {
-			return mapContextErr(err)
+			return netContextErr(err)
 		}
 		if err != unix.EINTR {
-			return dialTimeoutError{}
+			return netDialTimeoutError{}
 		}
 	}
 	return os.NewSyscallError("connect", err)
@@ -148,28 +148,28 @@ func (s *Sockets) wrapConnected(fd int, nw netSpec) net.Conn {
 	lsa, _ := s.Getsockname(fd)
 	rsa, _ := s.Getpeername(fd)
 	if nw.proto == "udp" {
-		return &UDPConn{fd: newNetFD(s, fd, nw.name, s.udpAddrOrNil(lsa), s.udpAddrOrNil(rsa))}
+		return &UDPConn{fd: newNetFD(s, fd, nw.name, s.netUDPAddrOrNil(lsa), s.netUDPAddrOrNil(rsa))}
 	}
 	// As the net package does, send small writes at once (TCP_NODELAY):
 	// Go programs such as net/http expect it. A failure only costs latency.
 	s.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	return &TCPConn{fd: newNetFD(s, fd, nw.name, s.tcpAddr(lsa), s.tcpAddr(rsa))}
+	return &TCPConn{fd: newNetFD(s, fd, nw.name, s.netTCPAddr(lsa), s.netTCPAddr(rsa))}
 }
 
-// udpAddrOrNil returns sa as a net.Addr holding a *net.UDPAddr, or a nil
+// netUDPAddrOrNil returns sa as a net.Addr holding a *net.UDPAddr, or a nil
 // interface (not a typed nil) for none.
-func (s *Sockets) udpAddrOrNil(sa unix.Sockaddr) net.Addr {
-	if a := s.udpAddr(sa); a != nil {
+func (s *Sockets) netUDPAddrOrNil(sa unix.Sockaddr) net.Addr {
+	if a := s.netUDPAddr(sa); a != nil {
 		return a
 	}
 	return nil
 }
 
-// openSocket creates a socket of nw's protocol with the
+// netOpenSocket creates a socket of nw's protocol with the
 // defaults the net package sets: IPV6_V6ONLY on AF_INET6 (off only for a
 // dual-stack listener), SO_BROADCAST on IPv4 UDP sockets and SO_REUSEADDR
 // on TCP listeners.
-func (s *Sockets) openSocket(nw netSpec, family int, listener bool) (int, error) {
+func (s *Sockets) netOpenSocket(nw netSpec, family int, listener bool) (int, error) {
 	sotype := unix.SOCK_STREAM
 	if nw.proto == "udp" {
 		sotype = unix.SOCK_DGRAM
@@ -205,7 +205,7 @@ type netSpec struct {
 	family int    // unix.AF_INET or AF_INET6 for a "4" or "6" suffix, else 0
 }
 
-func parseNetwork(name string) (netSpec, error) {
+func parseNetSpec(name string) (netSpec, error) {
 	switch name {
 	case "tcp", "udp":
 		return netSpec{name: name, proto: name}, nil
@@ -229,11 +229,11 @@ func (nw netSpec) netAddr(ap netip.AddrPort) net.Addr {
 }
 
 func (nw netSpec) dialErr(local, remote netip.AddrPort, err error) error {
-	return opErr("dial", nw.name, nw.netAddr(local), nw.netAddr(remote), err)
+	return netOpErr("dial", nw.name, nw.netAddr(local), nw.netAddr(remote), err)
 }
 
-// localAddrPort checks that a Dialer's LocalAddr suits nw.
-func localAddrPort(nw netSpec, a net.Addr) (netip.AddrPort, error) {
+// dialLocalAddr checks that a Dialer's LocalAddr suits nw.
+func dialLocalAddr(nw netSpec, a net.Addr) (netip.AddrPort, error) {
 	switch a := a.(type) {
 	case nil:
 		return netip.AddrPort{}, nil
@@ -249,35 +249,35 @@ func localAddrPort(nw netSpec, a net.Addr) (netip.AddrPort, error) {
 	return netip.AddrPort{}, &net.AddrError{Err: "mismatched local address type", Addr: a.String()}
 }
 
-// dialTimeoutError is the error of a dial whose deadline passed, as the
+// netDialTimeoutError is the error of a dial whose deadline passed, as the
 // net package reports it: "i/o timeout", a net.Error whose Timeout is
 // true, matching context.DeadlineExceeded and os.ErrDeadlineExceeded.
-type dialTimeoutError struct{}
+type netDialTimeoutError struct{}
 
-func (dialTimeoutError) Error() string   { return "i/o timeout" }
-func (dialTimeoutError) Timeout() bool   { return true }
-func (dialTimeoutError) Temporary() bool { return true }
-func (dialTimeoutError) Is(target error) bool {
+func (netDialTimeoutError) Error() string   { return "i/o timeout" }
+func (netDialTimeoutError) Timeout() bool   { return true }
+func (netDialTimeoutError) Temporary() bool { return true }
+func (netDialTimeoutError) Is(target error) bool {
 	return target == context.DeadlineExceeded || target == os.ErrDeadlineExceeded
 }
 
-// mapContextErr maps a context's error as the net package does.
-func mapContextErr(err error) error {
+// netContextErr maps a context's error as the net package does.
+func netContextErr(err error) error {
 	if err == context.DeadlineExceeded {
-		return dialTimeoutError{}
+		return netDialTimeoutError{}
 	}
 	return err
 }
 
-// resolve turns "host:port" into the addresses to dial, or for a listener
+// netResolve turns "host:port" into the addresses to dial, or for a listener
 // (listen true) the one to bind; an invalid address in the result means
 // the wildcard. Addresses of the wrong family for nw are dropped.
-func (s *Sockets) resolve(ctx context.Context, nw netSpec, address string, listen bool) ([]netip.AddrPort, error) {
+func (s *Sockets) netResolve(ctx context.Context, nw netSpec, address string, listen bool) ([]netip.AddrPort, error) {
 	host, service, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err
 	}
-	port, err := s.lookupPort(ctx, nw, service)
+	port, err := s.netLookupPort(ctx, nw, service)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +286,7 @@ func (s *Sockets) resolve(ctx context.Context, nw netSpec, address string, liste
 		addrs = []netip.Addr{{}}
 	} else if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a}
-	} else if addrs, err = s.lookupHost(ctx, nw, host); err != nil {
+	} else if addrs, err = s.netLookupHost(ctx, nw, host); err != nil {
 		return nil, err
 	}
 	var out []netip.AddrPort
@@ -330,27 +330,27 @@ func (nw netSpec) suitable(a netip.Addr, listen bool) (netip.Addr, bool) {
 	return a, true
 }
 
-// lookupPort parses a port number or looks up a service name.
-func (s *Sockets) lookupPort(ctx context.Context, nw netSpec, service string) (uint16, error) {
+// netLookupPort parses a port number or looks up a service name.
+func (s *Sockets) netLookupPort(ctx context.Context, nw netSpec, service string) (uint16, error) {
 	if service == "" {
 		return 0, nil
 	}
 	if n, err := strconv.ParseUint(service, 10, 16); err == nil {
 		return uint16(n), nil
 	}
-	ais, err := s.lookupAddrinfo(ctx, "", service, &AddrInfo{Flags: AI_PASSIVE, Family: unix.AF_INET, Socktype: nw.socktype()})
+	ais, err := s.netLookupAddrinfo(ctx, "", service, &AddrInfo{Flags: AI_PASSIVE, Family: unix.AF_INET, Socktype: nw.socktype()})
 	if err == nil && len(ais) > 0 {
-		return s.sockaddrAddrPort(ais[0].Addr).Port(), nil
+		return s.netAddrPort(ais[0].Addr).Port(), nil
 	}
 	return 0, &net.DNSError{Err: "unknown port", Name: nw.name + "/" + service, IsNotFound: true}
 }
 
-// lookupHost resolves a host name through the Sockets' Getaddrinfo, in
+// netLookupHost resolves a host name through the Sockets' Getaddrinfo, in
 // the order it returns (RFC 6724's, as glibc sorts).
-func (s *Sockets) lookupHost(ctx context.Context, nw netSpec, host string) ([]netip.Addr, error) {
-	ais, err := s.lookupAddrinfo(ctx, host, "", &AddrInfo{Family: nw.family, Socktype: nw.socktype()})
+func (s *Sockets) netLookupHost(ctx context.Context, nw netSpec, host string) ([]netip.Addr, error) {
+	ais, err := s.netLookupAddrinfo(ctx, host, "", &AddrInfo{Family: nw.family, Socktype: nw.socktype()})
 	if err := ctx.Err(); err != nil {
-		return nil, mapContextErr(err)
+		return nil, netContextErr(err)
 	}
 	if err != nil {
 		dnsErr := &net.DNSError{Err: err.Error(), Name: host}
@@ -363,7 +363,7 @@ func (s *Sockets) lookupHost(ctx context.Context, nw netSpec, host string) ([]ne
 	}
 	var addrs []netip.Addr
 	for _, ai := range ais {
-		if ap := s.sockaddrAddrPort(ai.Addr); ap.IsValid() {
+		if ap := s.netAddrPort(ai.Addr); ap.IsValid() {
 			addrs = append(addrs, ap.Addr())
 		}
 	}

@@ -12,44 +12,44 @@ import (
 // and sockaddrs. IPv6 zones are NIC names of the Sockets' stack, or NIC
 // numbers, as interface names and indexes are on Linux.
 
-// sockaddrAddrPort returns sa's address and port. An IPv6 zone id becomes
+// netAddrPort returns sa's address and port. An IPv6 zone id becomes
 // the NIC's name.
-func (s *Sockets) sockaddrAddrPort(sa unix.Sockaddr) netip.AddrPort {
+func (s *Sockets) netAddrPort(sa unix.Sockaddr) netip.AddrPort {
 	switch sa := sa.(type) {
 	case *unix.SockaddrInet4:
 		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
 	case *unix.SockaddrInet6:
 		a := netip.AddrFrom16(sa.Addr)
 		if sa.ZoneId != 0 {
-			a = a.WithZone(s.zoneName(sa.ZoneId))
+			a = a.WithZone(s.netZoneName(sa.ZoneId))
 		}
 		return netip.AddrPortFrom(a, uint16(sa.Port))
 	}
 	return netip.AddrPort{}
 }
 
-// tcpAddr and udpAddr convert a sockaddr as the net package does: nil for
+// netTCPAddr and netUDPAddr convert a sockaddr as the net package does: nil for
 // none, a 4-byte IP for AF_INET, a 16-byte one for AF_INET6.
-func (s *Sockets) tcpAddr(sa unix.Sockaddr) net.Addr {
+func (s *Sockets) netTCPAddr(sa unix.Sockaddr) net.Addr {
 	if sa == nil {
 		return nil
 	}
-	ap := s.sockaddrAddrPort(sa)
+	ap := s.netAddrPort(sa)
 	return &net.TCPAddr{IP: ap.Addr().AsSlice(), Port: int(ap.Port()), Zone: ap.Addr().Zone()}
 }
 
-func (s *Sockets) udpAddr(sa unix.Sockaddr) *net.UDPAddr {
+func (s *Sockets) netUDPAddr(sa unix.Sockaddr) *net.UDPAddr {
 	if sa == nil {
 		return nil
 	}
-	ap := s.sockaddrAddrPort(sa)
+	ap := s.netAddrPort(sa)
 	return &net.UDPAddr{IP: ap.Addr().AsSlice(), Port: int(ap.Port()), Zone: ap.Addr().Zone()}
 }
 
-// sockaddr returns ap as a sockaddr of family. An IPv4 address becomes
+// netSockaddr returns ap as a sockaddr of family. An IPv4 address becomes
 // v4-mapped for AF_INET6; the unspecified IPv4 address becomes "::", as
 // the net package does so that a dual-stack listener covers both.
-func (s *Sockets) sockaddr(family int, ap netip.AddrPort) (unix.Sockaddr, error) {
+func (s *Sockets) netSockaddr(family int, ap netip.AddrPort) (unix.Sockaddr, error) {
 	a := ap.Addr()
 	switch family {
 	case unix.AF_INET:
@@ -65,7 +65,7 @@ func (s *Sockets) sockaddr(family int, ap netip.AddrPort) (unix.Sockaddr, error)
 		if !a.IsValid() || a == netip.IPv4Unspecified() {
 			a = netip.IPv6Unspecified()
 		}
-		id, err := s.zoneID(a.Zone())
+		id, err := s.netZoneID(a.Zone())
 		if err != nil {
 			return nil, err
 		}
@@ -74,8 +74,8 @@ func (s *Sockets) sockaddr(family int, ap netip.AddrPort) (unix.Sockaddr, error)
 	return nil, unix.EAFNOSUPPORT
 }
 
-// zoneName returns the name of NIC id, or its number if it has none.
-func (s *Sockets) zoneName(id uint32) string {
+// netZoneName returns the name of NIC id, or its number if it has none.
+func (s *Sockets) netZoneName(id uint32) string {
 	if s.st != nil {
 		for nicID, info := range s.st.GVisor().NICInfo() {
 			if uint32(nicID) == id && info.Name != "" {
@@ -86,8 +86,8 @@ func (s *Sockets) zoneName(id uint32) string {
 	return strconv.FormatUint(uint64(id), 10)
 }
 
-// zoneID returns the NIC number of zone, a NIC name or number; "" is 0.
-func (s *Sockets) zoneID(zone string) (uint32, error) {
+// netZoneID returns the NIC number of zone, a NIC name or number; "" is 0.
+func (s *Sockets) netZoneID(zone string) (uint32, error) {
 	if zone == "" {
 		return 0, nil
 	}

@@ -34,7 +34,7 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 	if err == nil && n == 0 {
 		return 0, io.EOF
 	}
-	return n, c.err("read", sysErr("read", err))
+	return n, c.err("read", netSysErr("read", err))
 }
 
 // Write writes all of b unless an error, such as a deadline, stops it; it
@@ -44,7 +44,7 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 	n, err := f.writeAll(b, func(p []byte, wo waitOpts) (int, error) {
 		return f.s.sendto(f.fd, p, 0, nil, wo)
 	})
-	return n, c.err("write", sysErr("write", err))
+	return n, c.err("write", netSysErr("write", err))
 }
 
 // Close closes the connection, waking any Read or Write blocked on it.
@@ -63,7 +63,7 @@ func (c *TCPConn) shutdown(how int) error {
 		return c.err("close", err)
 	}
 	defer f.release()
-	return c.err("close", sysErr("shutdown", f.s.Shutdown(f.fd, how)))
+	return c.err("close", netSysErr("shutdown", f.s.Shutdown(f.fd, how)))
 }
 
 // LocalAddr returns the local address, a *net.TCPAddr.
@@ -103,9 +103,9 @@ func (c *TCPConn) SetKeepAlive(keepalive bool) error {
 	return c.setsockopt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, netBool(keepalive))
 }
 
-// defaultKeepAlive is the net package's keep-alive period when none is
+// netDefaultKeepAlive is the net package's keep-alive period when none is
 // given (defaultTCPKeepAliveIdle).
-const defaultKeepAlive = 15 * time.Second
+const netDefaultKeepAlive = 15 * time.Second
 
 // SetKeepAlivePeriod sets the idle time before the first keep-alive probe
 // and the interval between probes (TCP_KEEPIDLE and TCP_KEEPINTVL), in
@@ -116,7 +116,7 @@ func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 		return nil
 	}
 	if d == 0 {
-		d = defaultKeepAlive
+		d = netDefaultKeepAlive
 	}
 	secs := int((d + time.Second - 1) / time.Second)
 	if err := c.setsockopt(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs); err != nil {
@@ -149,7 +149,7 @@ func (c *TCPConn) SetLinger(sec int) error {
 		return c.err("set", err)
 	}
 	defer f.release()
-	return c.err("set", sysErr("setsockopt", f.s.SetsockoptLinger(f.fd, unix.SOL_SOCKET, unix.SO_LINGER, &l)))
+	return c.err("set", netSysErr("setsockopt", f.s.SetsockoptLinger(f.fd, unix.SOL_SOCKET, unix.SO_LINGER, &l)))
 }
 
 func (c *TCPConn) setsockopt(level, opt, value int) error {
@@ -158,7 +158,7 @@ func (c *TCPConn) setsockopt(level, opt, value int) error {
 
 // err wraps a failure of op as the net package's TCPConn does.
 func (c *TCPConn) err(op string, err error) error {
-	return opErr(op, c.fd.net, c.fd.laddr, c.fd.raddr, err)
+	return netOpErr(op, c.fd.net, c.fd.laddr, c.fd.raddr, err)
 }
 
 func (f *netFD) setsockopt(level, opt, value int, wrap func(string, error) error) error {
@@ -166,7 +166,7 @@ func (f *netFD) setsockopt(level, opt, value int, wrap func(string, error) error
 		return wrap("set", err)
 	}
 	defer f.release()
-	return wrap("set", sysErr("setsockopt", f.s.SetsockoptInt(f.fd, level, opt, value)))
+	return wrap("set", netSysErr("setsockopt", f.s.SetsockoptInt(f.fd, level, opt, value)))
 }
 
 func netBool(b bool) int {

@@ -84,9 +84,9 @@ func (f *netFD) Close() error {
 	defer f.life.Unlock()
 	f.closed = true
 	if !f.current() {
-		return sysErr("close", unix.EBADF)
+		return netSysErr("close", unix.EBADF)
 	}
-	return sysErr("close", f.s.Close(f.fd))
+	return netSysErr("close", f.s.Close(f.fd))
 }
 
 // check reports why an operation must stop before its next try: f is
@@ -213,17 +213,17 @@ func (d *netDeadline) wakeLocked() {
 	d.wake = make(chan struct{})
 }
 
-// sysErr wraps an errno in an *os.SyscallError naming the call, as Go's
+// netSysErr wraps an errno in an *os.SyscallError naming the call, as Go's
 // net package does; other errors (net.ErrClosed, deadlines) pass through.
-func sysErr(call string, err error) error {
+func netSysErr(call string, err error) error {
 	if errno, ok := err.(unix.Errno); ok {
 		return os.NewSyscallError(call, errno)
 	}
 	return err
 }
 
-// opErr wraps err as Go's net package does, or returns nil.
-func opErr(op, network string, source, addr net.Addr, err error) error {
+// netOpErr wraps err as Go's net package does, or returns nil.
+func netOpErr(op, network string, source, addr net.Addr, err error) error {
 	if err == nil {
 		return nil
 	}

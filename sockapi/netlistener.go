@@ -21,9 +21,9 @@ type ListenConfig struct {
 	Backlog int
 }
 
-// defaultBacklog is Linux's default somaxconn (since 5.4), which Go's net
+// netDefaultBacklog is Linux's default somaxconn (since 5.4), which Go's net
 // package reads from /proc/sys/net/core/somaxconn.
-const defaultBacklog = 4096
+const netDefaultBacklog = 4096
 
 func (lc *ListenConfig) check(op, network string) (netSpec, error) {
 	if lc.Sockets == nil {
@@ -32,7 +32,7 @@ func (lc *ListenConfig) check(op, network string) (netSpec, error) {
 	if lc.Backlog < 0 {
 		return netSpec{}, errors.New("sockapi: ListenConfig.Backlog is negative")
 	}
-	nw, err := parseNetwork(network)
+	nw, err := parseNetSpec(network)
 	if err == nil && (op == "listen") != (nw.proto == "tcp") {
 		err = net.UnknownNetworkError(network)
 	}
@@ -46,40 +46,40 @@ func (lc *ListenConfig) check(op, network string) (netSpec, error) {
 func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
 	nw, err := lc.check("listen", network)
 	if err != nil {
-		return nil, opErr("listen", network, nil, nil, err)
+		return nil, netOpErr("listen", network, nil, nil, err)
 	}
 	fd, local, err := lc.bind(ctx, nw, address)
 	if err != nil {
-		return nil, opErr("listen", network, nil, nw.netAddr(local), err)
+		return nil, netOpErr("listen", network, nil, nw.netAddr(local), err)
 	}
 	backlog := lc.Backlog
 	if backlog == 0 {
-		backlog = defaultBacklog
+		backlog = netDefaultBacklog
 	}
 	if err := lc.Sockets.Listen(fd, backlog); err != nil {
 		lc.Sockets.Close(fd)
-		return nil, opErr("listen", network, nil, nw.netAddr(local), os.NewSyscallError("listen", err))
+		return nil, netOpErr("listen", network, nil, nw.netAddr(local), os.NewSyscallError("listen", err))
 	}
 	lsa, _ := lc.Sockets.Getsockname(fd)
-	return &TCPListener{fd: newNetFD(lc.Sockets, fd, nw.name, lc.Sockets.tcpAddr(lsa), nil)}, nil
+	return &TCPListener{fd: newNetFD(lc.Sockets, fd, nw.name, lc.Sockets.netTCPAddr(lsa), nil)}, nil
 }
 
 // bind resolves address and returns a new socket bound to it.
 func (lc *ListenConfig) bind(ctx context.Context, nw netSpec, address string) (int, netip.AddrPort, error) {
 	s := lc.Sockets
-	addrs, err := s.resolve(ctx, nw, address, true)
+	addrs, err := s.netResolve(ctx, nw, address, true)
 	if err != nil {
 		return -1, netip.AddrPort{}, err
 	}
 	local := addrs[0]
-	fd, family, err := s.listenSocket(nw, local)
+	fd, family, err := s.netListenSocket(nw, local)
 	if err != nil {
 		return -1, local, err
 	}
-	sa, err := s.sockaddr(family, local)
+	sa, err := s.netSockaddr(family, local)
 	if err == nil {
 		err = s.Bind(fd, sa)
-		err = sysErr("bind", err)
+		err = netSysErr("bind", err)
 	}
 	if err != nil {
 		s.Close(fd)
@@ -88,17 +88,17 @@ func (lc *ListenConfig) bind(ctx context.Context, nw netSpec, address string) (i
 	return fd, local, nil
 }
 
-// listenSocket opens the socket a listener on local uses: for a wildcard
+// netListenSocket opens the socket a listener on local uses: for a wildcard
 // without a family, a dual-stack AF_INET6 socket, or AF_INET where the
 // stack has no IPv6 (EAFNOSUPPORT), as the net package chooses.
-func (s *Sockets) listenSocket(nw netSpec, local netip.AddrPort) (int, int, error) {
+func (s *Sockets) netListenSocket(nw netSpec, local netip.AddrPort) (int, int, error) {
 	a := local.Addr()
 	family := nw.family
 	switch {
 	case family != 0:
 	case !a.IsValid() || a.IsUnspecified():
 		family = unix.AF_INET6
-		fd, err := s.openSocket(nw, family, true)
+		fd, err := s.netOpenSocket(nw, family, true)
 		if !errors.Is(err, unix.EAFNOSUPPORT) {
 			return fd, family, err
 		}
@@ -108,7 +108,7 @@ func (s *Sockets) listenSocket(nw netSpec, local netip.AddrPort) (int, int, erro
 	default:
 		family = unix.AF_INET6
 	}
-	fd, err := s.openSocket(nw, family, true)
+	fd, err := s.netOpenSocket(nw, family, true)
 	return fd, family, err
 }
 
@@ -147,15 +147,15 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 		}
 	})
 	if err != nil {
-		return nil, opErr("accept", f.net, nil, f.laddr, sysErr("accept", err))
+		return nil, netOpErr("accept", f.net, nil, f.laddr, netSysErr("accept", err))
 	}
-	nw, _ := parseNetwork(f.net)
+	nw, _ := parseNetSpec(f.net)
 	return f.s.wrapConnected(nfd, nw).(*TCPConn), nil
 }
 
 // Close stops listening; connections already accepted stay open.
 func (l *TCPListener) Close() error {
-	return opErr("close", l.fd.net, nil, l.fd.laddr, l.fd.Close())
+	return netOpErr("close", l.fd.net, nil, l.fd.laddr, l.fd.Close())
 }
 
 // Addr returns the listening address, a *net.TCPAddr with the port
@@ -164,5 +164,5 @@ func (l *TCPListener) Addr() net.Addr { return l.fd.laddr }
 
 // SetDeadline sets the deadline for Accept calls, current and future.
 func (l *TCPListener) SetDeadline(t time.Time) error {
-	return opErr("set", l.fd.net, nil, l.fd.laddr, l.fd.setDeadline(&l.fd.rd, t))
+	return netOpErr("set", l.fd.net, nil, l.fd.laddr, l.fd.setDeadline(&l.fd.rd, t))
 }

@@ -27,14 +27,14 @@ var (
 func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error) {
 	nw, err := lc.check("listenpacket", network)
 	if err != nil {
-		return nil, opErr("listen", network, nil, nil, err)
+		return nil, netOpErr("listen", network, nil, nil, err)
 	}
 	fd, local, err := lc.bind(ctx, nw, address)
 	if err != nil {
-		return nil, opErr("listen", network, nil, nw.netAddr(local), err)
+		return nil, netOpErr("listen", network, nil, nw.netAddr(local), err)
 	}
 	lsa, _ := lc.Sockets.Getsockname(fd)
-	return &UDPConn{fd: newNetFD(lc.Sockets, fd, nw.name, lc.Sockets.udpAddrOrNil(lsa), nil)}, nil
+	return &UDPConn{fd: newNetFD(lc.Sockets, fd, nw.name, lc.Sockets.netUDPAddrOrNil(lsa), nil)}, nil
 }
 
 // Read reads one datagram from the connected peer into b; the rest of a
@@ -48,7 +48,7 @@ func (c *UDPConn) Read(b []byte) (int, error) {
 		n, _, err := f.s.recvfrom(f.fd, b, 0, wo)
 		return n, err
 	})
-	return n, c.err("read", nil, sysErr("read", err))
+	return n, c.err("read", nil, netSysErr("read", err))
 }
 
 // ReadFrom reads one datagram into b and returns its length and sender,
@@ -70,9 +70,9 @@ func (c *UDPConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
 		return n, err
 	})
 	if err != nil {
-		return 0, nil, c.err("read", nil, sysErr("recvfrom", err))
+		return 0, nil, c.err("read", nil, netSysErr("recvfrom", err))
 	}
-	return n, f.s.udpAddr(from), nil
+	return n, f.s.netUDPAddr(from), nil
 }
 
 // Write sends b as one datagram to the connected peer.
@@ -81,7 +81,7 @@ func (c *UDPConn) Write(b []byte) (int, error) {
 	n, err := f.writeAll(b, func(p []byte, wo waitOpts) (int, error) {
 		return f.s.sendto(f.fd, p, 0, nil, wo)
 	})
-	return n, c.err("write", nil, sysErr("write", err))
+	return n, c.err("write", nil, netSysErr("write", err))
 }
 
 // WriteTo sends b as one datagram to addr, a *net.UDPAddr. On a connected
@@ -101,20 +101,20 @@ func (c *UDPConn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
 		return 0, c.err("write", addr, net.ErrWriteToConnected)
 	}
 	if addr == nil {
-		return 0, c.err("write", nil, errMissingAddress)
+		return 0, c.err("write", nil, netErrMissingAddress)
 	}
-	sa, err := f.s.sockaddr(f.family(), addr.AddrPort())
+	sa, err := f.s.netSockaddr(f.family(), addr.AddrPort())
 	if err != nil {
 		return 0, c.err("write", addr, err)
 	}
 	n, err := f.writeAll(b, func(p []byte, wo waitOpts) (int, error) {
 		return f.s.sendto(f.fd, p, 0, sa, wo)
 	})
-	return n, c.err("write", addr, sysErr("sendto", err))
+	return n, c.err("write", addr, netSysErr("sendto", err))
 }
 
-// errMissingAddress is the net package's error for a nil destination.
-var errMissingAddress = &net.AddrError{Err: "missing address"}
+// netErrMissingAddress is the net package's error for a nil destination.
+var netErrMissingAddress = &net.AddrError{Err: "missing address"}
 
 // Close closes the socket, waking any call blocked on it.
 func (c *UDPConn) Close() error { return c.err("close", nil, c.fd.Close()) }
@@ -161,7 +161,7 @@ func (c *UDPConn) err(op string, addr net.Addr, err error) error {
 	if addr == nil {
 		addr = c.fd.raddr
 	}
-	return opErr(op, c.fd.net, c.fd.laddr, addr, err)
+	return netOpErr(op, c.fd.net, c.fd.laddr, addr, err)
 }
 
 // family is the socket's address family, told by its local address.

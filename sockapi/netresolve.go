@@ -2,9 +2,9 @@ package sockapi
 
 import "context"
 
-// lookupAddrinfo is the Sockets' Getaddrinfo under ctx, for the Go net
+// netLookupAddrinfo is the Sockets' Getaddrinfo under ctx, for the Go net
 // adapters: cancelling a DialContext's context, or its deadline, ends a
 // DNS query in progress.
-func (s *Sockets) lookupAddrinfo(ctx context.Context, node, service string, hints *AddrInfo) ([]AddrInfo, error) {
+func (s *Sockets) netLookupAddrinfo(ctx context.Context, node, service string, hints *AddrInfo) ([]AddrInfo, error) {
 	return getaddrinfo(ctx, s.userBackend(), node, service, hints)
 }

@@ -81,7 +81,7 @@ func TestNetDialTriesEachAddress(t *testing.T) {
 	}
 	// Only the address the resolver lists second listens, so the dial
 	// meets a refusal before it tries the one that answers.
-	second := b.sockaddrAddrPort(ais[1].Addr).Addr()
+	second := b.netAddrPort(ais[1].Addr).Addr()
 	l, err := (&ListenConfig{Sockets: a}).Listen(context.Background(), "tcp", net.JoinHostPort(second.String(), "0"))
 	if err != nil {
 		t.Fatalf("Listen = %v", err)
