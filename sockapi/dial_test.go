@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"testing"
@@ -242,4 +243,36 @@ func TestNetListenerDeadline(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	tl.SetDeadline(time.Now().Add(20 * time.Millisecond))
 	netWantTimeout(t, "Accept", netWaitErr(t, "Accept", done))
+}
+
+func TestNetZones(t *testing.T) {
+	leakcheck.Check(t)
+	a, _ := netPair(t) // NIC 2 is "eth2"
+	tests := []struct {
+		in       string
+		wantID   uint32
+		wantBack string
+	}{
+		{"[fe80::1%eth2]:80", 2, "[fe80::1%eth2]:80"},
+		{"[fe80::1%2]:80", 2, "[fe80::1%eth2]:80"},
+		{"[fe80::1%lo]:80", 1, "[fe80::1%lo]:80"},
+		{"[fe80::1%9]:80", 9, "[fe80::1%9]:80"}, // no such NIC: the number stays
+		{"[fe80::1]:80", 0, "[fe80::1]:80"},
+	}
+	for _, tt := range tests {
+		sa, err := a.netSockaddr(unix.AF_INET6, netip.MustParseAddrPort(tt.in))
+		if err != nil {
+			t.Errorf("netSockaddr(%s) = %v", tt.in, err)
+			continue
+		}
+		if id := sa.(*unix.SockaddrInet6).ZoneId; id != tt.wantID {
+			t.Errorf("netSockaddr(%s) zone id = %d, want %d", tt.in, id, tt.wantID)
+		}
+		if back := a.netAddrPort(sa).String(); back != tt.wantBack {
+			t.Errorf("netAddrPort(netSockaddr(%s)) = %s, want %s", tt.in, back, tt.wantBack)
+		}
+	}
+	if _, err := (&Dialer{Sockets: a}).Dial("tcp", "[fe80::1%nosuchnic]:80"); err == nil {
+		t.Errorf("Dial with an unknown zone succeeded")
+	}
 }
