@@ -26,6 +26,9 @@ type Dialer struct {
 	// LocalAddr, if not nil, is the address to bind before connecting: a
 	// *net.TCPAddr for tcp networks, a *net.UDPAddr for udp ones.
 	LocalAddr net.Addr
+	// KeepAlive is the keep-alive period of TCP connections, as
+	// net.Dialer's: 0 means 15s, a negative value turns keep-alives off.
+	KeepAlive time.Duration
 }
 
 // Dial is DialContext with context.Background().
@@ -64,9 +67,9 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	}
 	var first error
 	for _, ra := range remotes {
-		c, err := d.Sockets.dialOne(ctx, nw, local, ra)
+		fd, err := d.Sockets.dialOne(ctx, nw, local, ra)
 		if err == nil {
-			return c, nil
+			return d.Sockets.wrapConnected(fd, nw, d.KeepAlive), nil
 		}
 		if first == nil {
 			first = err
@@ -92,21 +95,22 @@ func (d *Dialer) context(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithDeadline(ctx, dl)
 }
 
-// dialOne connects one socket from local (if valid) to remote.
-func (s *Sockets) dialOne(ctx context.Context, nw netSpec, local, remote netip.AddrPort) (net.Conn, error) {
+// dialOne connects one socket from local (if valid) to remote and
+// returns its descriptor.
+func (s *Sockets) dialOne(ctx context.Context, nw netSpec, local, remote netip.AddrPort) (int, error) {
 	family := unix.AF_INET6
 	if remote.Addr().Unmap().Is4() && nw.family != unix.AF_INET6 {
 		family = unix.AF_INET
 	}
 	fd, err := s.netOpenSocket(nw, family, false)
 	if err != nil {
-		return nil, nw.dialErr(local, remote, err)
+		return -1, nw.dialErr(local, remote, err)
 	}
 	if err := s.dialConnect(ctx, fd, nw, family, local, remote); err != nil {
 		s.Close(fd)
-		return nil, nw.dialErr(local, remote, err)
+		return -1, nw.dialErr(local, remote, err)
 	}
-	return s.wrapConnected(fd, nw), nil
+	return fd, nil
 }
 
 // dialConnect binds fd to local if it is valid, then connects it to remote,
@@ -143,8 +147,9 @@ func (s *Sockets) dialConnect(ctx context.Context, fd int, nw netSpec, family in
 	return os.NewSyscallError("connect", err)
 }
 
-// wrapConnected wraps a connected descriptor in a TCPConn or UDPConn.
-func (s *Sockets) wrapConnected(fd int, nw netSpec) net.Conn {
+// wrapConnected wraps a connected descriptor in a TCPConn or UDPConn,
+// with keep-alives on a TCP one as keepAlive says (see Dialer.KeepAlive).
+func (s *Sockets) wrapConnected(fd int, nw netSpec, keepAlive time.Duration) net.Conn {
 	lsa, _ := s.Getsockname(fd)
 	rsa, _ := s.Getpeername(fd)
 	if nw.proto == "udp" {
@@ -153,7 +158,14 @@ func (s *Sockets) wrapConnected(fd int, nw netSpec) net.Conn {
 	// As the net package does, send small writes at once (TCP_NODELAY):
 	// Go programs such as net/http expect it. A failure only costs latency.
 	s.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	return &TCPConn{fd: newNetFD(s, fd, nw.name, s.netTCPAddr(lsa), s.netTCPAddr(rsa))}
+	c := &TCPConn{fd: newNetFD(s, fd, nw.name, s.netTCPAddr(lsa), s.netTCPAddr(rsa))}
+	if keepAlive >= 0 {
+		// As the net package: keep-alives detect dead peers; a failure
+		// to set them is not the connection's failure.
+		c.SetKeepAlive(true)
+		c.SetKeepAlivePeriod(keepAlive)
+	}
+	return c
 }
 
 // netUDPAddrOrNil returns sa as a net.Addr holding a *net.UDPAddr, or a nil

@@ -276,3 +276,54 @@ func TestNetZones(t *testing.T) {
 		t.Errorf("Dial with an unknown zone succeeded")
 	}
 }
+
+func TestNetKeepAliveDefaults(t *testing.T) {
+	leakcheck.Check(t)
+	s := netLoopback(t)
+	keepalive := func(c net.Conn) (on, idle int) {
+		t.Helper()
+		fd := c.(*TCPConn).fd.fd
+		on, err1 := s.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+		idle, err2 := s.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("GetsockoptInt = %v, %v", err1, err2)
+		}
+		return on, idle
+	}
+	tests := []struct {
+		keepAlive time.Duration
+		on, idle  int
+	}{
+		{0, 1, 15}, // the net package's default
+		{30 * time.Second, 1, 30},
+		{-1, 0, -1}, // off; the idle time is whatever the stack has
+	}
+	for _, tt := range tests {
+		l, err := (&ListenConfig{Sockets: s, KeepAlive: tt.keepAlive}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("Listen = %v", err)
+		}
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := l.Accept()
+			accepted <- c
+		}()
+		c, err := (&Dialer{Sockets: s, KeepAlive: tt.keepAlive}).Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatalf("Dial = %v", err)
+		}
+		sc := <-accepted
+		l.Close()
+		if sc == nil {
+			t.Fatalf("Accept failed")
+		}
+		for side, conn := range map[string]net.Conn{"dialled": c, "accepted": sc} {
+			on, idle := keepalive(conn)
+			if on != tt.on || tt.idle >= 0 && idle != tt.idle {
+				t.Errorf("KeepAlive %v: %s conn has SO_KEEPALIVE %d, TCP_KEEPIDLE %d; want %d, %d", tt.keepAlive, side, on, idle, tt.on, tt.idle)
+			}
+		}
+		c.Close()
+		sc.Close()
+	}
+}

@@ -19,6 +19,9 @@ type ListenConfig struct {
 	// Backlog is listen(2)'s backlog; 0 means 4096, Linux's default
 	// net.core.somaxconn, which is what the net package passes.
 	Backlog int
+	// KeepAlive is the keep-alive period of accepted TCP connections, as
+	// net.ListenConfig's: 0 means 15s, a negative value turns them off.
+	KeepAlive time.Duration
 }
 
 // netDefaultBacklog is Linux's default somaxconn (since 5.4), which Go's net
@@ -61,7 +64,7 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 		return nil, netOpErr("listen", network, nil, nw.netAddr(local), os.NewSyscallError("listen", err))
 	}
 	lsa, _ := lc.Sockets.Getsockname(fd)
-	return &TCPListener{fd: newNetFD(lc.Sockets, fd, nw.name, lc.Sockets.netTCPAddr(lsa), nil)}, nil
+	return &TCPListener{fd: newNetFD(lc.Sockets, fd, nw.name, lc.Sockets.netTCPAddr(lsa), nil), keepAlive: lc.KeepAlive}, nil
 }
 
 // bind resolves address and returns a new socket bound to it.
@@ -117,7 +120,8 @@ func (s *Sockets) netListenSocket(nw netSpec, local netip.AddrPort) (int, int, e
 // and wakes a blocked Accept, which then returns net.ErrClosed (wrapped in
 // a *net.OpError), as net/http's Server expects on shutdown.
 type TCPListener struct {
-	fd *netFD
+	fd        *netFD
+	keepAlive time.Duration // ListenConfig.KeepAlive
 }
 
 var _ net.Listener = (*TCPListener)(nil)
@@ -150,7 +154,7 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 		return nil, netOpErr("accept", f.net, nil, f.laddr, netSysErr("accept", err))
 	}
 	nw, _ := parseNetSpec(f.net)
-	return f.s.wrapConnected(nfd, nw).(*TCPConn), nil
+	return f.s.wrapConnected(nfd, nw, l.keepAlive).(*TCPConn), nil
 }
 
 // Close stops listening; connections already accepted stay open.
