@@ -155,3 +155,24 @@ func TestNetPacketDeadline(t *testing.T) {
 		t.Errorf("WriteTo after Close = %v, want net.ErrClosed", err)
 	}
 }
+
+func TestNetPacketRefused(t *testing.T) {
+	leakcheck.Check(t)
+	s := netLoopback(t)
+	// Nothing listens on the port: the ICMP port unreachable comes back
+	// to the connected socket as ECONNREFUSED, as on Linux.
+	c, err := (&Dialer{Sockets: s}).Dial("udp", "127.0.0.1:9")
+	if err != nil {
+		t.Fatalf("Dial(udp) = %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("anyone?")); err != nil {
+		t.Fatalf("Write = %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = c.Read(make([]byte, 10))
+	var oe *net.OpError
+	if !errors.Is(err, unix.ECONNREFUSED) || !errors.As(err, &oe) || oe.Op != "read" {
+		t.Errorf("Read after an ICMP port unreachable = %v, want read: ECONNREFUSED", err)
+	}
+}
