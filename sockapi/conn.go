@@ -21,7 +21,13 @@ func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
 	if err != nil {
 		return err
 	}
-	return errnoOf(sk.ep.Bind(fa))
+	if err := errnoOf(sk.ep().Bind(fa)); err != nil {
+		return err
+	}
+	sk.mu.Lock()
+	sk.bound, sk.hasBound = fa, true
+	sk.mu.Unlock()
+	return nil
 }
 
 // Listen marks fd's stream socket as accepting connections, binding it to
@@ -40,7 +46,7 @@ func (s *Sockets) Listen(fd int, backlog int) error {
 	}
 	// Linux queues backlog+1 connections (sk_acceptq_is_full compares
 	// with >), gVisor backlog: listen(fd, 0) must still take one.
-	return errnoOf(sk.ep.Listen(backlog + 1))
+	return errnoOf(sk.ep().Listen(backlog + 1))
 }
 
 // Accept is Accept4 with no flags.
@@ -73,7 +79,7 @@ func (s *Sockets) accept(fd int, flags int, wo waitOpts) (int, unix.Sockaddr, er
 	)
 	try := func() error {
 		var terr tcpip.Error
-		nep, nwq, terr = sk.ep.Accept(&peer)
+		nep, nwq, terr = sk.ep().Accept(&peer)
 		return errnoOf(terr)
 	}
 	if fe.nonblocking() {
@@ -85,7 +91,9 @@ func (s *Sockets) accept(fd int, flags int, wo waitOpts) (int, unix.Sockaddr, er
 	if err != nil {
 		return -1, nil, err
 	}
-	nsk := &socket{family: sk.family, typ: sk.typ, proto: sk.proto, ep: nep, wq: nwq, st: sk.st}
+	nsk := newSocket(sk.family, sk.typ, sk.proto, nep, nwq, sk.st, sk.netProto)
+	nsk.inheritFrom(sk)
+	nsk.ss = ssConnected
 	return s.fds.installFlags(nsk, flags), sk.sockaddr(peer), nil
 }
 
@@ -107,43 +115,9 @@ func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
 		return err
 	}
 	if !sk.stream() {
-		return sk.connectErrno(sk.ep.Connect(fa))
+		return sk.connectErrno(sk.ep().Connect(fa))
 	}
-	if sk.ep.SocketOptions().GetAcceptConn() {
-		// __inet_stream_connect: a socket not in TCP_CLOSE (here, a
-		// listener) is EISCONN; gVisor says EINVAL.
-		return unix.EISCONN
-	}
-	terr := sk.ep.Connect(fa)
-	_, started := terr.(*tcpip.ErrConnectStarted)
-	_, already := terr.(*tcpip.ErrAlreadyConnecting)
-	if !started && !already {
-		return sk.connectErrno(terr)
-	}
-	// Linux's __inet_stream_connect: EINPROGRESS for a connect it has
-	// just started, EALREADY for one already under way; a blocking
-	// connect waits in either case and, if its timeout passes, returns
-	// that same errno.
-	pending := unix.EINPROGRESS
-	if already {
-		pending = unix.EALREADY
-	}
-	if fe.nonblocking() {
-		return pending
-	}
-	_, snd := sk.timeouts()
-	err = block(fe, sk.wq, waiter.WritableEvents|waiter.EventHUp|waiter.EventErr, snd, wo, func() error {
-		switch terr := sk.ep.Connect(fa); terr.(type) {
-		case *tcpip.ErrAlreadyConnecting, *tcpip.ErrConnectStarted:
-			return unix.EAGAIN
-		default:
-			return sk.connectErrno(terr)
-		}
-	})
-	if err == unix.EAGAIN {
-		return pending
-	}
-	return err
+	return s.connectStream(fe, sk, fa, wo)
 }
 
 // connectErrno is errnoOf with connect's own answer: when no ephemeral
@@ -175,7 +149,7 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 		return unix.EINVAL
 	}
 	sk.noteShutdown(how)
-	return errnoOf(sk.ep.Shutdown(flags))
+	return errnoOf(sk.ep().Shutdown(flags))
 }
 
 // Getsockname returns fd's local address (0.0.0.0:0 or [::]:0 when
@@ -185,7 +159,7 @@ func (s *Sockets) Getsockname(fd int) (unix.Sockaddr, error) {
 	if err != nil {
 		return nil, err
 	}
-	fa, terr := sk.ep.GetLocalAddress()
+	fa, terr := sk.ep().GetLocalAddress()
 	if terr != nil {
 		return nil, errnoOf(terr)
 	}
@@ -198,10 +172,10 @@ func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sk.stream() && !hasPeer(tcp.EndpointState(sk.ep.State())) {
+	if sk.stream() && !hasPeer(tcp.EndpointState(sk.ep().State())) {
 		return nil, unix.ENOTCONN
 	}
-	fa, terr := sk.ep.GetRemoteAddress()
+	fa, terr := sk.ep().GetRemoteAddress()
 	if terr != nil {
 		return nil, errnoOf(terr)
 	}

@@ -132,7 +132,7 @@ func (sk *socket) consumeError(n error) {
 		sk.pending = nil
 		return
 	}
-	if e := sk.ep.LastError(); e != nil && errnoOf(e) != n && sk.pending == nil {
+	if e := sk.ep().LastError(); e != nil && errnoOf(e) != n && sk.pending == nil {
 		sk.pending = e
 	}
 }
@@ -146,7 +146,7 @@ func (sk *socket) takeError() tcpip.Error {
 	if e != nil {
 		return e
 	}
-	return sk.ep.LastError()
+	return sk.ep().LastError()
 }
 
 // hasPendingError moves a pending error out of gVisor's endpoint into sk
@@ -157,7 +157,7 @@ func (sk *socket) hasPendingError() bool {
 	sk.errMu.Lock()
 	defer sk.errMu.Unlock()
 	if sk.pending == nil {
-		sk.pending = sk.ep.LastError()
+		sk.pending = sk.ep().LastError()
 	}
 	return sk.pending != nil
 }

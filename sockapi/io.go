@@ -114,7 +114,7 @@ func (r *reader) stream() error {
 			sw := tcpip.SliceWriter(r.p[r.n:])
 			w = &sw
 		}
-		res, terr := r.sk.ep.Read(w, tcpip.ReadOptions{Peek: peek})
+		res, terr := r.sk.ep().Read(w, tcpip.ReadOptions{Peek: peek})
 		r.n += res.Count
 		switch terr.(type) {
 		case nil:
@@ -149,7 +149,7 @@ func (r *reader) stream() error {
 // len(p).
 func (r *reader) datagram() error {
 	sw := tcpip.SliceWriter(r.p)
-	res, terr := r.sk.ep.Read(&sw, tcpip.ReadOptions{
+	res, terr := r.sk.ep().Read(&sw, tcpip.ReadOptions{
 		Peek:           r.flags&unix.MSG_PEEK != 0,
 		NeedRemoteAddr: true,
 	})
@@ -218,7 +218,7 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 			if sk.proto != unix.IPPROTO_UDP {
 				fa.Port = 0 // ping sockets ignore the port (ping_v4_sendmsg)
 			}
-			if isLimitedBroadcast(fa.Addr) && !sk.ep.SocketOptions().GetBroadcast() {
+			if isLimitedBroadcast(fa.Addr) && !sk.ep().SocketOptions().GetBroadcast() {
 				// Linux refuses a broadcast route without SO_BROADCAST
 				// (EACCES) whatever the routes; gVisor looks for a route
 				// to 255.255.255.255 first and may say ENETUNREACH.
@@ -255,7 +255,7 @@ func (w *writer) stream() error {
 	for {
 		var rd bytes.Reader
 		rd.Reset(w.p[w.n:])
-		m, terr := w.sk.ep.Write(&rd, w.opts)
+		m, terr := w.sk.ep().Write(&rd, w.opts)
 		w.n += int(m)
 		if terr != nil {
 			return w.sk.asyncErrno(terr)
@@ -270,7 +270,7 @@ func (w *writer) stream() error {
 func (w *writer) datagram() error {
 	var rd bytes.Reader
 	rd.Reset(w.p)
-	m, terr := w.sk.ep.Write(&rd, w.opts)
+	m, terr := w.sk.ep().Write(&rd, w.opts)
 	if terr != nil {
 		return errnoOf(terr)
 	}

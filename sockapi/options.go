@@ -54,7 +54,7 @@ func (s *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 }
 
 func (sk *socket) setSocketInt(opt, v int) error {
-	ops := sk.ep.SocketOptions()
+	ops := sk.ep().SocketOptions()
 	switch opt {
 	case unix.SO_REUSEADDR:
 		ops.SetReuseAddress(v != 0)
@@ -100,7 +100,7 @@ func linuxBufSize(v, max, min int) int {
 }
 
 func (sk *socket) setTCPInt(opt, v int) error {
-	ops := sk.ep.SocketOptions()
+	ops := sk.ep().SocketOptions()
 	switch opt {
 	case unix.TCP_NODELAY:
 		ops.SetDelayOption(v == 0)
@@ -115,20 +115,20 @@ func (sk *socket) setTCPInt(opt, v int) error {
 		d := time.Duration(v) * time.Second
 		if opt == unix.TCP_KEEPIDLE {
 			o := tcpip.KeepaliveIdleOption(d)
-			return errnoOf(sk.ep.SetSockOpt(&o))
+			return errnoOf(sk.ep().SetSockOpt(&o))
 		}
 		o := tcpip.KeepaliveIntervalOption(d)
-		return errnoOf(sk.ep.SetSockOpt(&o))
+		return errnoOf(sk.ep().SetSockOpt(&o))
 	case unix.TCP_KEEPCNT:
 		if v < 1 || v > maxKeepCnt {
 			return unix.EINVAL
 		}
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.KeepaliveCountOption, v))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.KeepaliveCountOption, v))
 	case unix.TCP_SYNCNT:
 		if v < 1 || v > maxSynCnt {
 			return unix.EINVAL
 		}
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.TCPSynCountOption, v))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.TCPSynCountOption, v))
 	case unix.TCP_MAXSEG:
 		if v == 0 {
 			return nil // Linux clears user_mss; gVisor has none set to clear unless one was
@@ -139,13 +139,13 @@ func (sk *socket) setTCPInt(opt, v int) error {
 		sk.mu.Lock()
 		sk.userMSS = v
 		sk.mu.Unlock()
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.MaxSegOption, v))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.MaxSegOption, v))
 	case unix.TCP_USER_TIMEOUT:
 		if v < 0 {
 			return unix.EINVAL
 		}
 		o := tcpip.TCPUserTimeoutOption(time.Duration(v) * time.Millisecond)
-		return errnoOf(sk.ep.SetSockOpt(&o))
+		return errnoOf(sk.ep().SetSockOpt(&o))
 	default:
 		return unix.ENOPROTOOPT
 	}
@@ -161,9 +161,9 @@ func (sk *socket) setIPInt(opt, v int) error {
 		} else if v < 1 || v > 255 {
 			return unix.EINVAL
 		}
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.IPv4TTLOption, v))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TTLOption, v))
 	case unix.IP_TOS:
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.IPv4TOSOption, sk.tos(v)))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TOSOption, sk.tos(v)))
 	}
 	return unix.ENOPROTOOPT
 }
@@ -183,16 +183,16 @@ func (sk *socket) setIPv6Int(opt, v int) error {
 	switch opt {
 	case unix.IPV6_V6ONLY:
 		// do_ipv6_setsockopt: only before the socket has a port.
-		if fa, terr := sk.ep.GetLocalAddress(); terr == nil && fa.Port != 0 {
+		if fa, terr := sk.ep().GetLocalAddress(); terr == nil && fa.Port != 0 {
 			return unix.EINVAL
 		}
-		sk.ep.SocketOptions().SetV6Only(v != 0)
+		sk.ep().SocketOptions().SetV6Only(v != 0)
 		return nil
 	case unix.IPV6_UNICAST_HOPS:
 		if v < -1 || v > 255 {
 			return unix.EINVAL
 		}
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.IPv6HopLimitOption, v))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv6HopLimitOption, v))
 	case unix.IPV6_TCLASS:
 		if v < -1 || v > 255 {
 			return unix.EINVAL
@@ -200,7 +200,7 @@ func (sk *socket) setIPv6Int(opt, v int) error {
 		if v == -1 {
 			v = 0
 		}
-		return errnoOf(sk.ep.SetSockOptInt(tcpip.IPv6TrafficClassOption, sk.tos(v)))
+		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv6TrafficClassOption, sk.tos(v)))
 	}
 	return unix.ENOPROTOOPT
 }
@@ -236,7 +236,7 @@ func (s *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 }
 
 func (sk *socket) getSocketInt(opt int) (int, error) {
-	ops := sk.ep.SocketOptions()
+	ops := sk.ep().SocketOptions()
 	switch opt {
 	case unix.SO_TYPE:
 		return sk.typ, nil
@@ -284,7 +284,7 @@ func (sk *socket) getSocketInt(opt int) (int, error) {
 }
 
 func (sk *socket) getTCPInt(opt int) (int, error) {
-	ops := sk.ep.SocketOptions()
+	ops := sk.ep().SocketOptions()
 	switch opt {
 	case unix.TCP_NODELAY:
 		return boolInt(!ops.GetDelayOption()), nil
@@ -294,13 +294,13 @@ func (sk *socket) getTCPInt(opt int) (int, error) {
 		return boolInt(ops.GetQuickAck()), nil
 	case unix.TCP_KEEPIDLE:
 		var o tcpip.KeepaliveIdleOption
-		if terr := sk.ep.GetSockOpt(&o); terr != nil {
+		if terr := sk.ep().GetSockOpt(&o); terr != nil {
 			return -1, errnoOf(terr)
 		}
 		return int(time.Duration(o) / time.Second), nil
 	case unix.TCP_KEEPINTVL:
 		var o tcpip.KeepaliveIntervalOption
-		if terr := sk.ep.GetSockOpt(&o); terr != nil {
+		if terr := sk.ep().GetSockOpt(&o); terr != nil {
 			return -1, errnoOf(terr)
 		}
 		return int(time.Duration(o) / time.Second), nil
@@ -312,7 +312,7 @@ func (sk *socket) getTCPInt(opt int) (int, error) {
 		return sk.maxSeg()
 	case unix.TCP_USER_TIMEOUT:
 		var o tcpip.TCPUserTimeoutOption
-		if terr := sk.ep.GetSockOpt(&o); terr != nil {
+		if terr := sk.ep().GetSockOpt(&o); terr != nil {
 			return -1, errnoOf(terr)
 		}
 		return int(time.Duration(o) / time.Millisecond), nil
@@ -326,14 +326,14 @@ func (sk *socket) getTCPInt(opt int) (int, error) {
 // both stacks send (20 + 12 bytes).
 func (sk *socket) maxSeg() (int, error) {
 	v, err := sk.intOpt(tcpip.MaxSegOption)
-	if err != nil || !hasPeer(tcp.EndpointState(sk.ep.State())) {
+	if err != nil || !hasPeer(tcp.EndpointState(sk.ep().State())) {
 		return v, err
 	}
-	local, terr := sk.ep.GetLocalAddress()
+	local, terr := sk.ep().GetLocalAddress()
 	if terr != nil {
 		return v, nil
 	}
-	remote, terr := sk.ep.GetRemoteAddress()
+	remote, terr := sk.ep().GetRemoteAddress()
 	if terr != nil {
 		return v, nil
 	}
@@ -374,7 +374,7 @@ func (s *Sockets) getIPInt(sk *socket, opt int) (int, error) {
 func (s *Sockets) getIPv6Int(sk *socket, opt int) (int, error) {
 	switch opt {
 	case unix.IPV6_V6ONLY:
-		return boolInt(sk.ep.SocketOptions().GetV6Only()), nil
+		return boolInt(sk.ep().SocketOptions().GetV6Only()), nil
 	case unix.IPV6_UNICAST_HOPS:
 		v, err := sk.intOpt(tcpip.IPv6HopLimitOption)
 		if err == nil && v < 0 {
@@ -398,7 +398,7 @@ func (s *Sockets) defaultTTL() int {
 }
 
 func (sk *socket) intOpt(o tcpip.SockOptInt) (int, error) {
-	v, terr := sk.ep.GetSockOptInt(o)
+	v, terr := sk.ep().GetSockOptInt(o)
 	if terr != nil {
 		return -1, errnoOf(terr)
 	}
@@ -436,7 +436,7 @@ func (s *Sockets) SetsockoptLinger(fd, level, opt int, l *unix.Linger) error {
 	if l.Linger > 0 {
 		lo.Timeout = time.Duration(l.Linger) * time.Second
 	}
-	sk.ep.SocketOptions().SetLinger(lo)
+	sk.ep().SocketOptions().SetLinger(lo)
 	return nil
 }
 

@@ -32,7 +32,7 @@ func (sk *socket) Readiness(mask waiter.EventMask) waiter.EventMask {
 	if sk.stream() {
 		return sk.streamReadiness() & mask
 	}
-	r := sk.ep.Readiness(allEvents)
+	r := sk.ep().Readiness(allEvents)
 	shut := sk.shut.Load()
 	if shut&shutRD != 0 {
 		r |= waiter.ReadableEvents | waiter.EventRdHUp
@@ -47,7 +47,7 @@ func (sk *socket) streamReadiness() waiter.EventMask {
 	shut := sk.shut.Load()
 	closed := waiter.ReadableEvents | waiter.WritableEvents | waiter.EventHUp | waiter.EventRdHUp
 	var r waiter.EventMask
-	switch st := tcp.EndpointState(sk.ep.State()); st {
+	switch st := tcp.EndpointState(sk.ep().State()); st {
 	case tcp.StateListen:
 		if shut&shutRD != 0 {
 			// Linux disconnects a listener on SHUT_RD: it is then a
@@ -55,7 +55,7 @@ func (sk *socket) streamReadiness() waiter.EventMask {
 			// gVisor keeps it listening, refusing connections.
 			return waiter.WritableEvents | waiter.EventHUp
 		}
-		return sk.ep.Readiness(waiter.ReadableEvents)
+		return sk.ep().Readiness(waiter.ReadableEvents)
 	case tcp.StateConnecting, tcp.StateSynSent, tcp.StateSynRecv:
 		return 0
 	case tcp.StateInitial, tcp.StateBound:
@@ -77,7 +77,7 @@ func (sk *socket) streamReadiness() waiter.EventMask {
 	case tcp.StateFinWait1, tcp.StateFinWait2, tcp.StateClosing, tcp.StateLastAck:
 		shut |= shutWR // only an own SHUT_WR (or close) leads here
 	}
-	g := sk.ep.Readiness(waiter.ReadableEvents | waiter.WritableEvents | waiter.EventRdHUp)
+	g := sk.ep().Readiness(waiter.ReadableEvents | waiter.WritableEvents | waiter.EventRdHUp)
 	r = g & (waiter.ReadableEvents | waiter.WritableEvents)
 	if g&waiter.EventRdHUp != 0 {
 		shut |= shutRD

@@ -36,7 +36,7 @@ func (sk *socket) fullAddr(sa unix.Sockaddr, use addrUse) (tcpip.FullAddress, er
 		if sk.proto != unix.IPPROTO_UDP || use == forBind {
 			return tcpip.FullAddress{}, unix.EINVAL
 		}
-		if sk.ep.SocketOptions().GetV6Only() {
+		if sk.ep().SocketOptions().GetV6Only() {
 			if use == forConnect {
 				return tcpip.FullAddress{}, unix.EAFNOSUPPORT
 			}
@@ -51,7 +51,7 @@ func (sk *socket) fullAddr(sa unix.Sockaddr, use addrUse) (tcpip.FullAddress, er
 		if a.Addr != ([16]byte{}) {
 			fa.Addr = tcpip.AddrFrom16(a.Addr)
 		}
-		if isV4Mapped(a.Addr) && sk.ep.SocketOptions().GetV6Only() {
+		if isV4Mapped(a.Addr) && sk.ep().SocketOptions().GetV6Only() {
 			// An IPV6_V6ONLY socket has no IPv4 side: inet6_bind says
 			// EINVAL, connect and sendto find no route (ENETUNREACH).
 			// gVisor says EHOSTUNREACH for all three.

@@ -21,9 +21,12 @@ type socket struct {
 	family int // AF_INET or AF_INET6 (SO_DOMAIN)
 	typ    int // SOCK_STREAM or SOCK_DGRAM (SO_TYPE)
 	proto  int // IPPROTO_TCP, _UDP, _ICMP or _ICMPV6 (SO_PROTOCOL)
-	ep     tcpip.Endpoint
-	wq     *waiter.Queue
-	st     *gstack.Stack // the stack ep lives on
+	// epp holds the endpoint. Connect replaces it when a socket whose
+	// connection attempt failed connects again (see renew).
+	epp      atomic.Pointer[tcpip.Endpoint]
+	wq       *waiter.Queue // shared by every endpoint the socket has
+	st       *gstack.Stack // the stack the endpoint lives on
+	netProto tcpip.NetworkProtocolNumber
 
 	shut        atomic.Uint32 // shutRD|shutWR from Shutdown, for Readiness
 	errReported atomic.Bool   // a TCP asynchronous error has been returned (Readiness drops POLLERR)
@@ -35,6 +38,12 @@ type socket struct {
 	rcvtimeo time.Duration // SO_RCVTIMEO; 0 blocks forever
 	sndtimeo time.Duration // SO_SNDTIMEO; 0 blocks forever
 	userMSS  int           // TCP_MAXSEG as set; 0 if never
+	ss       int           // ssUnconnected, ssConnecting or ssConnected (stream sockets)
+	bound    tcpip.FullAddress
+	hasBound bool // Bind succeeded with bound; renew binds again
+
+	epMu     sync.Mutex // serializes renew and release
+	released bool       // guarded by epMu: release has run
 }
 
 var _ file = (*socket)(nil)
@@ -81,7 +90,7 @@ func (s *Sockets) Socket(domain, typ, proto int) (int, error) {
 	if terr != nil {
 		return -1, errnoOf(terr)
 	}
-	sk := &socket{family: domain, typ: typ, proto: proto, ep: ep, wq: wq, st: s.st.GVisor()}
+	sk := newSocket(domain, typ, proto, ep, wq, s.st.GVisor(), netProto)
 	return s.fds.installFlags(sk, flags), nil
 }
 
@@ -113,6 +122,15 @@ func transportFor(domain, typ, proto int) (tcpip.TransportProtocolNumber, int, e
 	}
 	return 0, 0, unix.EPROTONOSUPPORT
 }
+
+func newSocket(family, typ, proto int, ep tcpip.Endpoint, wq *waiter.Queue, st *gstack.Stack, netProto tcpip.NetworkProtocolNumber) *socket {
+	sk := &socket{family: family, typ: typ, proto: proto, wq: wq, st: st, netProto: netProto}
+	sk.epp.Store(&ep)
+	return sk
+}
+
+// ep returns the socket's current endpoint.
+func (sk *socket) ep() tcpip.Endpoint { return *sk.epp.Load() }
 
 // sock returns fd's entry and socket: EBADF for a closed descriptor,
 // ENOTSOCK for a descriptor that is not a socket (an epoll instance).
@@ -150,18 +168,22 @@ func (sk *socket) EventUnregister(e *waiter.Entry) { sk.wq.EventUnregister(e) }
 // connection has finished closing or the timeout passes; with a zero
 // timeout gVisor's Close resets the connection (RST), as Linux does.
 func (sk *socket) release() error {
-	l := sk.ep.SocketOptions().GetLinger()
+	sk.epMu.Lock()
+	sk.released = true
+	ep := sk.ep()
+	sk.epMu.Unlock()
+	l := ep.SocketOptions().GetLinger()
 	if !sk.stream() || !l.Enabled || l.Timeout <= 0 {
-		sk.ep.Close()
+		ep.Close()
 		return nil
 	}
 	e, hup := waiter.NewChannelEntry(waiter.EventHUp)
 	sk.wq.EventRegister(&e)
 	defer sk.wq.EventUnregister(&e)
-	sk.ep.Close()
+	ep.Close()
 	t := time.NewTimer(l.Timeout)
 	defer t.Stop()
-	for sk.ep.Readiness(waiter.EventHUp) == 0 {
+	for ep.Readiness(waiter.EventHUp) == 0 {
 		select {
 		case <-hup:
 		case <-t.C:
