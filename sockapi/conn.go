@@ -148,7 +148,30 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 	default:
 		return unix.EINVAL
 	}
+	if sk.stream() && connecting(sk) {
+		// inet_shutdown on SYN_SENT: tcp_disconnect aborts the attempt
+		// (ECONNRESET pending), clears the shutdown state and leaves the
+		// socket unconnected, free to connect again.
+		terr := sk.ep().Shutdown(flags)
+		sk.disconnected.Store(true)
+		sk.setConnState(ssUnconnected)
+		return errnoOf(terr)
+	}
 	sk.noteShutdown(how)
+	if sk.stream() && flags&tcpip.ShutdownRead != 0 && hasPeer(tcp.EndpointState(sk.ep().State())) {
+		// Linux's SHUT_RD on a connection only makes reads return end
+		// of file once the queue is empty: data the peer still sends
+		// is queued and readable, and SHUT_RDWR with unread data is no
+		// reset. gVisor drops such data and resets, so the read side is
+		// kept here (reader.stream, streamReadiness) and only the write
+		// side goes to gVisor.
+		var terr tcpip.Error
+		if flags&tcpip.ShutdownWrite != 0 {
+			terr = sk.ep().Shutdown(tcpip.ShutdownWrite)
+		}
+		sk.wq.Notify(waiter.ReadableEvents | waiter.EventRdHUp)
+		return errnoOf(terr)
+	}
 	return errnoOf(sk.ep().Shutdown(flags))
 }
 
@@ -180,6 +203,15 @@ func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
 		return nil, errnoOf(terr)
 	}
 	return sk.sockaddr(fa), nil
+}
+
+// connecting reports whether a TCP handshake sk started is under way.
+func connecting(sk *socket) bool {
+	switch tcp.EndpointState(sk.ep().State()) {
+	case tcp.StateConnecting, tcp.StateSynSent:
+		return true
+	}
+	return false
 }
 
 // hasPeer reports whether Linux's inet_getname would name a peer for a

@@ -259,3 +259,58 @@ func TestV4MappedOnDualStack(t *testing.T) {
 		t.Errorf("Getsockname(accepted) = %+v, want ::ffff:127.0.0.1", loc)
 	}
 }
+
+// TestShutdownReadKeepsData: after SHUT_RD, Linux still queues what the
+// peer sends and reads return it before end of file; SHUT_RDWR with
+// unread data sends a FIN, not a reset.
+func TestShutdownReadKeepsData(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	c, srv := tcpPair(t, s, unix.AF_INET)
+	if err := s.Shutdown(srv, unix.SHUT_RD); err != nil {
+		t.Fatalf("Shutdown(SHUT_RD) = %v", err)
+	}
+	buf := make([]byte, 10)
+	if n, err := s.Read(srv, buf); n != 0 || err != nil {
+		t.Errorf("Read(after SHUT_RD, nothing queued) = %d, %v, want 0 (EOF)", n, err)
+	}
+	s.Write(c, []byte("late"))
+	time.Sleep(20 * time.Millisecond)
+	if n, err := s.Read(srv, buf); n != 4 || err != nil || string(buf[:4]) != "late" {
+		t.Errorf("Read(after SHUT_RD, data sent later) = %d %q, %v, want 4 late", n, buf[:n], err)
+	}
+	s.Write(c, []byte("unread"))
+	time.Sleep(20 * time.Millisecond)
+	if err := s.Shutdown(srv, unix.SHUT_RDWR); err != nil {
+		t.Fatalf("Shutdown(SHUT_RDWR) = %v", err)
+	}
+	s.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
+	if n, err := s.Read(c, buf); n != 0 || err != nil {
+		t.Errorf("Read(peer SHUT_RDWR with unread data) = %d, %v, want 0 (FIN, no reset)", n, err)
+	}
+}
+
+// TestShutdownWhileConnecting: Linux's tcp_disconnect aborts the attempt,
+// reports ECONNRESET once, and leaves the socket free to connect again.
+func TestShutdownWhileConnecting(t *testing.T) {
+	leakcheck.Check(t)
+	s := blackHole(t)
+	dst := &unix.SockaddrInet4{Port: 80, Addr: [4]byte{10, 9, 0, 2}}
+	fd := mustSocket(t, s, unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+	if err := s.Connect(fd, dst); err != unix.EINPROGRESS {
+		t.Fatalf("Connect = %v, want EINPROGRESS", err)
+	}
+	if err := s.Shutdown(fd, unix.SHUT_WR); err != nil {
+		t.Fatalf("Shutdown(connecting) = %v", err)
+	}
+	_, sk, _ := s.sock(fd)
+	if r := readyString(sk.Readiness(allEvents)); r != "OUT ERR HUP" {
+		t.Errorf("Readiness after disconnect = %q, want OUT ERR HUP", r)
+	}
+	if v, _ := s.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); v != int(unix.ECONNRESET) {
+		t.Errorf("SO_ERROR = %d, want ECONNRESET", v)
+	}
+	if err := s.Connect(fd, dst); err != unix.EINPROGRESS {
+		t.Errorf("Connect again = %v, want EINPROGRESS (a new attempt)", err)
+	}
+}

@@ -33,13 +33,17 @@ func (s *Sockets) connectStream(fe *fdEntry, sk *socket, fa tcpip.FullAddress, w
 	if ss == ssConnected {
 		return unix.EISCONN
 	}
-	if tcp.EndpointState(sk.ep().State()) == tcp.StateError && sk.errReported.Load() {
-		if ss == ssConnecting {
+	if tcp.EndpointState(sk.ep().State()) == tcp.StateError {
+		switch {
+		case ss == ssUnconnected:
+			// Failed and reported, or disconnected by shutdown:
+			// Linux starts a new attempt.
+			if err := sk.renew(); err != nil {
+				return err
+			}
+		case sk.errReported.Load():
 			sk.setConnState(ssUnconnected)
 			return unix.ECONNABORTED // sock_error() ?: -ECONNABORTED
-		}
-		if err := sk.renew(); err != nil {
-			return err
 		}
 	}
 	terr := sk.ep().Connect(fa)
@@ -127,6 +131,7 @@ func (sk *socket) renew() error {
 	old.Close()
 	sk.epp.Store(&nep)
 	sk.errReported.Store(false)
+	sk.disconnected.Store(false)
 	sk.shut.Store(0)
 	sk.errMu.Lock()
 	sk.pending = nil

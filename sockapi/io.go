@@ -101,7 +101,12 @@ type reader struct {
 // data, or short of len(p) with MSG_WAITALL.
 func (r *reader) stream() error {
 	peek := r.flags&unix.MSG_PEEK != 0
-	waitall := r.flags&unix.MSG_WAITALL != 0
+	// sock_rcvlowat: wait for len(p) bytes with MSG_WAITALL, else for
+	// SO_RCVLOWAT of them (1 unless set), never more than len(p).
+	target := len(r.p)
+	if r.flags&unix.MSG_WAITALL == 0 {
+		target = min(r.sk.rcvLowat(), len(r.p))
+	}
 	if peek {
 		// Peeking starts again at the head of the queue each time.
 		r.n = 0
@@ -126,17 +131,17 @@ func (r *reader) stream() error {
 			}
 			return unix.EFAULT
 		case *tcpip.ErrWouldBlock:
-			if r.n > 0 && !waitall {
-				return nil
+			if r.n > 0 && r.n >= target || r.sk.shut.Load()&shutRD != 0 {
+				return nil // enough, or shut down for reading: end of file
 			}
-			return unix.EAGAIN
+			return unix.EAGAIN // a non-blocking caller returns r.n if > 0
 		default:
 			if r.n > 0 {
 				return nil // Linux returns the bytes; the error comes next
 			}
 			return r.sk.asyncErrno(terr)
 		}
-		if !waitall || r.n >= len(r.p) {
+		if r.n >= target {
 			return nil
 		}
 		if peek || res.Count == 0 {
@@ -226,6 +231,19 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 			}
 			w.opts.To = &fa
 		}
+		// gVisor's datagram endpoints refuse MSG_MORE (EINVAL); UDP
+		// corks in sockapi instead, ping sockets send at once.
+		w.opts.More = false
+		if sk.proto == unix.IPPROTO_UDP {
+			var held bool
+			w.p, w.opts.To, held, err = sk.cork(p, w.opts.To, flags&unix.MSG_MORE != 0)
+			if err != nil {
+				return -1, err
+			}
+			if held {
+				return len(p), nil
+			}
+		}
 	}
 	nonblock := fe.nonblocking() || flags&unix.MSG_DONTWAIT != 0
 	if nonblock {
@@ -237,7 +255,51 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 	if err != nil && !(w.n > 0 && sk.stream()) {
 		return -1, err
 	}
+	if !sk.stream() {
+		return len(p), nil // a flushed cork counts only this call's bytes
+	}
 	return w.n, nil
+}
+
+// cork gathers the data of UDP sends made with MSG_MORE into one
+// datagram, sent by the first send without it, as udp_sendmsg does: the
+// first corked send fixes the destination (later ones' are ignored), and
+// a datagram grown past the maximum is dropped whole with EMSGSIZE. It
+// returns what to send now and where, or held when the data was kept.
+func (sk *socket) cork(p []byte, to *tcpip.FullAddress, more bool) (payload []byte, dst *tcpip.FullAddress, held bool, err error) {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if !sk.corked {
+		if !more {
+			return p, to, false, nil
+		}
+		if to == nil {
+			if _, terr := sk.ep().GetRemoteAddress(); terr != nil {
+				return nil, nil, false, unix.EDESTADDRREQ
+			}
+		}
+		sk.corked, sk.corkTo = true, to
+	}
+	if len(sk.corkBuf)+len(p) > sk.maxDatagram() {
+		sk.corked, sk.corkBuf, sk.corkTo = false, nil, nil
+		return nil, nil, false, unix.EMSGSIZE
+	}
+	sk.corkBuf = append(sk.corkBuf, p...)
+	if more {
+		return nil, nil, true, nil
+	}
+	payload, dst = sk.corkBuf, sk.corkTo
+	sk.corked, sk.corkBuf, sk.corkTo = false, nil, nil
+	return payload, dst, false, nil
+}
+
+// maxDatagram is the largest UDP payload: 65535 less the UDP header and,
+// over IPv4, the IP header.
+func (sk *socket) maxDatagram() int {
+	if sk.family == unix.AF_INET {
+		return 65507
+	}
+	return 65527
 }
 
 // writer is one sendto call in progress; its methods are block's try.

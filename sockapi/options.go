@@ -14,16 +14,17 @@ import (
 // Socket option limits and defaults, as Linux has them (values measured on
 // a 6.x kernel with default sysctls; see docs/sockcore.md).
 const (
-	rmemMax       = 4194304 // net.core.rmem_max
-	wmemMax       = 4194304 // net.core.wmem_max
-	sockMinRcvbuf = 2304    // SOCK_MIN_RCVBUF: 2048 + struct sk_buff overhead
-	sockMinSndbuf = 4608    // SOCK_MIN_SNDBUF: twice that
-	tcpMinMSS     = 88      // TCP_MIN_MSS
-	maxTCPWindow  = 32767   // MAX_TCP_WINDOW, TCP_MAXSEG's upper bound
-	maxKeepIdle   = 32767   // MAX_TCP_KEEPIDLE and MAX_TCP_KEEPINTVL (seconds)
-	maxKeepCnt    = 127     // MAX_TCP_KEEPCNT
-	maxSynCnt     = 127     // MAX_TCP_SYNCNT
-	inetECNMask   = 3       // INET_ECN_MASK: the ECN bits of IP_TOS/IPV6_TCLASS
+	rmemMax       = 4194304  // net.core.rmem_max
+	tcpRmemMax    = 33554432 // net.ipv4.tcp_rmem's maximum
+	wmemMax       = 4194304  // net.core.wmem_max
+	sockMinRcvbuf = 2304     // SOCK_MIN_RCVBUF: 2048 + struct sk_buff overhead
+	sockMinSndbuf = 4608     // SOCK_MIN_SNDBUF: twice that
+	tcpMinMSS     = 88       // TCP_MIN_MSS
+	maxTCPWindow  = 32767    // MAX_TCP_WINDOW, TCP_MAXSEG's upper bound
+	maxKeepIdle   = 32767    // MAX_TCP_KEEPIDLE and MAX_TCP_KEEPINTVL (seconds)
+	maxKeepCnt    = 127      // MAX_TCP_KEEPCNT
+	maxSynCnt     = 127      // MAX_TCP_SYNCNT
+	inetECNMask   = 3        // INET_ECN_MASK: the ECN bits of IP_TOS/IPV6_TCLASS
 )
 
 // SetsockoptInt sets an integer option. Options the stack does not
@@ -72,10 +73,19 @@ func (sk *socket) setSocketInt(opt, v int) error {
 	case unix.SO_SNDBUF:
 		ops.SetSendBufferSize(int64(linuxBufSize(v, wmemMax, sockMinSndbuf)), true)
 	case unix.SO_RCVLOWAT:
+		// sock_setsockopt: negative means INT_MAX, 0 means 1;
+		// tcp_set_rcvlowat caps it at half of tcp_rmem's maximum.
+		// gVisor stores but ignores it, so sockapi applies it itself
+		// (reader.stream, streamReadiness).
 		if v < 0 {
-			v = 0x7fffffff // sock_setsockopt: a negative low-water mark means INT_MAX
+			v = 0x7fffffff
 		}
-		return errnoOf(ops.SetRcvlowat(int32(v)))
+		if sk.stream() {
+			v = min(v, tcpRmemMax/2)
+		}
+		sk.mu.Lock()
+		sk.rcvlowat = max(v, 1)
+		sk.mu.Unlock()
 	case unix.SO_LINGER, unix.SO_RCVTIMEO, unix.SO_SNDTIMEO:
 		// An int is shorter than struct linger / struct timeval.
 		return unix.EINVAL
@@ -88,6 +98,13 @@ func (sk *socket) setSocketInt(opt, v int) error {
 }
 
 // linuxBufSize is the buffer size Linux's SO_RCVBUF/SO_SNDBUF store for v.
+// rcvLowat is SO_RCVLOWAT, at least 1.
+func (sk *socket) rcvLowat() int {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	return max(sk.rcvlowat, 1)
+}
+
 func linuxBufSize(v, max, min int) int {
 	u := int64(uint32(v))
 	if u > int64(max) {
@@ -268,7 +285,7 @@ func (sk *socket) getSocketInt(opt int) (int, error) {
 	case unix.SO_SNDBUF:
 		return int(min(ops.GetSendBufferSize(), 0x7fffffff)), nil
 	case unix.SO_RCVLOWAT:
-		return int(ops.GetRcvlowat()), nil
+		return sk.rcvLowat(), nil
 	case unix.SO_SNDLOWAT:
 		return 1, nil // fixed at 1 on Linux
 	case unix.SO_LINGER:

@@ -2,6 +2,7 @@ package sockapi
 
 import (
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -65,6 +66,11 @@ func (sk *socket) streamReadiness() waiter.EventMask {
 		}
 		return r
 	case tcp.StateError:
+		if sk.disconnected.Load() {
+			// tcp_disconnect left no shutdown recorded: only the
+			// writability and hang-up of a closed socket.
+			closed = waiter.WritableEvents | waiter.EventHUp
+		}
 		if !sk.errReported.Load() {
 			closed |= waiter.EventErr
 		}
@@ -79,6 +85,13 @@ func (sk *socket) streamReadiness() waiter.EventMask {
 	}
 	g := sk.ep().Readiness(waiter.ReadableEvents | waiter.WritableEvents | waiter.EventRdHUp)
 	r = g & (waiter.ReadableEvents | waiter.WritableEvents)
+	if lowat := sk.rcvLowat(); lowat > 1 && r&waiter.ReadableEvents != 0 {
+		// tcp_stream_is_readable: fewer than SO_RCVLOWAT bytes queued
+		// is not readable (a shutdown still is, below).
+		if n, err := sk.ep().GetSockOptInt(tcpip.ReceiveQueueSizeOption); err == nil && n < lowat {
+			r &^= waiter.ReadableEvents
+		}
+	}
 	if g&waiter.EventRdHUp != 0 {
 		shut |= shutRD
 	}

@@ -30,6 +30,9 @@ type socket struct {
 
 	shut        atomic.Uint32 // shutRD|shutWR from Shutdown, for Readiness
 	errReported atomic.Bool   // a TCP asynchronous error has been returned (Readiness drops POLLERR)
+	// disconnected: shutdown(2) aborted a connect in progress, which
+	// Linux turns into an unconnected, closed socket (tcp_disconnect).
+	disconnected atomic.Bool
 
 	errMu   sync.Mutex
 	pending tcpip.Error // guarded by errMu: an error taken from ep early, for SO_ERROR
@@ -38,7 +41,12 @@ type socket struct {
 	rcvtimeo time.Duration // SO_RCVTIMEO; 0 blocks forever
 	sndtimeo time.Duration // SO_SNDTIMEO; 0 blocks forever
 	userMSS  int           // TCP_MAXSEG as set; 0 if never
-	ss       int           // ssUnconnected, ssConnecting or ssConnected (stream sockets)
+	rcvlowat int           // SO_RCVLOWAT as set; 0 means 1
+	// A UDP datagram being gathered from sends with MSG_MORE (cork).
+	corked   bool
+	corkBuf  []byte
+	corkTo   *tcpip.FullAddress
+	ss       int // ssUnconnected, ssConnecting or ssConnected (stream sockets)
 	bound    tcpip.FullAddress
 	hasBound bool // Bind succeeded with bound; renew binds again
 

@@ -187,3 +187,42 @@ func TestPing(t *testing.T) {
 		})
 	}
 }
+
+// TestUDPMsgMore: sends with MSG_MORE gather into one datagram for the
+// first one's destination; growing past 65507 bytes drops it with
+// EMSGSIZE (measured on Linux 6.x).
+func TestUDPMsgMore(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	r, raddr := boundUDP(t, s, unix.AF_INET)
+	other, oaddr := boundUDP(t, s, unix.AF_INET)
+	u := mustSocket(t, s, unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if n, err := s.Send(u, []byte("ab"), unix.MSG_MORE); n != -1 || err != unix.EDESTADDRREQ {
+		t.Errorf("Send(MSG_MORE, unconnected) = %d, %v, want EDESTADDRREQ", n, err)
+	}
+	if err := s.Sendto(u, []byte("ab"), unix.MSG_MORE, raddr); err != nil {
+		t.Fatalf("Sendto(MSG_MORE) = %v", err)
+	}
+	s.Sendto(u, []byte("cd"), unix.MSG_MORE, oaddr)
+	buf := make([]byte, 100)
+	if n, _, err := s.Recvfrom(r, buf, unix.MSG_DONTWAIT); err != unix.EAGAIN {
+		t.Errorf("Recvfrom while corked = %d, %v, want EAGAIN", n, err)
+	}
+	if n, err := s.Send(u, []byte("ef"), 0); n != 2 || err != nil {
+		t.Errorf("Send(flush) = %d, %v, want 2", n, err)
+	}
+	if n, _, err := s.Recvfrom(r, buf, 0); n != 6 || err != nil || string(buf[:n]) != "abcdef" {
+		t.Errorf("Recvfrom = %d %q, %v, want abcdef", n, buf[:n], err)
+	}
+	if n, _, err := s.Recvfrom(other, buf, unix.MSG_DONTWAIT); err != unix.EAGAIN {
+		t.Errorf("Recvfrom(later destination) = %d, %v, want EAGAIN", n, err)
+	}
+	s.Sendto(u, make([]byte, 40000), unix.MSG_MORE, raddr)
+	if err := s.Sendto(u, make([]byte, 40000), unix.MSG_MORE, raddr); err != unix.EMSGSIZE {
+		t.Errorf("Sendto(corked past 65507) = %v, want EMSGSIZE", err)
+	}
+	s.Sendto(u, []byte("x"), 0, raddr)
+	if n, _, err := s.Recvfrom(r, buf, 0); n != 1 || err != nil {
+		t.Errorf("Recvfrom after EMSGSIZE = %d, %v, want the 1-byte datagram alone", n, err)
+	}
+}
