@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var showTranscripts = flag.Bool("transcripts", false, "log every differential scenario's transcripts")
+var (
+	showTranscripts = flag.Bool("transcripts", false, "log every differential scenario's transcripts")
+	onlyScenarios   = flag.String("scenarios", "", "run only the differential scenarios whose names match this regexp")
+)
 
 // scenario is one differential test: run makes calls through r, which
 // records them.
@@ -59,7 +63,7 @@ func allScenarios() []scenario {
 		socketScenarios(), bindScenarios(), listenScenarios(), connectScenarios(),
 		streamScenarios(), optionScenarios(), udpScenarios(), icmpScenarios(),
 		ipv6Scenarios(), pollScenarios(), epollScenarios(), fcntlScenarios(),
-		badfScenarios(), resolverScenarios(),
+		badfScenarios(), resolverScenarios(), edgeScenarios(),
 	} {
 		all = append(all, g...)
 	}
@@ -89,8 +93,15 @@ func TestDiffScenarioNamesUnique(t *testing.T) {
 
 func TestDiff(t *testing.T) {
 	leakcheck.Check(t)
+	only, err := regexp.Compile(*onlyScenarios)
+	if err != nil {
+		t.Fatalf("-scenarios: %v", err)
+	}
 	pingOK, pingWhy := pingAllowed(t)
 	for _, sc := range allScenarios() {
+		if !only.MatchString(sc.name) {
+			continue
+		}
 		t.Run(sc.name, func(t *testing.T) {
 			if sc.ping && !pingOK {
 				t.Skip(pingWhy)

@@ -27,6 +27,7 @@ type epollFile struct {
 	mu       sync.Mutex      // Linux's ep->mtx
 	items    map[int]*epItem // guarded by mu; registrations by descriptor
 	released bool            // guarded by mu
+	again    []*epItem       // guarded by mu; collect's scratch list
 
 	readyMu sync.Mutex  // Linux's ep->lock
 	ready   epReadyList // guarded by readyMu; items that may be ready
@@ -143,7 +144,7 @@ func (ep *epollFile) collect(out []unix.EpollEvent) int {
 	ep.readyMu.Lock()
 	todo := ep.ready.len
 	ep.readyMu.Unlock()
-	var again []*epItem
+	again := ep.again[:0]
 	n := 0
 	for ; todo > 0 && n < len(out); todo-- {
 		ep.readyMu.Lock()
@@ -171,7 +172,9 @@ func (ep *epollFile) collect(out []unix.EpollEvent) int {
 			ep.ready.pushBack(it)
 		}
 		ep.readyMu.Unlock()
+		clear(again)
 	}
+	ep.again = again
 	return n
 }
 

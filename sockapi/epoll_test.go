@@ -102,6 +102,12 @@ func TestEpollCreateWaitErrors(t *testing.T) {
 	if err != nil {
 		t.Fatalf("EpollCreate1(EPOLL_CLOEXEC) = %v", err)
 	}
+	plain := mustEpoll(t, s)
+	for _, c := range []struct{ fd, want int }{{ep, unix.FD_CLOEXEC}, {plain, 0}} {
+		if got, err := s.Fcntl(c.fd, unix.F_GETFD, 0); got != c.want || err != nil {
+			t.Errorf("Fcntl(%d, F_GETFD) = %d, %v; want %d", c.fd, got, err, c.want)
+		}
+	}
 	_, fd := newFake(t, s)
 	evs := make([]unix.EpollEvent, 1)
 	tests := []struct {

@@ -5,6 +5,7 @@ package sockapi
 // (which Linux numbers identically), and the one way they block.
 
 import (
+	"math"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -73,9 +74,16 @@ func notifyMask(events uint32) waiter.EventMask {
 }
 
 // readiness returns every poll bit f reports now, as Linux's f_op->poll
-// does; callers filter the result by what was asked for.
+// does; callers filter the result by what was asked for. Sockets follow
+// tcp_poll and datagram_poll in their Readiness (readiness.go), except
+// for POLLWRBAND, which waiter.EventMask cannot express: datagram_poll
+// reports it with every POLLOUT, tcp_poll never.
 func readiness(f file) uint32 {
-	return toLinux(f.Readiness(waiter.AllEvents))
+	m := toLinux(f.Readiness(waiter.AllEvents))
+	if sk, ok := f.(*socket); ok && !sk.stream() && m&unix.POLLOUT != 0 {
+		m |= unix.EPOLLWRBAND
+	}
+	return m
 }
 
 // deadline is the timeout of one Poll, Select or EpollWait call.
@@ -126,6 +134,9 @@ func (d *deadline) wait(notify <-chan struct{}, closed <-chan struct{}) bool {
 // msecDeadline converts a poll(2)/epoll_wait(2) timeout: negative blocks
 // without limit, 0 returns at once.
 func msecDeadline(msec int) *deadline {
+	if int64(msec) >= math.MaxInt64/int64(time.Millisecond) {
+		return newDeadline(0, true) // beyond time.Duration: never ends
+	}
 	return newDeadline(time.Duration(msec)*time.Millisecond, msec < 0)
 }
 
@@ -179,7 +190,7 @@ func (s *Sockets) Poll(fds []unix.PollFd, timeout int) (n int, err error) {
 	dl := msecDeadline(timeout)
 	defer dl.stop()
 	var waiters []pollWaiter // nil on the first, non-registering pass
-	notify := make(chan struct{}, 1)
+	var notify chan struct{}
 	defer func() {
 		for i := range waiters {
 			waiters[i].unwatch()
@@ -190,7 +201,7 @@ func (s *Sockets) Poll(fds []unix.PollFd, timeout int) (n int, err error) {
 			return n, nil
 		}
 		if waiters == nil {
-			waiters = make([]pollWaiter, len(fds))
+			waiters, notify = make([]pollWaiter, len(fds)), make(chan struct{}, 1)
 			continue
 		}
 		dl.wait(notify, nil)

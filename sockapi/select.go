@@ -1,6 +1,7 @@
 package sockapi
 
 import (
+	"math"
 	"math/bits"
 	"time"
 
@@ -96,6 +97,9 @@ func selectDeadline(tv *unix.Timeval) (*deadline, error) {
 	if tv.Sec < 0 || tv.Usec < 0 || tv.Usec >= 1e6 {
 		return nil, unix.EINVAL
 	}
+	if tv.Sec >= math.MaxInt64/int64(time.Second) {
+		return newDeadline(0, true), nil // centuries: Linux clamps, we wait
+	}
 	d := time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
 	return newDeadline(d, false), nil
 }
@@ -108,7 +112,7 @@ func (s *Sockets) selectWait(nfd int, want, out *selectSets, dl *deadline) int {
 		got[i] = new(unix.FdSet)
 	}
 	var waiters []pollWaiter // nil on the first, non-registering pass
-	notify := make(chan struct{}, 1)
+	var notify chan struct{}
 	defer func() {
 		for i := range waiters {
 			waiters[i].unwatch()
@@ -120,7 +124,7 @@ func (s *Sockets) selectWait(nfd int, want, out *selectSets, dl *deadline) int {
 			break
 		}
 		if waiters == nil {
-			waiters = make([]pollWaiter, nfd)
+			waiters, notify = make([]pollWaiter, nfd), make(chan struct{}, 1)
 			continue
 		}
 		dl.wait(notify, nil)

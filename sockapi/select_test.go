@@ -1,6 +1,7 @@
 package sockapi
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -149,5 +150,23 @@ func TestSelectBlocks(t *testing.T) {
 	n, err = s.Select(ofd+1, r, w, nil, nil)
 	if n != 1 || err != nil || *r != (unix.FdSet{}) || *w != *fdSet(fd) {
 		t.Errorf("Select after close = %d, %v, r=%x w=%x; want 1, nil, w={%d}", n, err, r.Bits[0], w.Bits[0], fd)
+	}
+}
+
+// TestHugeTimeouts checks that timeouts beyond time.Duration's range
+// block rather than wrap to "return at once".
+func TestHugeTimeouts(t *testing.T) {
+	leakcheck.Check(t)
+	s := newFakeSockets(t)
+	f, fd := newFake(t, s)
+	time.AfterFunc(20*time.Millisecond, func() { f.set(waiter.ReadableEvents) })
+	if n, err := s.Select(fd+1, fdSet(fd), nil, nil, &unix.Timeval{Sec: 1 << 62}); n != 1 || err != nil {
+		t.Errorf("Select(huge timeout) = %d, %v; want 1, nil", n, err)
+	}
+	f.set(0)
+	time.AfterFunc(20*time.Millisecond, func() { f.set(waiter.ReadableEvents) })
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if n, err := s.Poll(p, math.MaxInt); n != 1 || err != nil {
+		t.Errorf("Poll(huge timeout) = %d, %v; want 1, nil", n, err)
 	}
 }
