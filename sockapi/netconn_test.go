@@ -214,16 +214,20 @@ func TestNetDeadlineExtendedWhileBlocked(t *testing.T) {
 
 func TestNetDeadlineWakesBlockedWrite(t *testing.T) {
 	leakcheck.Check(t)
-	c1, _ := netPipe(t)
+	c1, c2 := netPipe(t)
 	done := make(chan error, 1)
 	var n int
 	go func() {
 		var err error
-		// Nobody reads c2: the buffers fill and Write blocks.
+		// c2 reads one byte only: the buffers fill and Write blocks.
 		n, err = c1.Write(make([]byte, 64<<20))
 		done <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c2.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("peer Read = %v, want the Write under way", err)
+	}
+	time.Sleep(50 * time.Millisecond) // let Write block
 	c1.SetWriteDeadline(time.Now())
 	netWantTimeout(t, "blocked Write", netWaitErr(t, "Write", done))
 	if n <= 0 || n >= 64<<20 {
