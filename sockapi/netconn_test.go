@@ -191,7 +191,7 @@ func TestNetDeadlineWakesBlockedRead(t *testing.T) {
 func TestNetDeadlineExtendedWhileBlocked(t *testing.T) {
 	leakcheck.Check(t)
 	c1, c2 := netPipe(t)
-	c1.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	c1.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	done := make(chan error, 1)
 	go func() {
 		b := make([]byte, 5)
@@ -202,8 +202,8 @@ func TestNetDeadlineExtendedWhileBlocked(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(10 * time.Millisecond)
-	c1.SetReadDeadline(time.Time{}) // no deadline: the Read keeps waiting
-	time.Sleep(100 * time.Millisecond)
+	c1.SetReadDeadline(time.Time{})    // no deadline: the Read keeps waiting
+	time.Sleep(600 * time.Millisecond) // past the deadline that was cleared
 	if _, err := c2.Write([]byte("hello")); err != nil {
 		t.Fatalf("Write = %v", err)
 	}
