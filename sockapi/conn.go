@@ -21,6 +21,21 @@ func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
 	if err != nil {
 		return err
 	}
+	if sk.stream() && sk.finished() {
+		// A connection that has ended leaves the socket in TCP_CLOSE
+		// with its port released, unless bind chose it
+		// (SOCK_BINDPORT_LOCK): Linux lets it bind again. gVisor's
+		// endpoint stays bound, so the socket gets a fresh one.
+		sk.mu.Lock()
+		explicit := sk.hasBound
+		sk.mu.Unlock()
+		if explicit {
+			return unix.EINVAL
+		}
+		if err := sk.renew(); err != nil {
+			return err
+		}
+	}
 	if err := errnoOf(sk.ep().Bind(fa)); err != nil {
 		return err
 	}
@@ -46,7 +61,19 @@ func (s *Sockets) Listen(fd int, backlog int) error {
 	}
 	// Linux queues backlog+1 connections (sk_acceptq_is_full compares
 	// with >), gVisor backlog: listen(fd, 0) must still take one.
-	return errnoOf(sk.ep().Listen(backlog + 1))
+	terr := sk.ep().Listen(backlog + 1)
+	if _, ok := terr.(*tcpip.ErrInvalidEndpointState); ok && sk.ep().SocketOptions().GetAcceptConn() {
+		// Listening again with a backlog below the connections already
+		// queued: Linux keeps them and takes no more until the queue
+		// drains below the new limit; gVisor refuses to shrink. Use the
+		// smallest doubling of the new limit that holds the queue.
+		for b := 2 * (backlog + 1); b <= 2*(somaxconn+1); b *= 2 {
+			if terr = sk.ep().Listen(b); terr == nil {
+				break
+			}
+		}
+	}
+	return errnoOf(terr)
 }
 
 // Accept is Accept4 with no flags.
@@ -92,7 +119,7 @@ func (s *Sockets) accept(fd int, flags int, wo waitOpts) (int, unix.Sockaddr, er
 		return -1, nil, err
 	}
 	nsk := newSocket(sk.family, sk.typ, sk.proto, nep, nwq, sk.st, sk.netProto)
-	nsk.inheritFrom(sk)
+	s.inheritFrom(nsk, sk)
 	nsk.ss = ssConnected
 	return s.fds.installFlags(nsk, flags), sk.sockaddr(peer), nil
 }
@@ -115,7 +142,26 @@ func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
 		return err
 	}
 	if !sk.stream() {
-		return sk.connectErrno(sk.ep().Connect(fa))
+		if sk.proto != unix.IPPROTO_UDP {
+			if cur, terr := sk.ep().GetRemoteAddress(); terr == nil && cur.Addr == fa.Addr {
+				// Connecting a ping socket again to the same host:
+				// gVisor's ICMP endpoint registers the same identity
+				// twice and says EADDRINUSE; only the port changes.
+				sk.mu.Lock()
+				sk.pingPeerPort = fa.Port
+				sk.mu.Unlock()
+				return nil
+			}
+		}
+		err := sk.connectErrno(sk.ep().Connect(fa))
+		if err == nil && sk.proto != unix.IPPROTO_UDP {
+			// A ping socket reports the port it was connected with
+			// (inet_dport), which gVisor's ICMP endpoint forgets.
+			sk.mu.Lock()
+			sk.pingPeerPort = fa.Port
+			sk.mu.Unlock()
+		}
+		return err
 	}
 	return s.connectStream(fe, sk, fa, wo)
 }
@@ -158,13 +204,14 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 		return errnoOf(terr)
 	}
 	sk.noteShutdown(how)
-	if sk.stream() && flags&tcpip.ShutdownRead != 0 && hasPeer(tcp.EndpointState(sk.ep().State())) {
+	if flags&tcpip.ShutdownRead != 0 && sk.connectedForShutdown() {
 		// Linux's SHUT_RD on a connection only makes reads return end
 		// of file once the queue is empty: data the peer still sends
 		// is queued and readable, and SHUT_RDWR with unread data is no
 		// reset. gVisor drops such data and resets, so the read side is
 		// kept here (reader.stream, streamReadiness) and only the write
-		// side goes to gVisor.
+		// side goes to gVisor. Connected UDP is the same: datagrams
+		// still arrive after SHUT_RD on Linux, gVisor drops them.
 		var terr tcpip.Error
 		if flags&tcpip.ShutdownWrite != 0 {
 			terr = sk.ep().Shutdown(tcpip.ShutdownWrite)
@@ -186,6 +233,16 @@ func (s *Sockets) Getsockname(fd int) (unix.Sockaddr, error) {
 	if terr != nil {
 		return nil, errnoOf(terr)
 	}
+	if fa.Addr.Len() == 0 && sk.family == unix.AF_INET6 {
+		// Bound to ::ffff:0.0.0.0, which Linux reports as given;
+		// gVisor keeps it as the IPv4 wildcard.
+		sk.mu.Lock()
+		b, bound := sk.bound.Addr, sk.hasBound
+		sk.mu.Unlock()
+		if bound && b.Len() == 16 && isV4Mapped(b.As16()) {
+			fa.Addr = b
+		}
+	}
 	return sk.sockaddr(fa), nil
 }
 
@@ -202,7 +259,36 @@ func (s *Sockets) Getpeername(fd int) (unix.Sockaddr, error) {
 	if terr != nil {
 		return nil, errnoOf(terr)
 	}
+	if !sk.stream() && sk.proto != unix.IPPROTO_UDP {
+		sk.mu.Lock()
+		fa.Port = sk.pingPeerPort
+		sk.mu.Unlock()
+		if fa.Port == 0 {
+			// inet_getname: no destination port is no peer, and a
+			// ping socket connected with port 0 has none.
+			return nil, unix.ENOTCONN
+		}
+	}
 	return sk.sockaddr(fa), nil
+}
+
+// connectedForShutdown reports whether sk has a peer, for Shutdown.
+func (sk *socket) connectedForShutdown() bool {
+	if sk.stream() {
+		return hasPeer(tcp.EndpointState(sk.ep().State()))
+	}
+	_, terr := sk.ep().GetRemoteAddress()
+	return terr == nil
+}
+
+// finished reports whether sk's TCP connection has ended (Linux's
+// TCP_CLOSE after a connection).
+func (sk *socket) finished() bool {
+	switch tcp.EndpointState(sk.ep().State()) {
+	case tcp.StateClose, tcp.StateTimeWait, tcp.StateError:
+		return true
+	}
+	return false
 }
 
 // connecting reports whether a TCP handshake sk started is under way.

@@ -314,3 +314,67 @@ func TestShutdownWhileConnecting(t *testing.T) {
 		t.Errorf("Connect again = %v, want EINPROGRESS (a new attempt)", err)
 	}
 }
+
+// TestAcceptInheritsOptions: the accepted socket starts with the options
+// set on its listener, as sk_clone copies them on Linux.
+func TestAcceptInheritsOptions(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	l, addr := listener(t, s, unix.AF_INET6)
+	set := []struct{ level, opt, v, want int }{
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1, 1},
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 77, 77},
+		{unix.SOL_SOCKET, unix.SO_RCVBUF, 100000, 200000},
+		{unix.IPPROTO_IP, unix.IP_TOS, 0x20, 0x20},
+		{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 9, 9},
+		{unix.SOL_SOCKET, unix.SO_PRIORITY, 3, 3},
+	}
+	for _, o := range set {
+		if err := s.SetsockoptInt(l, o.level, o.opt, o.v); err != nil {
+			t.Fatalf("SetsockoptInt(listener, %d, %d, %d) = %v", o.level, o.opt, o.v, err)
+		}
+	}
+	s.SetsockoptLinger(l, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 3})
+	s.SetsockoptTimeval(l, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &unix.Timeval{Sec: 5})
+	c := mustSocket(t, s, unix.AF_INET6, unix.SOCK_STREAM, 0)
+	if err := s.Connect(c, addr); err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := s.Accept(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range set {
+		if v, err := s.GetsockoptInt(a, o.level, o.opt); v != o.want || err != nil {
+			t.Errorf("GetsockoptInt(accepted, %d, %d) = %d, %v, want %d", o.level, o.opt, v, err, o.want)
+		}
+	}
+	for _, o := range []struct{ opt, want int }{{unix.SO_LINGER, 1}, {unix.SO_SNDTIMEO, 5}} {
+		if v, _ := s.GetsockoptInt(a, unix.SOL_SOCKET, o.opt); v != o.want {
+			t.Errorf("GetsockoptInt(accepted, SOL_SOCKET, %d) = %d, want %d", o.opt, v, o.want)
+		}
+	}
+}
+
+// TestListenAgainSmaller: listening again with a backlog below the queued
+// connections succeeds on Linux and keeps them.
+func TestListenAgainSmaller(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	l, addr := listener(t, s, unix.AF_INET)
+	for i := 0; i < 3; i++ {
+		c := mustSocket(t, s, unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err := s.Connect(c, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Listen(l, 1); err != nil {
+		t.Errorf("Listen(3 queued, backlog 1) = %v, want nil", err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, _, err := s.Accept(l); err != nil {
+			t.Errorf("Accept #%d after Listen again = %v", i+1, err)
+		}
+	}
+}

@@ -187,3 +187,199 @@ func edgeScenarios() []scenario {
 	)
 	return out
 }
+
+// inProgressScenarios catch a connection in SYN_SENT: the listener's
+// accept queue is full, so the SYN is dropped and the connect stays in
+// progress for the second or more until the kernel retransmits.
+func inProgressScenarios() []scenario {
+	inProgress := func(name string, run func(r *rec, b int, addr unix.Sockaddr)) scenario {
+		return sc("syn-sent/"+name, func(r *rec) {
+			_, addr := r.fullListener()
+			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+			r.Connect(b, addr)
+			run(r, b, addr)
+		})
+	}
+	return []scenario{
+		inProgress("write-read-eagain", func(r *rec, b int, _ unix.Sockaddr) {
+			r.Write(b, []byte("early"))
+			r.Read(b, 8)
+			r.GetInt(b, unix.SOL_SOCKET, unix.SO_ERROR)
+		}),
+		inProgress("blocking-write-sndtimeo", func(r *rec, b int, _ unix.Sockaddr) {
+			r.SetNonblock(b, false)
+			r.SetTimeval(b, unix.SO_SNDTIMEO, 50*time.Millisecond)
+			r.Write(b, []byte("early"))
+		}),
+		inProgress("getsockname-getpeername", func(r *rec, b int, _ unix.Sockaddr) {
+			r.logf("bound: %v", saPort(r.Getsockname(b)) != 0)
+			r.Getpeername(b)
+		}),
+		inProgress("connect-elsewhere", func(r *rec, b int, _ unix.Sockaddr) {
+			r.Connect(b, v4.lo(r.unusedPort(v4, unix.SOCK_STREAM)))
+		}),
+		inProgress("listen", func(r *rec, b int, _ unix.Sockaddr) {
+			r.Listen(b, 1)
+		}),
+		inProgress("shutdown", func(r *rec, b int, addr unix.Sockaddr) {
+			r.Shutdown(b, unix.SHUT_RDWR)
+			r.Poll(0, pq{b, pollAll})
+			r.Connect(b, addr)
+		}),
+		inProgress("epoll-sees-nothing", func(r *rec, b int, _ unix.Sockaddr) {
+			ep := r.EpollCreate1(0)
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP)
+			r.EpollWait(ep, 4, 50)
+		}),
+		inProgress("select-sees-nothing", func(r *rec, b int, _ unix.Sockaddr) {
+			tv := unix.Timeval{Usec: 20000}
+			r.Select([]int{b}, []int{b}, []int{b}, &tv)
+		}),
+		sc("epoll/edge-triggered-partial-read", func(r *rec) {
+			ep := r.EpollCreate1(0)
+			a, _ := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLET)
+			r.Sendto(a, []byte("1"), 0, ba)
+			r.Sendto(a, []byte("2"), 0, ba)
+			r.EpollWait(ep, 4, 2000)
+			r.Recv(b, 4, 0)
+			r.EpollWait(ep, 4, 0) // still readable, but no new edge
+			r.Recv(b, 4, 0)
+			r.Sendto(a, []byte("3"), 0, ba)
+			r.EpollWait(ep, 4, 2000)
+		}),
+		sc("epoll/edge-triggered-writable-once", func(r *rec) {
+			ep := r.EpollCreate1(0)
+			_, c, _ := r.pair(v4)
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, c, unix.EPOLLOUT|unix.EPOLLET)
+			r.EpollWait(ep, 4, 0)
+			r.EpollWait(ep, 4, 0)
+			r.EpollCtl(ep, unix.EPOLL_CTL_MOD, c, unix.EPOLLOUT|unix.EPOLLET)
+			r.EpollWait(ep, 4, 0)
+		}),
+		sc("select/same-fd-in-all-sets", func(r *rec) {
+			_, c, s := r.pair(v4)
+			r.Write(s, []byte("x"))
+			r.waitFor(c, unix.POLLIN)
+			tv := unix.Timeval{}
+			r.Select([]int{c}, []int{c}, []int{c}, &tv)
+		}),
+		sc("stream/urgent-data", func(r *rec) {
+			// MSG_OOB sends one byte of urgent data (tcp(7)); without
+			// SO_OOBINLINE it is read apart with MSG_OOB and polls as
+			// POLLPRI.
+			_, c, s := r.pair(v4)
+			r.Send(c, []byte("ab!"), unix.MSG_OOB)
+			r.waitFor(s, unix.POLLPRI)
+			r.Poll(0, pq{s, pollAll})
+			r.Recv(s, 4, unix.MSG_OOB)
+			r.Recv(s, 8, unix.MSG_DONTWAIT)
+		}),
+		sc("stream/read-after-peer-shutdown-then-data-drained", func(r *rec) {
+			_, c, s := r.pair(v6)
+			r.Write(s, []byte("tail"))
+			r.Shutdown(s, unix.SHUT_WR)
+			r.waitFor(c, unix.POLLRDHUP)
+			r.Recv(c, 2, unix.MSG_PEEK)
+			r.Read(c, 2)
+			r.Read(c, 8)
+			r.Read(c, 8)
+			r.Poll(0, pq{c, pollAll})
+		}),
+	}
+}
+
+// moreReadinessScenarios cover epoll flags' validity, epoll nesting loops
+// and infinite timeouts on descriptors that are ready already.
+func moreReadinessScenarios() []scenario {
+	return []scenario{
+		sc("epoll/exclusive-flag-rules", func(r *rec) {
+			ep := r.EpollCreate1(0)
+			a, _ := r.udp(v4)
+			b, _ := r.udp(v4)
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, a, unix.EPOLLIN|unix.EPOLLEXCLUSIVE)
+			r.EpollCtl(ep, unix.EPOLL_CTL_MOD, a, unix.EPOLLIN|unix.EPOLLEXCLUSIVE)
+			r.EpollCtl(ep, unix.EPOLL_CTL_MOD, a, unix.EPOLLIN)
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLEXCLUSIVE|unix.EPOLLONESHOT)
+		}),
+		sc("epoll/nesting-loop-eloop", func(r *rec) {
+			e1 := r.EpollCreate1(0)
+			e2 := r.EpollCreate1(0)
+			r.EpollCtl(e1, unix.EPOLL_CTL_ADD, e2, unix.EPOLLIN)
+			r.EpollCtl(e2, unix.EPOLL_CTL_ADD, e1, unix.EPOLLIN)
+		}),
+		sc("epoll/one-socket-two-instances", func(r *rec) {
+			e1 := r.EpollCreate1(0)
+			e2 := r.EpollCreate1(0)
+			a, _ := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.EpollCtl(e1, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN)
+			r.EpollCtl(e2, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLET)
+			r.Sendto(a, []byte("x"), 0, ba)
+			r.EpollWait(e1, 4, 2000)
+			r.EpollWait(e2, 4, 2000)
+			r.EpollWait(e1, 4, 0)
+			r.EpollWait(e2, 4, 0)
+		}),
+		sc("epoll/oneshot-edge-triggered", func(r *rec) {
+			ep := r.EpollCreate1(0)
+			a, _ := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLET|unix.EPOLLONESHOT)
+			r.Sendto(a, []byte("1"), 0, ba)
+			r.EpollWait(ep, 4, 2000)
+			r.Sendto(a, []byte("2"), 0, ba)
+			settle()
+			r.EpollWait(ep, 4, 0)
+			r.EpollCtl(ep, unix.EPOLL_CTL_MOD, b, unix.EPOLLIN|unix.EPOLLET)
+			r.EpollWait(ep, 4, 0)
+		}),
+		sc("epoll/infinite-timeout-ready", func(r *rec) {
+			ep := r.EpollCreate1(0)
+			a, _ := r.udp(v4)
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, a, unix.EPOLLOUT)
+			r.EpollWait(ep, 4, -1)
+		}),
+		sc("poll/infinite-timeout-ready", func(r *rec) {
+			a, _ := r.udp(v4)
+			r.Poll(-1, pq{a, unix.POLLOUT})
+		}),
+		sc("select/nfd-beyond-open-descriptors", func(r *rec) {
+			a, _ := r.udp(v4)
+			tv := unix.Timeval{}
+			r.SelectN(1000, nil, []int{a}, nil, &tv)
+		}),
+		sc("select/null-timeout-ready", func(r *rec) {
+			a, _ := r.udp(v4)
+			r.Select(nil, []int{a}, nil, nil)
+		}),
+		sc("udp/wildcard-bound-receives-loopback", func(r *rec) {
+			b := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Bind(b, v4.any(0))
+			port := saPort(r.Getsockname(b))
+			a := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Sendto(a, []byte("to lo"), 0, v4.lo(port))
+			r.Recvfrom(b, 16, 0)
+			r.Sendto(a, []byte("to any"), 0, v4.any(port))
+			r.Recvfrom(b, 16, 0)
+		}),
+		sc("udp/reuseaddr-both-bind", func(r *rec) {
+			a := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.SetInt(a, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			r.Bind(a, v4.lo(0))
+			sa := r.Getsockname(a)
+			b := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.SetInt(b, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			r.Bind(b, sa)
+		}),
+		sc("udp/connect-wildcard-means-local", func(r *rec) {
+			b, ba := r.udp(v4)
+			a := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Connect(a, v4.any(saPort(ba)))
+			r.Getpeername(a)
+			r.Send(a, []byte("hi"), 0)
+			r.Recvfrom(b, 8, 0)
+		}),
+	}
+}

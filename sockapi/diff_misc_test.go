@@ -96,6 +96,14 @@ func resolverScenarios() []scenario {
 		{"localhost-inet", "localhost", "80", &AddrInfo{Family: unix.AF_INET, Socktype: unix.SOCK_STREAM}},
 		{"mapped-v6-literal", "::ffff:127.0.0.1", "80", stream},
 		{"invalid-literal-numeric", "300.1.2.3", "80", &AddrInfo{Flags: AI_NUMERICHOST, Socktype: unix.SOCK_STREAM}},
+		{"canonname-localhost", "localhost", "80", &AddrInfo{Flags: AI_CANONNAME, Family: unix.AF_INET, Socktype: unix.SOCK_STREAM}},
+		{"raw-with-service", "127.0.0.1", "80", &AddrInfo{Socktype: unix.SOCK_RAW}},
+		{"raw-without-service", "127.0.0.1", "", &AddrInfo{Socktype: unix.SOCK_RAW}},
+		{"node-only-stream", "::1", "", stream},
+		{"dgram-tcp-proto", "127.0.0.1", "53", &AddrInfo{Socktype: unix.SOCK_DGRAM, Protocol: unix.IPPROTO_TCP}},
+		{"v4mapped-all", "127.0.0.1", "80", &AddrInfo{Family: unix.AF_INET6, Socktype: unix.SOCK_STREAM, Flags: AI_V4MAPPED | AI_ALL}},
+		{"short-v4-literal", "127.1", "80", stream},
+		{"hex-service", "127.0.0.1", "0x50", stream},
 	}
 	var out []scenario
 	for _, g := range gai {
@@ -114,6 +122,9 @@ func resolverScenarios() []scenario {
 		{"unknown-port-numeric-fallback", sa4(127, 0, 0, 1, 4), NI_NUMERICHOST},
 		{"localhost-name", sa4(127, 0, 0, 1, 22), NI_NUMERICSERV},
 		{"nil-sockaddr", nil, NI_NUMERICHOST},
+		{"v4-mapped-numeric", mapped4(8080), NI_NUMERICHOST | NI_NUMERICSERV},
+		{"bad-flags", sa4(127, 0, 0, 1, 80), 0x4000},
+		{"port-zero", sa4(127, 0, 0, 1, 0), NI_NUMERICHOST},
 		{"unix-sockaddr", &unix.SockaddrUnix{Name: "/x"}, NI_NUMERICHOST},
 	}
 	for _, g := range gni {

@@ -95,6 +95,7 @@ var optNames = map[[2]int]string{
 	{unix.SOL_SOCKET, unix.SO_LINGER}:           "SO_LINGER",
 	{unix.SOL_SOCKET, unix.SO_BROADCAST}:        "SO_BROADCAST",
 	{unix.SOL_SOCKET, unix.SO_RCVTIMEO}:         "SO_RCVTIMEO",
+	{unix.SOL_SOCKET, unix.SO_RCVLOWAT}:         "SO_RCVLOWAT",
 	{unix.SOL_SOCKET, unix.SO_SNDTIMEO}:         "SO_SNDTIMEO",
 	{unix.IPPROTO_TCP, unix.TCP_NODELAY}:        "TCP_NODELAY",
 	{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE}:       "TCP_KEEPIDLE",
@@ -122,7 +123,7 @@ var pollFlags = []struct {
 	{unix.POLLIN, "IN"}, {unix.POLLPRI, "PRI"}, {unix.POLLOUT, "OUT"}, {unix.POLLERR, "ERR"},
 	{unix.POLLHUP, "HUP"}, {unix.POLLNVAL, "NVAL"}, {0x40, "RDNORM"},
 	{0x80, "RDBAND"}, {0x100, "WRNORM"}, {0x200, "WRBAND"},
-	{unix.POLLRDHUP, "RDHUP"}, {unix.EPOLLONESHOT, "ONESHOT"}, {unix.EPOLLET, "ET"},
+	{unix.POLLRDHUP, "RDHUP"}, {unix.EPOLLEXCLUSIVE, "EXCLUSIVE"}, {unix.EPOLLONESHOT, "ONESHOT"}, {unix.EPOLLET, "ET"},
 }
 
 // pollName names poll and epoll event masks alike (their bits agree).

@@ -54,6 +54,7 @@ func optionScenarios() []scenario {
 		{"unknown-ip-option", tcp4, unix.SOCK_STREAM, unix.IPPROTO_IP, 9999, []int{1}},
 		{"unknown-level", tcp4, unix.SOCK_STREAM, 9999, 1, []int{1}},
 		{"unknown-level-udp", tcp4, unix.SOCK_DGRAM, 9999, 1, []int{1}},
+		{"so-rcvlowat", tcp4, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_RCVLOWAT, []int{10, 0, -1, 1}},
 		{"so-rcvtimeo-as-int", tcp4, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_RCVTIMEO, []int{1}},
 	}
 	var out []scenario
@@ -116,10 +117,10 @@ func optionScenarios() []scenario {
 			r.SetTimevalRaw(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, unix.Timeval{Sec: 0, Usec: -1})
 		}),
 		sc("opt/timeval-negative-sec", func(r *rec) {
-			// A negative timeout means "no timeout" (sock_set_timeout).
+			// A negative timeout is stored as zero jiffies
+			// (sock_set_timeout), so a blocking read gives up at once.
 			_, c, _ := r.pair(v4)
 			r.SetTimevalRaw(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, unix.Timeval{Sec: -1})
-			r.SetNonblock(c, true)
 			r.Read(c, 1)
 		}),
 		sc("opt/timeval-on-wrong-level", func(r *rec) {

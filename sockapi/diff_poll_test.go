@@ -89,13 +89,7 @@ func pollScenarios() []scenario {
 			r.Poll(0, pq{c, pollAll})
 		}),
 		sc("poll/connect-in-progress-not-writable", func(r *rec) {
-			ln := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-			r.Bind(ln, v4.lo(0))
-			r.Listen(ln, 0)
-			addr := r.Getsockname(ln)
-			a := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-			r.Connect(a, addr)
-			r.waitFor(ln, unix.POLLIN)
+			_, addr := r.fullListener()
 			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
 			r.Connect(b, addr)
 			r.Poll(0, pq{b, pollAll})
@@ -391,6 +385,12 @@ func fcntlScenarios() []scenario {
 			r.Fcntl(ep, unix.F_GETFL, 0)
 			r.SetNonblock(ep, true)
 			r.Fcntl(ep, unix.F_GETFL, 0)
+		}),
+		sc("fcntl/dupfd", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			if nfd := r.Fcntl(fd, unix.F_DUPFD_CLOEXEC, 0); nfd >= 0 {
+				r.open[nfd] = true // closed with the rest
+			}
 		}),
 		sc("fcntl/setfl-ignores-access-mode", func(r *rec) {
 			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)

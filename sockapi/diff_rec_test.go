@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +26,10 @@ import (
 // r.logf after joining it, so the transcript's order never depends on the
 // scheduler.
 type rec struct {
-	t     testing.TB
-	api   API
+	t   testing.TB
+	api API
+
+	mu    sync.Mutex // guards lines, read by the watchdog when a scenario hangs
 	lines []string
 	fds   map[int]string
 	ports map[int]string
@@ -38,7 +41,16 @@ func newRec(t testing.TB, api API) *rec {
 }
 
 func (r *rec) logf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.lines = append(r.lines, fmt.Sprintf(format, args...))
+}
+
+// transcript returns a copy of the lines logged so far.
+func (r *rec) transcript() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.lines...)
 }
 
 // closeAll closes, unlogged, every descriptor the scenario left open.

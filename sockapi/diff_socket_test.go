@@ -68,6 +68,10 @@ func socketScenarios() []scenario {
 			r.Close(a)
 			r.Close(c)
 		}),
+		sc("socket/raw-icmp", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
+			r.GetInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+		}),
 		sc("socket/close-twice", func(r *rec) {
 			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 			r.Close(fd)
@@ -319,17 +323,12 @@ func listenScenarios() []scenario {
 			// listen(0) leaves room for one connection in the accept
 			// queue (the kernel allows backlog+1); a further SYN is
 			// dropped, so a non-blocking connect stays in progress.
-			ln := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-			r.Bind(ln, v4.lo(0))
-			r.Listen(ln, 0)
-			addr := r.Getsockname(ln)
-			a := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-			r.Connect(a, addr)
-			r.waitFor(ln, unix.POLLIN)
+			ln, addr := r.fullListener()
 			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
 			r.Connect(b, addr)
 			r.Poll(200, pq{b, unix.POLLOUT})
 			r.Connect(b, addr)
+			r.SetNonblock(ln, true)
 			r.Accept(ln)
 		}),
 		sc("listen/close-with-pending-resets-client", func(r *rec) {

@@ -46,13 +46,7 @@ func connectScenarios() []scenario {
 		sc("connect/nonblocking-ealready", func(r *rec) {
 			// A full accept queue drops the SYN, keeping the connect in
 			// progress long enough to ask again.
-			ln := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-			r.Bind(ln, v4.lo(0))
-			r.Listen(ln, 0)
-			addr := r.Getsockname(ln)
-			a := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-			r.Connect(a, addr)
-			r.waitFor(ln, unix.POLLIN)
+			_, addr := r.fullListener()
 			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.SetNonblock(b, true)
 			r.Connect(b, addr)
@@ -63,13 +57,7 @@ func connectScenarios() []scenario {
 		sc("connect/sndtimeo-einprogress", func(r *rec) {
 			// A blocking connect bounded by SO_SNDTIMEO gives up with
 			// EINPROGRESS (connect(2)) while the handshake goes on.
-			ln := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-			r.Bind(ln, v4.lo(0))
-			r.Listen(ln, 0)
-			addr := r.Getsockname(ln)
-			a := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-			r.Connect(a, addr)
-			r.waitFor(ln, unix.POLLIN)
+			_, addr := r.fullListener()
 			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.SetTimeval(b, unix.SO_SNDTIMEO, 100*time.Millisecond)
 			r.Connect(b, addr)
@@ -401,6 +389,7 @@ func streamScenarios() []scenario {
 			r.waitFor(c, unix.POLLRDHUP)
 			r.Getpeername(c)
 			r.Shutdown(c, unix.SHUT_RDWR)
+			settle() // for the peer's ACK of our FIN: LAST_ACK -> CLOSED
 			r.Getpeername(c)
 		}),
 		sc("stream/user-timeout-set-connected", func(r *rec) {

@@ -182,6 +182,31 @@ func udpScenarios() []scenario {
 			r.Recvfrom(b, 16, 0)
 			r.Recvfrom(b, 16, 0)
 		}),
+		sc("udp/msg-more-corks", func(r *rec) {
+			// MSG_MORE holds the data back and appends the next send to
+			// the same datagram (udp(7)).
+			a, _ := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.Connect(a, ba)
+			r.Send(a, []byte("head,"), unix.MSG_MORE)
+			r.Send(a, []byte("body,"), unix.MSG_MORE)
+			settle()
+			r.Recvfrom(b, 64, unix.MSG_DONTWAIT)
+			r.Send(a, []byte("tail"), 0)
+			r.Recvfrom(b, 64, 0)
+		}),
+		sc("stream/rcvlowat-holds-readiness", func(r *rec) {
+			// With SO_RCVLOWAT 5, three queued bytes do not make the
+			// socket readable (tcp_poll); five do.
+			_, c, s := r.pair(v4)
+			r.SetInt(s, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 5)
+			r.Write(c, []byte("abc"))
+			settle()
+			r.Poll(0, pq{s, unix.POLLIN | unix.POLLOUT})
+			r.Write(c, []byte("de"))
+			r.waitFor(s, unix.POLLIN)
+			r.Read(s, 16)
+		}),
 		sc("udp/large-datagram", func(r *rec) {
 			a, _ := r.udp(v4)
 			b, ba := r.udp(v4)
@@ -281,6 +306,32 @@ func icmpScenarios() []scenario {
 			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, unix.IPPROTO_ICMP)
 			r.Recvfrom(fd, 64, 0)
 			r.Poll(0, pq{fd, unix.POLLIN | unix.POLLOUT})
+		}),
+		ping("icmp/bind-chooses-identifier", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			r.Bind(fd, v4.lo(0))
+			r.logf("identifier chosen: %v", saPort(r.Getsockname(fd)) != 0)
+			r.Sendto(fd, echoRequest(8, 9, "bound"), 0, v4.lo(0))
+			r.recvEcho(fd, 64, 0)
+		}),
+		ping("icmp/echo-v6-not-an-echo-request", func(r *rec) {
+			fd := r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, unix.IPPROTO_ICMPV6)
+			r.Sendto(fd, echoRequest(129, 1, "a reply"), 0, v6.lo(0))
+			r.Sendto(fd, []byte{128, 0}, 0, v6.lo(0))
+		}),
+		ping("icmp/connected-getpeername", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			r.Getpeername(fd)
+			r.Connect(fd, v4.lo(0))
+			r.Getpeername(fd)
+			r.Poll(0, pq{fd, unix.POLLIN | unix.POLLOUT})
+		}),
+		ping("icmp/autobind-on-send", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			r.Getsockname(fd)
+			r.Sendto(fd, echoRequest(8, 4, "auto"), 0, v4.lo(0))
+			r.logf("bound after send: %v", saPort(r.Getsockname(fd)) != 0)
+			r.recvEcho(fd, 64, 0)
 		}),
 		sc("icmp/stream-icmp-unsupported", func(r *rec) {
 			r.Socket(unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_ICMP)

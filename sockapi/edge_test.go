@@ -53,10 +53,11 @@ func TestMisuseErrno(t *testing.T) {
 		{"Recv(udp, MSG_OOB|MSG_DONTWAIT)", func() error { _, err := s.Recv(udp(), buf, unix.MSG_OOB|unix.MSG_DONTWAIT); return err }, unix.EAGAIN},
 		{"Sendto(udp, 65508 bytes)", func() error { return s.Sendto(udp(), make([]byte, 65508), 0, loop4(9)) }, unix.EMSGSIZE},
 		{"Sendto(udp, 65507 bytes)", func() error { return s.Sendto(udp(), make([]byte, 65507), 0, loop4(9)) }, nil},
-		// Refused for want of SO_BROADCAST before any route is sought.
-		{"Sendto(udp, limited broadcast)", func() error {
+		// Linux looks for a route first; a loopback-only namespace has
+		// none (TestUDPBroadcast covers the EACCES with a route).
+		{"Sendto(udp, limited broadcast, lo only)", func() error {
 			return s.Sendto(udp(), nil, 0, &unix.SockaddrInet4{Port: 9, Addr: [4]byte{255, 255, 255, 255}})
-		}, unix.EACCES},
+		}, unix.ENETUNREACH},
 		{"Sendto(udp6, v4 addr)", func() error {
 			return s.Sendto(mustSocket(t, s, unix.AF_INET6, unix.SOCK_DGRAM, 0), buf, 0, loop4(9))
 		}, nil},
@@ -129,5 +130,57 @@ func TestStreamRecvFlags(t *testing.T) {
 	}
 	if n, err := s.Read(c, buf); n != 0 || err != nil {
 		t.Errorf("Read(after SHUT_RD) = %d, %v, want 0, nil", n, err)
+	}
+}
+
+// TestIPv6Scopes: sin6_scope_id matters only for addresses that need a
+// scope (link-local), and they need one (Linux: EINVAL without).
+func TestIPv6Scopes(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	ll := [16]byte{0: 0xfe, 1: 0x80, 15: 1}
+	for _, tc := range []struct {
+		name string
+		call func(fd int) error
+		want error
+	}{
+		{"Bind(fe80::1, no scope)", func(fd int) error { return s.Bind(fd, &unix.SockaddrInet6{Addr: ll}) }, unix.EINVAL},
+		{"Connect(fe80::1, no scope)", func(fd int) error { return s.Connect(fd, &unix.SockaddrInet6{Addr: ll, Port: 9}) }, unix.EINVAL},
+		{"Bind(::1%99)", func(fd int) error { return s.Bind(fd, &unix.SockaddrInet6{Addr: [16]byte{15: 1}, ZoneId: 99}) }, nil},
+	} {
+		fd := mustSocket(t, s, unix.AF_INET6, unix.SOCK_STREAM, 0)
+		if err := tc.call(fd); err != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	u := mustSocket(t, s, unix.AF_INET6, unix.SOCK_DGRAM, 0)
+	s.Bind(u, &unix.SockaddrInet6{Addr: [16]byte{10: 0xff, 11: 0xff}})
+	want := [16]byte{10: 0xff, 11: 0xff}
+	if sa, err := s.Getsockname(u); err != nil || sa.(*unix.SockaddrInet6).Addr != want {
+		t.Errorf("Getsockname(bound to ::ffff:0.0.0.0) = %+v, %v, want ::ffff:0.0.0.0", sa, err)
+	}
+}
+
+// TestBindAfterConnectionEnded: a socket whose connection is over may
+// bind again on Linux (its port was released), unless it had bound one.
+func TestBindAfterConnectionEnded(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	c, srv := tcpPair(t, s, unix.AF_INET)
+	s.Close(srv)
+	s.Shutdown(c, unix.SHUT_WR)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, sk, _ := s.sock(c)
+		if sk.finished() || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Bind(c, loop4(0)); err != nil {
+		t.Errorf("Bind(after the connection ended) = %v, want nil", err)
+	}
+	if err := s.Bind(c, loop4(0)); err != unix.EINVAL {
+		t.Errorf("Bind(again) = %v, want EINVAL", err)
 	}
 }

@@ -88,12 +88,6 @@ func errnoOf(e tcpip.Error) error {
 	return unix.EINVAL
 }
 
-// isWouldBlock reports whether e says "try again later".
-func isWouldBlock(e tcpip.Error) bool {
-	_, ok := e.(*tcpip.ErrWouldBlock)
-	return ok
-}
-
 // asyncErrno translates an error a call got from gVisor. Linux keeps one
 // pending socket error (sk_err), and the call that reports it consumes it;
 // gVisor's TCP endpoint keeps two copies (hardError for calls, lastError

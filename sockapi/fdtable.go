@@ -49,6 +49,10 @@ func (e *fdEntry) nonblocking() bool { return e.status.Load()&unix.O_NONBLOCK !=
 type fdTable struct {
 	mu      sync.Mutex
 	entries []*fdEntry // guarded by mu; index is the descriptor, nil is free
+	// lowFree is guarded by mu: no entry below it is free, so install
+	// need not scan from 0 (10,000 descriptors made each Socket a
+	// 10,000-step scan).
+	lowFree int
 }
 
 // install gives f the lowest free descriptor.
@@ -64,13 +68,15 @@ func (t *fdTable) installFlags(f file, flags int) int {
 	if flags&unix.SOCK_NONBLOCK != 0 {
 		e.status.Store(unix.O_NONBLOCK)
 	}
-	for i, old := range t.entries {
-		if old == nil {
+	for i := t.lowFree; i < len(t.entries); i++ {
+		if t.entries[i] == nil {
 			t.entries[i] = e
+			t.lowFree = i + 1
 			return i
 		}
 	}
 	t.entries = append(t.entries, e)
+	t.lowFree = len(t.entries)
 	return len(t.entries) - 1
 }
 
@@ -94,6 +100,7 @@ func (t *fdTable) remove(fd int) (*fdEntry, error) {
 	}
 	e := t.entries[fd]
 	t.entries[fd] = nil
+	t.lowFree = min(t.lowFree, fd)
 	close(e.closed)
 	e.epolls.detach()
 	return e, nil
@@ -112,5 +119,6 @@ func (t *fdTable) removeAll() []*fdEntry {
 			t.entries[i] = nil
 		}
 	}
+	t.lowFree = 0
 	return all
 }

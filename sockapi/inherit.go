@@ -1,26 +1,55 @@
 package sockapi
 
 import (
+	"slices"
+
+	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 )
 
 // inheritFrom gives an accepted socket the options its listener had, as
 // Linux's sk_clone_lock copies the listener's struct sock (and
-// tcp_create_openreq_child its tcp_sock): TCP_NODELAY, the keepalive
-// settings, TCP_USER_TIMEOUT, TCP_MAXSEG, SO_LINGER, SO_REUSEADDR/PORT,
-// SO_BROADCAST, IPV6_V6ONLY, IP_TOS/IPV6_TCLASS, IP_TTL/IPV6_UNICAST_HOPS
-// and the timeouts. gVisor's accepted endpoints start from the stack
-// defaults.
-func (sk *socket) inheritFrom(l *socket) {
-	copyOptions(l.ep(), sk.ep())
+// tcp_create_openreq_child its tcp_sock). gVisor's accepted endpoints
+// start from the stack defaults, so every option set on the listener is
+// copied, through the same getter and setter a program would use; options
+// never set need no copy, which keeps Accept cheap for listeners with
+// default options.
+func (s *Sockets) inheritFrom(sk, l *socket) {
 	l.mu.Lock()
-	rcv, snd, mss := l.rcvtimeo, l.sndtimeo, l.userMSS
+	keys := append([]int(nil), l.setKeys...)
+	rcv, snd := l.rcvtimeo, l.sndtimeo
 	l.mu.Unlock()
 	sk.mu.Lock()
-	sk.rcvtimeo, sk.sndtimeo, sk.userMSS = rcv, snd, mss
+	sk.rcvtimeo, sk.sndtimeo = rcv, snd
+	sk.setKeys = keys
 	sk.mu.Unlock()
-	if mss > 0 {
-		sk.ep().SetSockOptInt(tcpip.MaxSegOption, mss)
+	from, to := l.ep().SocketOptions(), sk.ep().SocketOptions()
+	for _, k := range keys {
+		level, opt := k>>16, k&0xffff
+		switch {
+		case level == unix.SOL_SOCKET && opt == unix.SO_LINGER:
+			to.SetLinger(from.GetLinger())
+		case level == unix.SOL_SOCKET && opt == unix.SO_RCVBUF:
+			to.SetReceiveBufferSize(from.GetReceiveBufferSize(), true) // already doubled
+		case level == unix.SOL_SOCKET && opt == unix.SO_SNDBUF:
+			to.SetSendBufferSize(from.GetSendBufferSize(), true)
+		case level == unix.IPPROTO_IPV6 && opt == unix.IPV6_V6ONLY:
+			to.SetV6Only(from.GetV6Only()) // the setter refuses bound sockets
+		default:
+			if v, err := s.getInt(l, level, opt); err == nil {
+				sk.setInt(level, opt, v)
+			}
+		}
+	}
+}
+
+// noteSet records that a program set an option on sk, for inheritFrom.
+func (sk *socket) noteSet(level, opt int) {
+	k := level<<16 | opt
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if !slices.Contains(sk.setKeys, k) {
+		sk.setKeys = append(sk.setKeys, k)
 	}
 }
 

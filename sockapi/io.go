@@ -69,12 +69,12 @@ func (s *Sockets) recvfrom(fd int, p []byte, flags int, wo waitOpts) (int, unix.
 		// Datagram protocols ignore the flag.
 		return -1, nil, unix.EINVAL
 	}
-	r := reader{sk: sk, p: p, flags: flags}
+	r := reader{sk: sk, p: p, flags: flags, nonblock: fe.nonblocking() || flags&unix.MSG_DONTWAIT != 0}
 	try := r.stream
 	if !sk.stream() {
 		try = r.datagram
 	}
-	if fe.nonblocking() || flags&unix.MSG_DONTWAIT != 0 {
+	if r.nonblock {
 		err = try()
 	} else {
 		rcv, _ := sk.timeouts()
@@ -88,9 +88,10 @@ func (s *Sockets) recvfrom(fd int, p []byte, flags int, wo waitOpts) (int, unix.
 
 // reader is one recvfrom call in progress; its methods are block's try.
 type reader struct {
-	sk    *socket
-	p     []byte
-	flags int
+	sk       *socket
+	p        []byte
+	flags    int
+	nonblock bool // O_NONBLOCK or MSG_DONTWAIT
 
 	n    int           // bytes read (or, with MSG_TRUNC, the real length)
 	from unix.Sockaddr // datagram source
@@ -167,6 +168,15 @@ func (r *reader) datagram() error {
 	case *tcpip.ErrClosedForReceive:
 		r.n = 0 // shut down for reading: end of file
 		return nil
+	case *tcpip.ErrWouldBlock:
+		if r.sk.shut.Load()&shutRD != 0 && !r.nonblock {
+			// __skb_wait_for_more_packets: a blocking read of an
+			// empty queue shut for reading is end of file; a
+			// non-blocking one never gets that far (EAGAIN).
+			r.n = 0
+			return nil
+		}
+		return unix.EAGAIN
 	default:
 		return errnoOf(terr)
 	}
@@ -223,12 +233,6 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 			if sk.proto != unix.IPPROTO_UDP {
 				fa.Port = 0 // ping sockets ignore the port (ping_v4_sendmsg)
 			}
-			if isLimitedBroadcast(fa.Addr) && !sk.ep().SocketOptions().GetBroadcast() {
-				// Linux refuses a broadcast route without SO_BROADCAST
-				// (EACCES) whatever the routes; gVisor looks for a route
-				// to 255.255.255.255 first and may say ENETUNREACH.
-				return -1, unix.EACCES
-			}
 			w.opts.To = &fa
 		}
 		// gVisor's datagram endpoints refuse MSG_MORE (EINVAL); UDP
@@ -269,6 +273,7 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 func (sk *socket) cork(p []byte, to *tcpip.FullAddress, more bool) (payload []byte, dst *tcpip.FullAddress, held bool, err error) {
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
+	more = more || sk.udpCork
 	if !sk.corked {
 		if !more {
 			return p, to, false, nil

@@ -5,10 +5,6 @@ import (
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
 // Socket option limits and defaults, as Linux has them (values measured on
@@ -35,6 +31,14 @@ func (s *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 	if err != nil {
 		return err
 	}
+	if err := sk.setInt(level, opt, value); err != nil {
+		return err
+	}
+	sk.noteSet(level, opt)
+	return nil
+}
+
+func (sk *socket) setInt(level, opt, value int) error {
 	switch level {
 	case unix.SOL_SOCKET:
 		return sk.setSocketInt(opt, value)
@@ -50,6 +54,10 @@ func (s *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 			return unix.ENOPROTOOPT // ip_setsockopt knows only SOL_IP
 		}
 		return sk.setIPv6Int(opt, value)
+	case unix.SOL_UDP:
+		if sk.proto == unix.IPPROTO_UDP {
+			return sk.setUDPInt(opt, value)
+		}
 	}
 	return unix.ENOPROTOOPT
 }
@@ -86,6 +94,22 @@ func (sk *socket) setSocketInt(opt, v int) error {
 		sk.mu.Lock()
 		sk.rcvlowat = max(v, 1)
 		sk.mu.Unlock()
+	case unix.SO_DEBUG, unix.SO_OOBINLINE, unix.SO_PRIORITY:
+		// Kept and reported, with no effect on a userspace stack as on
+		// Linux: SO_DEBUG traces nothing in TCP, no urgent data is kept
+		// (so nothing to inline), and there are no queueing disciplines
+		// to read the priority. Linux needs CAP_NET_ADMIN for SO_DEBUG
+		// on and for priorities above 6; a userspace stack has no
+		// capabilities to check, so it answers as for root.
+		if opt != unix.SO_PRIORITY {
+			v = boolInt(v != 0)
+		}
+		sk.mu.Lock()
+		if sk.stored == nil {
+			sk.stored = map[int]int{}
+		}
+		sk.stored[opt] = v
+		sk.mu.Unlock()
 	case unix.SO_LINGER, unix.SO_RCVTIMEO, unix.SO_SNDTIMEO:
 		// An int is shorter than struct linger / struct timeval.
 		return unix.EINVAL
@@ -116,112 +140,6 @@ func linuxBufSize(v, max, min int) int {
 	return int(u * 2)
 }
 
-func (sk *socket) setTCPInt(opt, v int) error {
-	ops := sk.ep().SocketOptions()
-	switch opt {
-	case unix.TCP_NODELAY:
-		ops.SetDelayOption(v == 0)
-	case unix.TCP_CORK:
-		ops.SetCorkOption(v != 0)
-	case unix.TCP_QUICKACK:
-		ops.SetQuickAck(v != 0)
-	case unix.TCP_KEEPIDLE, unix.TCP_KEEPINTVL:
-		if v < 1 || v > maxKeepIdle {
-			return unix.EINVAL
-		}
-		d := time.Duration(v) * time.Second
-		if opt == unix.TCP_KEEPIDLE {
-			o := tcpip.KeepaliveIdleOption(d)
-			return errnoOf(sk.ep().SetSockOpt(&o))
-		}
-		o := tcpip.KeepaliveIntervalOption(d)
-		return errnoOf(sk.ep().SetSockOpt(&o))
-	case unix.TCP_KEEPCNT:
-		if v < 1 || v > maxKeepCnt {
-			return unix.EINVAL
-		}
-		return errnoOf(sk.ep().SetSockOptInt(tcpip.KeepaliveCountOption, v))
-	case unix.TCP_SYNCNT:
-		if v < 1 || v > maxSynCnt {
-			return unix.EINVAL
-		}
-		return errnoOf(sk.ep().SetSockOptInt(tcpip.TCPSynCountOption, v))
-	case unix.TCP_MAXSEG:
-		if v == 0 {
-			return nil // Linux clears user_mss; gVisor has none set to clear unless one was
-		}
-		if v < tcpMinMSS || v > maxTCPWindow {
-			return unix.EINVAL
-		}
-		sk.mu.Lock()
-		sk.userMSS = v
-		sk.mu.Unlock()
-		return errnoOf(sk.ep().SetSockOptInt(tcpip.MaxSegOption, v))
-	case unix.TCP_USER_TIMEOUT:
-		if v < 0 {
-			return unix.EINVAL
-		}
-		o := tcpip.TCPUserTimeoutOption(time.Duration(v) * time.Millisecond)
-		return errnoOf(sk.ep().SetSockOpt(&o))
-	default:
-		return unix.ENOPROTOOPT
-	}
-	return nil
-}
-
-func (sk *socket) setIPInt(opt, v int) error {
-	switch opt {
-	case unix.IP_TTL:
-		// do_ip_setsockopt: -1 restores the default, else 1..255.
-		if v == -1 {
-			v = 0 // gVisor's "default"
-		} else if v < 1 || v > 255 {
-			return unix.EINVAL
-		}
-		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TTLOption, v))
-	case unix.IP_TOS:
-		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TOSOption, sk.tos(v)))
-	}
-	return unix.ENOPROTOOPT
-}
-
-// tos is the IP_TOS / IPV6_TCLASS byte Linux stores for v: the low byte,
-// with the ECN bits left alone on stream sockets (__ip_sock_set_tos),
-// where they belong to TCP.
-func (sk *socket) tos(v int) int {
-	b := v & 0xff
-	if sk.stream() {
-		b &^= inetECNMask
-	}
-	return b
-}
-
-func (sk *socket) setIPv6Int(opt, v int) error {
-	switch opt {
-	case unix.IPV6_V6ONLY:
-		// do_ipv6_setsockopt: only before the socket has a port.
-		if fa, terr := sk.ep().GetLocalAddress(); terr == nil && fa.Port != 0 {
-			return unix.EINVAL
-		}
-		sk.ep().SocketOptions().SetV6Only(v != 0)
-		return nil
-	case unix.IPV6_UNICAST_HOPS:
-		if v < -1 || v > 255 {
-			return unix.EINVAL
-		}
-		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv6HopLimitOption, v))
-	case unix.IPV6_TCLASS:
-		if v < -1 || v > 255 {
-			return unix.EINVAL
-		}
-		if v == -1 {
-			v = 0
-		}
-		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv6TrafficClassOption, sk.tos(v)))
-	}
-	return unix.ENOPROTOOPT
-}
-
 // GetsockoptInt reads an integer option. As on Linux, an option wider than
 // an int (SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO) yields its first four
 // bytes: l_onoff, or the low half of tv_sec.
@@ -230,6 +148,10 @@ func (s *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	return s.getInt(sk, level, opt)
+}
+
+func (s *Sockets) getInt(sk *socket, level, opt int) (int, error) {
 	switch level {
 	case unix.SOL_SOCKET:
 		return sk.getSocketInt(opt)
@@ -242,6 +164,15 @@ func (s *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 	case unix.IPPROTO_IPV6:
 		if sk.family == unix.AF_INET6 {
 			return s.getIPv6Int(sk, opt)
+		}
+	case unix.SOL_UDP:
+		if sk.proto == unix.IPPROTO_UDP {
+			if opt != unix.UDP_CORK {
+				return -1, unix.ENOPROTOOPT
+			}
+			sk.mu.Lock()
+			defer sk.mu.Unlock()
+			return boolInt(sk.udpCork), nil
 		}
 	}
 	// An unknown level reaches ip_getsockopt, which says EOPNOTSUPP, or
@@ -288,6 +219,10 @@ func (sk *socket) getSocketInt(opt int) (int, error) {
 		return sk.rcvLowat(), nil
 	case unix.SO_SNDLOWAT:
 		return 1, nil // fixed at 1 on Linux
+	case unix.SO_DEBUG, unix.SO_OOBINLINE, unix.SO_PRIORITY:
+		sk.mu.Lock()
+		defer sk.mu.Unlock()
+		return sk.stored[opt], nil
 	case unix.SO_LINGER:
 		return boolInt(ops.GetLinger().Enabled), nil
 	case unix.SO_RCVTIMEO, unix.SO_SNDTIMEO:
@@ -298,120 +233,6 @@ func (sk *socket) getSocketInt(opt int) (int, error) {
 		return int(int32(rcv / time.Second)), nil
 	}
 	return -1, unix.ENOPROTOOPT
-}
-
-func (sk *socket) getTCPInt(opt int) (int, error) {
-	ops := sk.ep().SocketOptions()
-	switch opt {
-	case unix.TCP_NODELAY:
-		return boolInt(!ops.GetDelayOption()), nil
-	case unix.TCP_CORK:
-		return boolInt(ops.GetCorkOption()), nil
-	case unix.TCP_QUICKACK:
-		return boolInt(ops.GetQuickAck()), nil
-	case unix.TCP_KEEPIDLE:
-		var o tcpip.KeepaliveIdleOption
-		if terr := sk.ep().GetSockOpt(&o); terr != nil {
-			return -1, errnoOf(terr)
-		}
-		return int(time.Duration(o) / time.Second), nil
-	case unix.TCP_KEEPINTVL:
-		var o tcpip.KeepaliveIntervalOption
-		if terr := sk.ep().GetSockOpt(&o); terr != nil {
-			return -1, errnoOf(terr)
-		}
-		return int(time.Duration(o) / time.Second), nil
-	case unix.TCP_KEEPCNT:
-		return sk.intOpt(tcpip.KeepaliveCountOption)
-	case unix.TCP_SYNCNT:
-		return sk.intOpt(tcpip.TCPSynCountOption)
-	case unix.TCP_MAXSEG:
-		return sk.maxSeg()
-	case unix.TCP_USER_TIMEOUT:
-		var o tcpip.TCPUserTimeoutOption
-		if terr := sk.ep().GetSockOpt(&o); terr != nil {
-			return -1, errnoOf(terr)
-		}
-		return int(time.Duration(o) / time.Millisecond), nil
-	}
-	return -1, unix.ENOPROTOOPT
-}
-
-// maxSeg answers TCP_MAXSEG. gVisor reports the 536-byte default or the
-// user's value; Linux reports the connection's MSS once connected, which
-// here is the route's MTU less the TCP header and the timestamp option
-// both stacks send (20 + 12 bytes).
-func (sk *socket) maxSeg() (int, error) {
-	v, err := sk.intOpt(tcpip.MaxSegOption)
-	if err != nil || !hasPeer(tcp.EndpointState(sk.ep().State())) {
-		return v, err
-	}
-	local, terr := sk.ep().GetLocalAddress()
-	if terr != nil {
-		return v, nil
-	}
-	remote, terr := sk.ep().GetRemoteAddress()
-	if terr != nil {
-		return v, nil
-	}
-	proto := ipv4.ProtocolNumber
-	if remote.Addr.Len() == 16 {
-		proto = ipv6.ProtocolNumber
-	}
-	r, terr := sk.st.FindRoute(local.NIC, local.Addr, remote.Addr, proto, false)
-	if terr != nil {
-		return v, nil
-	}
-	defer r.Release()
-	const tsOptionSize = 12 // timestamps option, padded to 4 bytes
-	mss := int(r.MTU()) - header.TCPMinimumSize - tsOptionSize
-	sk.mu.Lock()
-	u := sk.userMSS
-	sk.mu.Unlock()
-	if u > 0 && u < mss {
-		mss = u
-	}
-	return mss, nil
-}
-
-func (s *Sockets) getIPInt(sk *socket, opt int) (int, error) {
-	switch opt {
-	case unix.IP_TTL:
-		v, err := sk.intOpt(tcpip.IPv4TTLOption)
-		if err == nil && v <= 0 {
-			v = s.defaultTTL()
-		}
-		return v, err
-	case unix.IP_TOS:
-		return sk.intOpt(tcpip.IPv4TOSOption)
-	}
-	return -1, unix.ENOPROTOOPT
-}
-
-func (s *Sockets) getIPv6Int(sk *socket, opt int) (int, error) {
-	switch opt {
-	case unix.IPV6_V6ONLY:
-		return boolInt(sk.ep().SocketOptions().GetV6Only()), nil
-	case unix.IPV6_UNICAST_HOPS:
-		v, err := sk.intOpt(tcpip.IPv6HopLimitOption)
-		if err == nil && v < 0 {
-			v = s.defaultTTL()
-		}
-		return v, err
-	case unix.IPV6_TCLASS:
-		return sk.intOpt(tcpip.IPv6TrafficClassOption)
-	}
-	return -1, unix.ENOPROTOOPT
-}
-
-// defaultTTL is the stack's default TTL and hop limit, which Linux reports
-// for IP_TTL and IPV6_UNICAST_HOPS when the socket has none of its own.
-func (s *Sockets) defaultTTL() int {
-	var ttl tcpip.DefaultTTLOption
-	if terr := s.st.GVisor().NetworkProtocolOption(ipv4.ProtocolNumber, &ttl); terr != nil {
-		return 64 // Linux's ip_default_ttl
-	}
-	return int(ttl)
 }
 
 func (sk *socket) intOpt(o tcpip.SockOptInt) (int, error) {
@@ -454,6 +275,7 @@ func (s *Sockets) SetsockoptLinger(fd, level, opt int, l *unix.Linger) error {
 		lo.Timeout = time.Duration(l.Linger) * time.Second
 	}
 	sk.ep().SocketOptions().SetLinger(lo)
+	sk.noteSet(level, opt)
 	return nil
 }
 
@@ -476,12 +298,18 @@ func (s *Sockets) SetsockoptTimeval(fd, level, opt int, tv *unix.Timeval) error 
 	if tv.Usec < 0 || tv.Usec >= 1000000 {
 		return unix.EDOM
 	}
-	var d time.Duration
-	if tv.Sec >= 0 {
-		d = time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
+	d := time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
+	// Linux keeps timeouts in jiffies, rounding tv_usec up
+	// (DIV_ROUND_UP in sock_set_timeout); with HZ=1000, to the
+	// millisecond, so {3, 999999} reads back as 4 seconds.
+	d = (d + time.Millisecond - 1).Truncate(time.Millisecond)
+	if tv.Sec < 0 {
+		// sock_set_timeout stores a zero timeout for a negative
+		// tv_sec: the call gives up at once (EAGAIN) without being
+		// non-blocking. block treats any positive timeout as a bound,
+		// so the shortest one stands for it.
+		d = time.Nanosecond
 	}
-	// A negative tv_sec means "no wait at all" to sock_set_timeout:
-	// it stores 0, which Linux treats as "block forever".
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	if opt == unix.SO_RCVTIMEO {

@@ -43,6 +43,13 @@ func TestSetGetsockoptInt(t *testing.T) {
 		{"SO_SNDLOWAT read-only", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_SNDLOWAT, 1, unix.ENOPROTOOPT, 1, nil},
 		{"SO_LINGER as int", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_LINGER, 1, unix.EINVAL, 0, nil},
 		{"SO_RCVTIMEO as int", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_RCVTIMEO, 1, unix.EINVAL, 0, nil},
+		{"SO_DEBUG", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_DEBUG, 5, nil, 1, nil},
+		{"SO_OOBINLINE", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, unix.SO_OOBINLINE, 1, nil, 1, nil},
+		{"SO_PRIORITY", unix.AF_INET6, unix.SOCK_DGRAM, unix.SOL_SOCKET, unix.SO_PRIORITY, 5, nil, 5, nil},
+		{"TCP_INFO state of a new socket", unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_TCP, unix.TCP_INFO, noSet, nil, 7, nil},
+		{"UDP_CORK", unix.AF_INET, unix.SOCK_DGRAM, unix.SOL_UDP, unix.UDP_CORK, 1, nil, 1, nil},
+		{"SOL_UDP unknown", unix.AF_INET, unix.SOCK_DGRAM, unix.SOL_UDP, 999, 1, unix.ENOPROTOOPT, -1, unix.ENOPROTOOPT},
+		{"UDP_CORK on tcp", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_UDP, unix.UDP_CORK, 1, unix.ENOPROTOOPT, -1, unix.EOPNOTSUPP},
 		{"SOL_SOCKET unknown", unix.AF_INET, unix.SOCK_STREAM, unix.SOL_SOCKET, 999, 1, unix.ENOPROTOOPT, -1, unix.ENOPROTOOPT},
 		{"TCP_NODELAY", unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_TCP, unix.TCP_NODELAY, 5, nil, 1, nil},
 		{"TCP_NODELAY default", unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_TCP, unix.TCP_NODELAY, noSet, nil, 0, nil},
@@ -254,5 +261,32 @@ func TestRcvlowat(t *testing.T) {
 	s.SetsockoptInt(u, unix.SOL_SOCKET, unix.SO_RCVLOWAT, -1)
 	if v, _ := s.GetsockoptInt(u, unix.SOL_SOCKET, unix.SO_RCVLOWAT); v != 0x7fffffff {
 		t.Errorf("GetsockoptInt(udp SO_RCVLOWAT) after -1 = %d, want INT_MAX", v)
+	}
+}
+
+// TestTimevalEdges: a negative tv_sec gives up at once (sock_set_timeout
+// stores a zero timeout), and tv_usec rounds up to the jiffy, so
+// {3, 999999} reads back as 4 seconds (measured, HZ=1000).
+func TestTimevalEdges(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	c, _ := tcpPair(t, s, unix.AF_INET)
+	s.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: -1})
+	if v, _ := s.GetsockoptInt(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO); v != 0 {
+		t.Errorf("GetsockoptInt(SO_RCVTIMEO) after {-1, 0} = %d, want 0", v)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := s.Read(c, make([]byte, 1)); done <- err }()
+	select {
+	case err := <-done:
+		if err != unix.EAGAIN {
+			t.Errorf("Read with SO_RCVTIMEO {-1, 0} = %v, want EAGAIN", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read with SO_RCVTIMEO {-1, 0} blocked")
+	}
+	s.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 3, Usec: 999999})
+	if v, _ := s.GetsockoptInt(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO); v != 4 {
+		t.Errorf("GetsockoptInt(SO_RCVTIMEO) after {3, 999999} = %d, want 4", v)
 	}
 }

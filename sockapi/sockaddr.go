@@ -47,9 +47,19 @@ func (sk *socket) fullAddr(sa unix.Sockaddr, use addrUse) (tcpip.FullAddress, er
 		if sk.family != unix.AF_INET6 {
 			return tcpip.FullAddress{}, unix.EAFNOSUPPORT
 		}
-		fa := tcpip.FullAddress{Port: uint16(a.Port), NIC: tcpip.NICID(a.ZoneId)}
+		fa := tcpip.FullAddress{Port: uint16(a.Port)}
 		if a.Addr != ([16]byte{}) {
 			fa.Addr = tcpip.AddrFrom16(a.Addr)
+		}
+		if isLinkLocal(a.Addr) {
+			// Only an address that needs a scope takes sin6_scope_id
+			// (as an interface index); without one, inet6_bind,
+			// tcp_v6_connect and udpv6_sendmsg say EINVAL. Other
+			// addresses ignore it, where gVisor would take it as a NIC.
+			if a.ZoneId == 0 {
+				return tcpip.FullAddress{}, unix.EINVAL
+			}
+			fa.NIC = tcpip.NICID(a.ZoneId)
 		}
 		if isV4Mapped(a.Addr) && sk.ep().SocketOptions().GetV6Only() {
 			// An IPV6_V6ONLY socket has no IPv4 side: inet6_bind says
@@ -68,21 +78,11 @@ func (sk *socket) fullAddr(sa unix.Sockaddr, use addrUse) (tcpip.FullAddress, er
 	}
 }
 
+// isLinkLocal reports whether a is in fe80::/10.
+func isLinkLocal(a [16]byte) bool { return a[0] == 0xfe && a[1]&0xc0 == 0x80 }
+
 func isV4Mapped(a [16]byte) bool {
 	return a[10] == 0xff && a[11] == 0xff && [10]byte(a[:10]) == [10]byte{}
-}
-
-// isLimitedBroadcast reports whether a is 255.255.255.255, plain or
-// v4-mapped.
-func isLimitedBroadcast(a tcpip.Address) bool {
-	switch a.Len() {
-	case 4:
-		return a.As4() == [4]byte{255, 255, 255, 255}
-	case 16:
-		b := a.As16()
-		return isV4Mapped(b) && [4]byte(b[12:]) == [4]byte{255, 255, 255, 255}
-	}
-	return false
 }
 
 func addr4(b [4]byte) tcpip.Address {

@@ -42,10 +42,19 @@ type socket struct {
 	sndtimeo time.Duration // SO_SNDTIMEO; 0 blocks forever
 	userMSS  int           // TCP_MAXSEG as set; 0 if never
 	rcvlowat int           // SO_RCVLOWAT as set; 0 means 1
+	// pingPeerPort is the port a ping socket was connected with.
+	pingPeerPort uint16
 	// A UDP datagram being gathered from sends with MSG_MORE (cork).
-	corked   bool
-	corkBuf  []byte
-	corkTo   *tcpip.FullAddress
+	corked  bool
+	corkBuf []byte
+	corkTo  *tcpip.FullAddress
+	udpCork bool // UDP_CORK: every send is corked until it is cleared
+	// stored holds options kept for programs to read back, with no
+	// effect here: SO_DEBUG, SO_OOBINLINE, SO_PRIORITY.
+	stored map[int]int
+	// setKeys lists the options (level<<16 | opt) a program has set, in
+	// order, for accepted sockets to inherit.
+	setKeys  []int
 	ss       int // ssUnconnected, ssConnecting or ssConnected (stream sockets)
 	bound    tcpip.FullAddress
 	hasBound bool // Bind succeeded with bound; renew binds again

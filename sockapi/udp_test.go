@@ -3,6 +3,7 @@ package sockapi
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/stack"
@@ -129,7 +130,7 @@ func TestUDPBroadcast(t *testing.T) {
 	ch := channel.New(16, 1500, "\x02\x00\x00\x00\x00\x01")
 	st, err := stack.New(stack.Config{NICs: []stack.NICConfig{{
 		Endpoint: ch, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")},
-	}}})
+	}}, Routes: []stack.Route{{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.9.0.254"), NIC: "eth2"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +150,19 @@ func TestUDPBroadcast(t *testing.T) {
 	} else {
 		pkt.DecRef()
 	}
+	// The limited broadcast address, routed by the default route.
+	u := mustSocket(t, s, unix.AF_INET, unix.SOCK_DGRAM, 0)
+	all := &unix.SockaddrInet4{Port: 9, Addr: [4]byte{255, 255, 255, 255}}
+	if err := s.Sendto(u, []byte("x"), 0, all); err != unix.EACCES {
+		t.Errorf("Sendto(255.255.255.255, no SO_BROADCAST) = %v, want EACCES", err)
+	}
+	s.SetsockoptInt(u, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
+	if err := s.Sendto(u, []byte("x"), 0, all); err != nil {
+		t.Errorf("Sendto(255.255.255.255, SO_BROADCAST) = %v, want nil", err)
+	}
+	for pkt := ch.Read(); pkt != nil; pkt = ch.Read() {
+		pkt.DecRef()
+	}
 }
 
 func TestPing(t *testing.T) {
@@ -158,8 +172,8 @@ func TestPing(t *testing.T) {
 		dst          unix.Sockaddr
 		req, wantRep byte
 	}{
-		{"ipv4", unix.AF_INET, unix.IPPROTO_ICMP, loop4(0), 8, 0},
-		{"ipv6", unix.AF_INET6, unix.IPPROTO_ICMPV6, loop6(0), 128, 129},
+		{"ipv4", unix.AF_INET, unix.IPPROTO_ICMP, loop4(77), 8, 0},
+		{"ipv6", unix.AF_INET6, unix.IPPROTO_ICMPV6, loop6(77), 128, 129},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -180,6 +194,21 @@ func TestPing(t *testing.T) {
 			}
 			if portOf(from) != 0 {
 				t.Errorf("reply source = %+v, want port 0", from)
+			}
+			if err := s.Connect(fd, tc.dst); err != nil {
+				t.Fatalf("Connect = %v", err)
+			}
+			if tc.af == unix.AF_INET {
+				if err := s.Connect(fd, loop4(0)); err != nil {
+					t.Errorf("Connect(ping socket, again, port 0) = %v", err)
+				}
+				if _, err := s.Getpeername(fd); err != unix.ENOTCONN {
+					t.Errorf("Getpeername(ping socket connected to port 0) = %v, want ENOTCONN", err)
+				}
+				s.Connect(fd, tc.dst)
+			}
+			if p, err := s.Getpeername(fd); err != nil || portOf(p) != 77 {
+				t.Errorf("Getpeername(ping socket connected to port 77) = %+v, %v, want port 77 (inet_dport)", p, err)
 			}
 			if err := s.Sendto(fd, []byte{tc.req, 0}, 0, tc.dst); err != unix.EINVAL {
 				t.Errorf("Sendto(2-byte request) = %v, want EINVAL", err)
@@ -224,5 +253,57 @@ func TestUDPMsgMore(t *testing.T) {
 	s.Sendto(u, []byte("x"), 0, raddr)
 	if n, _, err := s.Recvfrom(r, buf, 0); n != 1 || err != nil {
 		t.Errorf("Recvfrom after EMSGSIZE = %d, %v, want the 1-byte datagram alone", n, err)
+	}
+}
+
+// TestUDPCork: with UDP_CORK every send is held; clearing it sends one
+// datagram (udp_push_pending_frames).
+func TestUDPCork(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	r, raddr := boundUDP(t, s, unix.AF_INET6)
+	u := mustSocket(t, s, unix.AF_INET6, unix.SOCK_DGRAM, 0)
+	s.SetsockoptInt(u, unix.SOL_UDP, unix.UDP_CORK, 1)
+	s.Sendto(u, []byte("one "), 0, raddr)
+	s.Sendto(u, []byte("two"), 0, raddr)
+	buf := make([]byte, 16)
+	if n, _, err := s.Recvfrom(r, buf, unix.MSG_DONTWAIT); err != unix.EAGAIN {
+		t.Errorf("Recvfrom while UDP_CORK = %d, %v, want EAGAIN", n, err)
+	}
+	if err := s.SetsockoptInt(u, unix.SOL_UDP, unix.UDP_CORK, 0); err != nil {
+		t.Fatalf("SetsockoptInt(UDP_CORK, 0) = %v", err)
+	}
+	if n, _, err := s.Recvfrom(r, buf, 0); n != 7 || err != nil || string(buf[:n]) != "one two" {
+		t.Errorf("Recvfrom after uncork = %d %q, %v, want \"one two\"", n, buf[:n], err)
+	}
+}
+
+// TestUDPShutdownRead: after SHUT_RD a connected UDP socket still queues
+// datagrams (Linux); an empty queue reads as end of file when blocking
+// and EAGAIN when not.
+func TestUDPShutdownRead(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	a, aaddr := boundUDP(t, s, unix.AF_INET)
+	b, baddr := boundUDP(t, s, unix.AF_INET)
+	s.Connect(a, baddr)
+	if err := s.Shutdown(a, unix.SHUT_RD); err != nil {
+		t.Fatalf("Shutdown(SHUT_RD) = %v", err)
+	}
+	buf := make([]byte, 10)
+	if n, _, err := s.Recvfrom(a, buf, 0); n != 0 || err != nil {
+		t.Errorf("Recvfrom(blocking, empty, SHUT_RD) = %d, %v, want 0", n, err)
+	}
+	if n, _, err := s.Recvfrom(a, buf, unix.MSG_DONTWAIT); n != -1 || err != unix.EAGAIN {
+		t.Errorf("Recvfrom(MSG_DONTWAIT, empty, SHUT_RD) = %d, %v, want EAGAIN", n, err)
+	}
+	s.Sendto(b, []byte("after"), 0, aaddr)
+	time.Sleep(20 * time.Millisecond)
+	if n, from, err := s.Recvfrom(a, buf, 0); n != 5 || err != nil || portOf(from) != portOf(baddr) {
+		t.Errorf("Recvfrom(datagram sent after SHUT_RD) = %d, %+v, %v, want 5 from %+v", n, from, err, baddr)
+	}
+	u := mustSocket(t, s, unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err := s.Shutdown(u, unix.SHUT_RDWR); err != unix.ENOTCONN {
+		t.Errorf("Shutdown(unconnected udp) = %v, want ENOTCONN", err)
 	}
 }

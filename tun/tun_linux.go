@@ -12,11 +12,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultDriver is the packet path Open uses when Config.Driver is "".
-var DefaultDriver = DriverWater
+// DefaultDriver is the packet path Open uses when Config.Driver is "": the
+// vnet fast path on Linux.
+var DefaultDriver = DriverVnet
 
 func knownDriver(d Driver) bool {
-	return d == DriverWater
+	return d == DriverWater || d == DriverVnet
 }
 
 // Open creates and configures a TUN device as cfg says.
@@ -56,6 +57,8 @@ func Open(cfg Config) (*Device, error) {
 // is in the target namespace) and returns the device with its endpoint.
 func openDriver(cfg Config) (*Device, error) {
 	switch cfg.Driver {
+	case DriverVnet:
+		return openVnet(cfg)
 	case DriverWater:
 		ifce, err := water.New(water.Config{
 			DeviceType:             water.TUN,

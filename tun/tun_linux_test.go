@@ -88,11 +88,14 @@ func dialIn(t *testing.T, ns *roottest.NS, addr netip.AddrPort) net.Conn {
 	return c
 }
 
-func TestWaterKernelToStackTCP(t *testing.T) {
+func TestKernelToStackEcho(t *testing.T) {
 	leakcheck.Check(t)
-	for _, mtu := range []int{1500, 65520} {
-		t.Run("mtu"+strconv.Itoa(mtu), func(t *testing.T) {
-			ns, _, s := openPair(t, Config{Driver: DriverWater, MTU: mtu})
+	for _, tc := range []struct {
+		drv Driver
+		mtu int
+	}{{DriverWater, 1500}, {DriverWater, 65520}, {DriverVnet, 1500}, {DriverVnet, 65520}} {
+		t.Run(string(tc.drv)+"/mtu"+strconv.Itoa(tc.mtu), func(t *testing.T) {
+			ns, _, s := openPair(t, Config{Driver: tc.drv, MTU: tc.mtu})
 			for _, a := range []netip.AddrPort{
 				netip.AddrPortFrom(stackV4.Addr(), 7), netip.AddrPortFrom(stackV6.Addr(), 7),
 			} {

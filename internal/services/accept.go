@@ -1,0 +1,91 @@
+package services
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// listenBacklog is Linux's default somaxconn (4096 since 5.4), so that a
+// burst of connections is queued rather than dropped as it would not be
+// against the kernel.
+const listenBacklog = 4096
+
+// errListenerClosed is what Accept returns once Close has been called.
+var errListenerClosed = errors.New("services: listener closed")
+
+// listener accepts TCP connections on a gVisor endpoint. It exists, rather
+// than gonet.TCPListener, to reach each accepted endpoint before gonet wraps
+// it: see accept.
+type listener struct {
+	ep        tcpip.Endpoint
+	wq        waiter.Queue
+	addr      netip.AddrPort
+	closed    chan struct{} // closed by Close
+	closeOnce sync.Once
+}
+
+var _ net.Listener = (*listener)(nil)
+
+func newListener(s *Server, a netip.Addr, port uint16) (*listener, error) {
+	fa, proto := fullAddress(a, port)
+	l := &listener{addr: netip.AddrPortFrom(a, port), closed: make(chan struct{})}
+	ep, terr := s.cfg.Stack.GVisor().NewEndpoint(tcp.ProtocolNumber, proto, &l.wq)
+	if terr != nil {
+		return nil, &net.OpError{Op: "socket", Net: "tcp", Addr: net.TCPAddrFromAddrPort(l.addr), Err: errors.New(terr.String())}
+	}
+	if terr := ep.Bind(fa); terr != nil {
+		ep.Close()
+		return nil, &net.OpError{Op: "bind", Net: "tcp", Addr: net.TCPAddrFromAddrPort(l.addr), Err: errors.New(terr.String())}
+	}
+	if terr := ep.Listen(listenBacklog); terr != nil {
+		ep.Close()
+		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: net.TCPAddrFromAddrPort(l.addr), Err: errors.New(terr.String())}
+	}
+	l.ep = ep
+	return l, nil
+}
+
+// Accept waits for a connection, the way gonet and sockapi block: register
+// on the wait queue, retry the non-blocking Accept, then wait for a
+// notification or Close. Each accepted connection gets TCP_NODELAY, as Go's
+// net package gives every TCP connection (net/tcpsock_posix.go): echo
+// answers a small request at once instead of waiting out Nagle.
+func (l *listener) Accept() (net.Conn, error) {
+	entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
+	l.wq.EventRegister(&entry)
+	defer l.wq.EventUnregister(&entry)
+	for {
+		ep, wq, terr := l.ep.Accept(nil)
+		if terr == nil {
+			ep.SocketOptions().SetDelayOption(false)
+			return gonet.NewTCPConn(wq, ep), nil
+		}
+		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
+			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: errors.New(terr.String())}
+		}
+		select {
+		case <-l.closed:
+			return nil, errListenerClosed
+		case <-notify:
+		}
+	}
+}
+
+// Close stops listening and wakes a blocked Accept.
+func (l *listener) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.closed)
+		l.ep.Close()
+	})
+	return nil
+}
+
+// Addr returns the listening address.
+func (l *listener) Addr() net.Addr { return net.TCPAddrFromAddrPort(l.addr) }

@@ -1,0 +1,141 @@
+package services
+
+import (
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ConnInfo describes one open TCP connection.
+type ConnInfo struct {
+	Service       string
+	Local, Remote netip.AddrPort
+	Since         time.Time
+	BytesIn       uint64 // read from the peer
+	BytesOut      uint64 // written to the peer
+}
+
+// Conns returns the open TCP connections, oldest first.
+func (s *Server) Conns() []ConnInfo { return s.conns.list() }
+
+// trackedConn is an accepted connection in the Server's table. It counts
+// bytes both ways, and its Close removes it from the table.
+type trackedConn struct {
+	net.Conn
+	t             *connTable
+	service       string
+	local, remote netip.AddrPort
+	since         time.Time
+	in, out       atomic.Uint64
+	closeOnce     sync.Once
+}
+
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.in.Add(uint64(n))
+	return n, err
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.out.Add(uint64(n))
+	return n, err
+}
+
+// CloseWrite sends FIN, so that echo can answer a client that half-closes.
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *trackedConn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		err = c.Conn.Close()
+		c.t.remove(c)
+	})
+	return err
+}
+
+// connTable is the set of open connections.
+type connTable struct {
+	mu     sync.Mutex            // guards conns, closed
+	conns  map[*trackedConn]bool // guarded by mu
+	closed bool                  // guarded by mu; set by closeAll
+}
+
+// add wraps c and enters it in the table. After closeAll it closes c and
+// reports false.
+func (t *connTable) add(c net.Conn, service string) (*trackedConn, bool) {
+	tc := &trackedConn{
+		Conn: c, t: t, service: service, since: time.Now(),
+		local: addrPort(c.LocalAddr()), remote: addrPort(c.RemoteAddr()),
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		c.Close()
+		return nil, false
+	}
+	if t.conns == nil {
+		t.conns = map[*trackedConn]bool{}
+	}
+	t.conns[tc] = true
+	return tc, true
+}
+
+func (t *connTable) remove(c *trackedConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.conns, c)
+}
+
+// closeAll closes every connection, waking its reads and writes, and
+// makes later adds close theirs at once.
+func (t *connTable) closeAll() {
+	t.mu.Lock()
+	t.closed = true
+	cs := make([]*trackedConn, 0, len(t.conns))
+	for c := range t.conns {
+		cs = append(cs, c)
+	}
+	t.mu.Unlock()
+	for _, c := range cs {
+		// A past deadline wakes a Read or Write blocked in gonet at once;
+		// Close alone would leave a writer blocked on a full window.
+		c.SetDeadline(time.Unix(1, 0))
+		c.Close()
+	}
+}
+
+func (t *connTable) list() []ConnInfo {
+	t.mu.Lock()
+	out := make([]ConnInfo, 0, len(t.conns))
+	for c := range t.conns {
+		out = append(out, ConnInfo{
+			Service: c.service, Local: c.local, Remote: c.remote, Since: c.since,
+			BytesIn: c.in.Load(), BytesOut: c.out.Load(),
+		})
+	}
+	t.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Since.Equal(out[j].Since) {
+			return out[i].Since.Before(out[j].Since)
+		}
+		return out[i].Remote.String() < out[j].Remote.String()
+	})
+	return out
+}
+
+// addrPort converts a *net.TCPAddr (what gonet returns) to a netip.AddrPort.
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	return netip.AddrPort{}
+}

@@ -1,0 +1,250 @@
+// Package services serves the small Internet services of RFC 862
+// (echo), RFC 863 (discard), RFC 867 (daytime) and RFC 864 (chargen), and
+// an HTTP status page of the stack's counters, from a userspace stack.
+//
+// It knows gVisor endpoints (through gonet) and nothing of devices: the
+// caller builds the stack and hands it over. A Server owns every listener,
+// connection and goroutine it starts; Close stops them all and waits. It
+// does not own the stack: close the Server before the stack.
+package services
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ustack/ustack/stack"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+)
+
+// Well-known ports (RFC 862, 863, 867, 864; HTTP).
+const (
+	PortEcho    = 7
+	PortDiscard = 9
+	PortDaytime = 13
+	PortChargen = 19
+	PortHTTP    = 80
+)
+
+// Config describes what a Server serves.
+type Config struct {
+	// Stack is the stack to serve from. Required; the caller owns it.
+	Stack *stack.Stack
+	// Addrs are the stack addresses every service listens on. At least
+	// one is required.
+	Addrs []netip.Addr
+	// Now is the daytime clock; nil means time.Now.
+	Now func() time.Time
+	// Version is shown on the status page.
+	Version string
+}
+
+// Server is a running set of services. Its methods are safe for
+// concurrent use.
+type Server struct {
+	cfg     Config
+	started time.Time
+	conns   connTable
+	http    *http.Server
+
+	mu        sync.Mutex // guards listeners, packets
+	listeners []*listener
+	packets   []*gonet.UDPConn
+
+	wg        sync.WaitGroup // every goroutine the Server starts
+	done      chan struct{}  // closed when Close begins
+	closeOnce sync.Once
+}
+
+// Summary describes what Start serves, for a startup message.
+const Summary = "echo 7/tcp+udp, discard 9/tcp+udp, daytime 13/tcp+udp, chargen 19/tcp, http 80/tcp"
+
+// Start listens on every address in cfg.Addrs and serves until Close. On
+// error nothing is left running.
+func Start(cfg Config) (*Server, error) {
+	if cfg.Stack == nil {
+		return nil, errors.New("services: Config.Stack is nil")
+	}
+	if len(cfg.Addrs) == 0 {
+		return nil, errors.New("services: Config.Addrs is empty")
+	}
+	for _, a := range cfg.Addrs {
+		if !a.IsValid() {
+			return nil, fmt.Errorf("services: Config.Addrs has an invalid address %v", a)
+		}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, started: time.Now(), done: make(chan struct{})}
+	s.http = &http.Server{
+		Handler: s.statusHandler(),
+		// A client that never finishes its request headers must not
+		// hold a connection and goroutine forever.
+		ReadHeaderTimeout: 10 * time.Second,
+		// Count each connection's goroutine in wg so that Close waits for
+		// it: net/http reports StateNew from the Serve goroutine (itself
+		// in wg) before it starts the connection's goroutine, and
+		// StateClosed or StateHijacked as that goroutine's last act.
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				s.wg.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				s.wg.Done()
+			}
+		},
+	}
+	if err := s.listenAll(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) listenAll() error {
+	tcpServices := []struct {
+		port  uint16
+		serve func(net.Conn)
+	}{
+		{PortEcho, serveEcho},
+		{PortDiscard, serveDiscard},
+		{PortDaytime, s.serveDaytime},
+		{PortChargen, serveChargen},
+	}
+	udpServices := []struct {
+		port  uint16
+		serve func(*gonet.UDPConn)
+	}{
+		{PortEcho, s.serveEchoUDP},
+		{PortDiscard, s.serveDiscardUDP},
+		{PortDaytime, s.serveDaytimeUDP},
+	}
+	for _, a := range s.cfg.Addrs {
+		for _, svc := range tcpServices {
+			l, err := s.listenTCP(a, svc.port)
+			if err != nil {
+				return err
+			}
+			s.goServe(func() { s.acceptLoop(l, svc.port, svc.serve) })
+		}
+		for _, svc := range udpServices {
+			c, err := s.listenUDP(a, svc.port)
+			if err != nil {
+				return err
+			}
+			s.goServe(func() { svc.serve(c) })
+		}
+		l, err := s.listenTCP(a, PortHTTP)
+		if err != nil {
+			return err
+		}
+		s.goServe(func() { s.http.Serve(trackedListener{l, s, PortHTTP}) })
+	}
+	return nil
+}
+
+func (s *Server) goServe(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+func fullAddress(a netip.Addr, port uint16) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
+	a = a.Unmap()
+	proto := ipv6.ProtocolNumber
+	if a.Is4() {
+		proto = ipv4.ProtocolNumber
+	}
+	return tcpip.FullAddress{Addr: tcpip.AddrFromSlice(a.AsSlice()), Port: port}, proto
+}
+
+func (s *Server) listenTCP(a netip.Addr, port uint16) (*listener, error) {
+	l, err := newListener(s, a, port)
+	if err != nil {
+		return nil, fmt.Errorf("services: listen on %v: %w", netip.AddrPortFrom(a, port), err)
+	}
+	s.mu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	return l, nil
+}
+
+func (s *Server) listenUDP(a netip.Addr, port uint16) (*gonet.UDPConn, error) {
+	fa, proto := fullAddress(a, port)
+	c, err := gonet.DialUDP(s.cfg.Stack.GVisor(), &fa, nil, proto)
+	if err != nil {
+		return nil, fmt.Errorf("services: bind udp %v: %w", netip.AddrPortFrom(a, port), err)
+	}
+	s.mu.Lock()
+	s.packets = append(s.packets, c)
+	s.mu.Unlock()
+	return c, nil
+}
+
+// acceptLoop serves each connection l accepts on its own goroutine, until
+// l is closed.
+func (s *Server) acceptLoop(l *listener, port uint16, serve func(net.Conn)) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			// Close was called, or the endpoint failed for good (gVisor
+			// has no transient accept errors): either way this port is done.
+			return
+		}
+		tc, ok := s.conns.add(c, serviceName(port))
+		if !ok {
+			continue // Close is under way; add closed c
+		}
+		s.goServe(func() {
+			defer s.conns.remove(tc)
+			serve(tc)
+		})
+	}
+}
+
+func serviceName(port uint16) string {
+	switch port {
+	case PortEcho:
+		return "echo"
+	case PortDiscard:
+		return "discard"
+	case PortDaytime:
+		return "daytime"
+	case PortChargen:
+		return "chargen"
+	case PortHTTP:
+		return "http"
+	}
+	return fmt.Sprint(port)
+}
+
+// Close stops accepting, closes every connection and waits for every
+// goroutine the Server started. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.mu.Lock()
+		for _, l := range s.listeners {
+			l.Close()
+		}
+		for _, c := range s.packets {
+			c.SetDeadline(time.Unix(1, 0)) // wakes a blocked ReadFrom
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.http.Close()
+		s.conns.closeAll()
+		s.wg.Wait()
+	})
+	return nil
+}

@@ -1,0 +1,103 @@
+package services
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ustack/ustack/stack"
+)
+
+// trackedListener enters every connection the HTTP server accepts in the
+// Server's table, so that the status page lists it and Close closes it.
+type trackedListener struct {
+	*listener
+	s    *Server
+	port uint16
+}
+
+func (l trackedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if tc, ok := l.s.conns.add(c, serviceName(l.port)); ok {
+			return tc, nil
+		}
+	}
+}
+
+// Status is what the status page shows: the stack's counters and the open
+// connections.
+type Status struct {
+	Version     string      `json:"version"`
+	Uptime      string      `json:"uptime"`
+	Stats       stack.Stats `json:"stats"`
+	Connections []ConnInfo  `json:"connections"`
+}
+
+// Status returns a snapshot of the stack's counters and open connections.
+func (s *Server) Status() Status {
+	return Status{
+		Version:     s.cfg.Version,
+		Uptime:      time.Since(s.started).Round(time.Second).String(),
+		Stats:       s.cfg.Stack.Stats(),
+		Connections: s.Conns(),
+	}
+}
+
+func (s *Server) statusHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		writeStatus(w, s.Status())
+	})
+	mux.HandleFunc("GET /stats.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(s.Status())
+	})
+	return mux
+}
+
+// writeStatus renders st as plain text: one "Group.Counter value" line per
+// counter, then a table of connections.
+func writeStatus(w io.Writer, st Status) {
+	fmt.Fprintf(w, "ustack %s, up %s\n\n", st.Version, st.Uptime)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, n := range st.Stats.NICs {
+		writeCounters(tw, "NIC "+n.Name+".", reflect.ValueOf(n))
+	}
+	writeCounters(tw, "IP.", reflect.ValueOf(st.Stats.IP))
+	writeCounters(tw, "TCP.", reflect.ValueOf(st.Stats.TCP))
+	writeCounters(tw, "UDP.", reflect.ValueOf(st.Stats.UDP))
+	tw.Flush()
+	fmt.Fprintf(w, "\nOpen connections: %d\n", len(st.Connections))
+	if len(st.Connections) == 0 {
+		return
+	}
+	fmt.Fprintln(tw, "SERVICE\tLOCAL\tREMOTE\tAGE\tBYTES IN\tBYTES OUT")
+	for _, c := range st.Connections {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", c.Service, c.Local, c.Remote,
+			time.Since(c.Since).Round(time.Millisecond), c.BytesIn, c.BytesOut)
+	}
+	tw.Flush()
+}
+
+// writeCounters writes every uint64 field of the struct v, so that a
+// counter added to stack.Stats shows up without a change here.
+func writeCounters(w io.Writer, prefix string, v reflect.Value) {
+	t := v.Type()
+	for i := range t.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Uint64 {
+			fmt.Fprintf(w, "%s%s\t%d\n", prefix, t.Field(i).Name, f.Uint())
+		}
+	}
+}

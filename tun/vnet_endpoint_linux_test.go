@@ -1,0 +1,512 @@
+package tun
+
+import (
+	"bytes"
+	"io"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/stack"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// kernelDouble is the test's side of a socketpair that stands in for a
+// TUN device with IFF_VNET_HDR: each SOCK_SEQPACKET message is one read or
+// write of the device, a virtio-net header and an IP packet. The test plays
+// the kernel on it.
+type kernelDouble struct {
+	t  testing.TB
+	f  *os.File
+	ep *VnetEndpoint
+	s  *stack.Stack
+}
+
+// newDouble returns a stack whose NIC is a VnetEndpoint on one end of a
+// socketpair, and the other end. Everything is closed when the test ends.
+func newDouble(t testing.TB, tcp stack.TCPConfig) *kernelDouble {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socketpair: %v", err)
+	}
+	for _, fd := range fds {
+		// Room for a few 64 KiB packets in flight each way.
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	}
+	epFile, peer := os.NewFile(uintptr(fds[0]), "vnet-ep"), os.NewFile(uintptr(fds[1]), "vnet-kernel")
+	ep, err := NewVnetEndpoint(epFile, 1500)
+	if err != nil {
+		t.Fatalf("NewVnetEndpoint = %v", err)
+	}
+	s, err := stack.New(stack.Config{NICs: []stack.NICConfig{{
+		Endpoint: ep, Addrs: []netip.Prefix{stackV4, stackV6},
+	}}, TCP: tcp})
+	if err != nil {
+		t.Fatalf("stack.New = %v", err)
+	}
+	// Order of the Device: stop the stack (and endpoint), then close fds.
+	t.Cleanup(func() {
+		s.Close()
+		ep.Wait()
+		epFile.Close()
+		peer.Close()
+	})
+	return &kernelDouble{t: t, f: peer, ep: ep, s: s}
+}
+
+// send writes one message: header h and packet pkt.
+func (k *kernelDouble) send(h virtioHdr, pkt []byte) {
+	k.t.Helper()
+	msg := make([]byte, virtioNetHdrLen+len(pkt))
+	h.encode(msg)
+	copy(msg[virtioNetHdrLen:], pkt)
+	k.sendRaw(msg)
+}
+
+func (k *kernelDouble) sendRaw(msg []byte) {
+	k.t.Helper()
+	k.f.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := k.f.Write(msg); err != nil {
+		k.t.Fatalf("kernel double write: %v", err)
+	}
+}
+
+// recv reads one message the endpoint wrote, or fails the test after 5s.
+func (k *kernelDouble) recv() (virtioHdr, []byte) {
+	k.t.Helper()
+	buf := make([]byte, 70000)
+	k.f.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := k.f.Read(buf)
+	if err != nil {
+		k.t.Fatalf("kernel double read: %v", err)
+	}
+	if n < virtioNetHdrLen {
+		k.t.Fatalf("endpoint wrote a %d-byte message, shorter than the virtio-net header", n)
+	}
+	return decodeVirtioHdr(buf), buf[virtioNetHdrLen:n]
+}
+
+// recvTCP reads until a TCP packet to port dport arrives, skipping others
+// (NDP, MLD, ...).
+func (k *kernelDouble) recvTCP(dport uint16) (virtioHdr, []byte, header.TCP) {
+	k.t.Helper()
+	for {
+		h, pkt := k.recv()
+		ipLen, proto := ipHeaderOf(pkt)
+		if proto != header.TCPProtocolNumber {
+			continue
+		}
+		tcp := header.TCP(pkt[ipLen:])
+		if tcp.DestinationPort() == dport {
+			return h, pkt, tcp
+		}
+	}
+}
+
+// ipHeaderOf returns the IP header length and transport protocol of pkt.
+func ipHeaderOf(pkt []byte) (int, tcpip.TransportProtocolNumber) {
+	if header.IPVersion(pkt) == header.IPv4Version {
+		ip := header.IPv4(pkt)
+		return int(ip.HeaderLength()), ip.TransportProtocol()
+	}
+	return header.IPv6MinimumSize, header.IPv6(pkt).TransportProtocol()
+}
+
+// tcpSpec describes a TCP segment the double builds.
+type tcpSpec struct {
+	src, dst netip.AddrPort
+	seq, ack uint32
+	flags    header.TCPFlags
+	mss      uint16 // MSS option if nonzero
+	wscale   bool   // window scale option, shift 7
+	payload  []byte
+	partial  bool // leave the pseudo-header sum (NEEDS_CSUM), not the full checksum
+}
+
+// build returns the IP packet for sp.
+func (sp tcpSpec) build() []byte {
+	var opts []byte
+	if sp.mss != 0 {
+		opts = []byte{2, 4, byte(sp.mss >> 8), byte(sp.mss)}
+	}
+	if sp.wscale {
+		opts = append(opts, 1, 3, 3, 7) // NOP, window scale 7
+	}
+	tcpLen := header.TCPMinimumSize + len(opts) + len(sp.payload)
+	src, dst := tcpip.AddrFromSlice(sp.src.Addr().AsSlice()), tcpip.AddrFromSlice(sp.dst.Addr().AsSlice())
+	pkt := ipPacket(src, dst, header.TCPProtocolNumber, tcpLen)
+	ipLen := len(pkt) - tcpLen
+	tcp := header.TCP(pkt[ipLen:])
+	tcp.Encode(&header.TCPFields{
+		SrcPort: sp.src.Port(), DstPort: sp.dst.Port(), SeqNum: sp.seq, AckNum: sp.ack,
+		DataOffset: uint8(header.TCPMinimumSize + len(opts)), Flags: sp.flags, WindowSize: 65535,
+	})
+	copy(tcp[header.TCPMinimumSize:], opts)
+	copy(tcp[header.TCPMinimumSize+len(opts):], sp.payload)
+	xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, src, dst, uint16(tcpLen))
+	if sp.partial {
+		tcp.SetChecksum(xsum)
+	} else {
+		tcp.SetChecksum(^checksum.Checksum(tcp, xsum))
+	}
+	return pkt
+}
+
+// ipPacket returns an IPv4 or IPv6 packet with a zeroed transport part of
+// tlen bytes.
+func ipPacket(src, dst tcpip.Address, proto tcpip.TransportProtocolNumber, tlen int) []byte {
+	if src.Len() == 4 {
+		pkt := make([]byte, header.IPv4MinimumSize+tlen)
+		ip := header.IPv4(pkt)
+		ip.Encode(&header.IPv4Fields{
+			TotalLength: uint16(len(pkt)), TTL: 64, Protocol: uint8(proto),
+			SrcAddr: src, DstAddr: dst, Flags: header.IPv4FlagDontFragment,
+		})
+		ip.SetChecksum(^ip.CalculateChecksum())
+		return pkt
+	}
+	pkt := make([]byte, header.IPv6MinimumSize+tlen)
+	header.IPv6(pkt).Encode(&header.IPv6Fields{
+		PayloadLength: uint16(tlen), TransportProtocol: proto, HopLimit: 64, SrcAddr: src, DstAddr: dst,
+	})
+	return pkt
+}
+
+// icmpEcho returns an ICMPv4 echo request from the kernel side to the stack.
+func icmpEcho(id uint16) []byte {
+	src, dst := tcpip.AddrFromSlice(hostV4.Addr().AsSlice()), tcpip.AddrFromSlice(stackV4.Addr().AsSlice())
+	pkt := ipPacket(src, dst, header.ICMPv4ProtocolNumber, header.ICMPv4MinimumSize+8)
+	icmp := header.ICMPv4(pkt[header.IPv4MinimumSize:])
+	icmp.SetType(header.ICMPv4Echo)
+	icmp.SetIdent(id)
+	icmp.SetChecksum(^checksum.Checksum(icmp, 0))
+	return pkt
+}
+
+type family struct {
+	name        string
+	host, stack netip.Addr
+	ipLen, mss  int
+	gsoType     uint8
+}
+
+var families = []family{
+	{name: "v4", host: hostV4.Addr(), stack: stackV4.Addr(), ipLen: header.IPv4MinimumSize, mss: 1460, gsoType: virtioGSOTCPv4},
+	{name: "v6", host: hostV6.Addr(), stack: stackV6.Addr(), ipLen: header.IPv6MinimumSize, mss: 1440, gsoType: virtioGSOTCPv6},
+}
+
+// TestVnetStackWritesGSO: the stack's large TCP writes leave the endpoint
+// as GSO segments whose header lets the kernel segment and checksum them.
+func TestVnetStackWritesGSO(t *testing.T) {
+	leakcheck.Check(t)
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			k := newDouble(t, stack.TCPConfig{})
+			kernel := netip.AddrPortFrom(fam.host, 80)
+			fa, proto := gvisorAddr(kernel)
+			dialed := make(chan *gonet.TCPConn, 1)
+			go func() {
+				c, _ := gonet.DialTCP(k.s.GVisor(), fa, proto)
+				dialed <- c
+			}()
+			_, _, syn := k.recvTCP(80)
+			local := netip.AddrPortFrom(fam.stack, syn.SourcePort())
+			iss := uint32(1000)
+			k.send(virtioHdr{}, tcpSpec{src: kernel, dst: local, seq: iss, ack: syn.SequenceNumber() + 1,
+				flags: header.TCPFlagSyn | header.TCPFlagAck, mss: uint16(fam.mss)}.build())
+			c := <-dialed
+			if c == nil {
+				t.Fatalf("stack DialTCP(%v) failed", kernel)
+			}
+			defer c.Close()
+			data := bytes.Repeat([]byte("gso!"), 50000)
+			go c.Write(data)
+
+			var found bool
+			for i := 0; i < 100 && !found; i++ {
+				h, pkt, tcp := k.recvTCP(80)
+				payload := len(tcp.Payload())
+				if payload > 0 {
+					// Acknowledge what arrived, so that the sender goes on.
+					k.send(virtioHdr{}, tcpSpec{src: kernel, dst: local, seq: iss + 1,
+						ack: tcp.SequenceNumber() + uint32(payload), flags: header.TCPFlagAck}.build())
+				}
+				if payload <= fam.mss {
+					continue
+				}
+				found = true
+				hdrLen := fam.ipLen + int(tcp.DataOffset())
+				want := virtioHdr{flags: virtioFlagNeedsCsum, gsoType: fam.gsoType, hdrLen: uint16(hdrLen),
+					gsoSize: uint16(fam.mss), csumStart: uint16(fam.ipLen), csumOffset: header.TCPChecksumOffset}
+				if h != want {
+					t.Errorf("virtio header of a %d-byte segment = %+v, want %+v", payload, h, want)
+				}
+				src := tcpip.AddrFromSlice(fam.stack.AsSlice())
+				dst := tcpip.AddrFromSlice(fam.host.AsSlice())
+				tcpLen := len(pkt) - fam.ipLen
+				wantPartial := header.PseudoHeaderChecksum(header.TCPProtocolNumber, src, dst, uint16(tcpLen))
+				if got := tcp.Checksum(); got != wantPartial {
+					t.Errorf("partial checksum = %#04x, want pseudo-header sum %#04x", got, wantPartial)
+				}
+				// Finish it as the kernel would; then it must verify.
+				tcp.SetChecksum(^checksum.Checksum(tcp, 0))
+				if !tcp.IsChecksumValid(src, dst, checksum.Checksum(tcp.Payload(), 0), uint16(payload)) {
+					t.Errorf("checksum completed from csum_start %d is invalid", h.csumStart)
+				}
+				if !bytes.Equal(tcp.Payload(), data[tcp.SequenceNumber()-syn.SequenceNumber()-1:][:payload]) {
+					t.Errorf("GSO segment payload differs from what was written")
+				}
+			}
+			if !found {
+				t.Fatalf("no segment larger than the MSS %d in 100 packets: GSO not used", fam.mss)
+			}
+		})
+	}
+}
+
+// TestVnetKernelGSOAccepted: a 60 KB TCP segment from the kernel with
+// NEEDS_CSUM and TSO fields is delivered to the stack whole, and the data
+// arrives intact.
+func TestVnetKernelGSOAccepted(t *testing.T) {
+	leakcheck.Check(t)
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			// A fixed 1 MiB window from the start, rather than one that
+			// grows with the traffic, has room for the 60 KB segment.
+			k := newDouble(t, stack.TCPConfig{DisableModerateReceiveBuffer: true})
+			server := netip.AddrPortFrom(fam.stack, 80)
+			fa, proto := gvisorAddr(server)
+			l, err := gonet.ListenTCP(k.s.GVisor(), fa, proto)
+			if err != nil {
+				t.Fatalf("ListenTCP = %v", err)
+			}
+			defer l.Close()
+			data := make([]byte, 60000)
+			for i := range data {
+				data[i] = byte(i*7 + i>>8)
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					got <- nil
+					return
+				}
+				defer c.Close()
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				b := make([]byte, len(data))
+				n, _ := io.ReadFull(c, b)
+				got <- b[:n]
+			}()
+			client := netip.AddrPortFrom(fam.host, 40000)
+			iss := uint32(5000)
+			k.send(virtioHdr{}, tcpSpec{src: client, dst: server, seq: iss, flags: header.TCPFlagSyn, mss: uint16(fam.mss), wscale: true}.build())
+			_, _, synack := k.recvTCP(40000)
+			if synack.Flags() != header.TCPFlagSyn|header.TCPFlagAck {
+				t.Fatalf("stack answered SYN with flags %v, want SYN|ACK", synack.Flags())
+			}
+			sack := synack.SequenceNumber() + 1
+			k.send(virtioHdr{}, tcpSpec{src: client, dst: server, seq: iss + 1, ack: sack, flags: header.TCPFlagAck}.build())
+
+			seg := tcpSpec{src: client, dst: server, seq: iss + 1, ack: sack, flags: header.TCPFlagAck | header.TCPFlagPsh,
+				payload: data, partial: true}.build()
+			k.send(virtioHdr{flags: virtioFlagNeedsCsum, gsoType: fam.gsoType, hdrLen: uint16(fam.ipLen + header.TCPMinimumSize),
+				gsoSize: uint16(fam.mss), csumStart: uint16(fam.ipLen), csumOffset: header.TCPChecksumOffset}, seg)
+			if b := <-got; !bytes.Equal(b, data) {
+				t.Fatalf("stack received %d bytes, want the %d sent, intact", len(b), len(data))
+			}
+			// One ACK covers the whole segment: it was not split.
+			for {
+				_, _, ack := k.recvTCP(40000)
+				if ack.AckNumber() == iss+1+uint32(len(data)) {
+					break
+				}
+			}
+			if m := k.ep.Malformed.Load() + k.ep.BadChecksum.Load(); m != 0 {
+				t.Errorf("endpoint dropped %d packets, want 0", m)
+			}
+		})
+	}
+}
+
+// TestVnetMalformedDropped: packets with a bad or unsupported virtio-net
+// header never reach the stack and are counted, and the endpoint goes on.
+func TestVnetMalformedDropped(t *testing.T) {
+	leakcheck.Check(t)
+	k := newDouble(t, stack.TCPConfig{})
+	syn := tcpSpec{
+		src: netip.AddrPortFrom(hostV4.Addr(), 40000), dst: netip.AddrPortFrom(stackV4.Addr(), 9),
+		seq: 1, flags: header.TCPFlagSyn, partial: true,
+	}.build()
+	synFull := tcpSpec{
+		src: netip.AddrPortFrom(hostV4.Addr(), 40000), dst: netip.AddrPortFrom(stackV4.Addr(), 9),
+		seq: 1, flags: header.TCPFlagSyn,
+	}.build()
+	badSum := append([]byte(nil), synFull...)
+	badSum[len(badSum)-4] ^= 0x40 // flip a bit in the TCP window field
+	synV6 := tcpSpec{
+		src: netip.AddrPortFrom(hostV6.Addr(), 40000), dst: netip.AddrPortFrom(stackV6.Addr(), 9),
+		seq: 1, flags: header.TCPFlagSyn, partial: true,
+	}.build()
+	gso := virtioHdr{flags: virtioFlagNeedsCsum, gsoType: virtioGSOTCPv4, hdrLen: 40, gsoSize: 1460, csumStart: 20, csumOffset: 16}
+	with := func(f func(*virtioHdr)) virtioHdr { h := gso; f(&h); return h }
+	msg := func(h virtioHdr, pkt []byte) []byte {
+		b := make([]byte, virtioNetHdrLen+len(pkt))
+		h.encode(b)
+		copy(b[virtioNetHdrLen:], pkt)
+		return b
+	}
+	for _, tc := range []struct {
+		name    string
+		msg     []byte
+		counter uint64Counter
+	}{
+		{"shorter than header", []byte{1, 2, 3, 4, 5}, &k.ep.Malformed},
+		{"header only", msg(virtioHdr{}, nil), &k.ep.Malformed},
+		{"not IP", msg(virtioHdr{}, append([]byte{0x50}, synFull[1:]...)), &k.ep.Malformed},
+		{"unknown flag", msg(virtioHdr{flags: 4}, synFull), &k.ep.Malformed},
+		{"gso_type UDP", msg(with(func(h *virtioHdr) { h.gsoType = virtioGSOUDP }), syn), &k.ep.Malformed},
+		{"gso_type undefined", msg(with(func(h *virtioHdr) { h.gsoType = 2 }), syn), &k.ep.Malformed},
+		{"gso_type ECN alone", msg(with(func(h *virtioHdr) { h.gsoType = virtioGSOECN }), syn), &k.ep.Malformed},
+		{"TCPV6 on IPv4", msg(with(func(h *virtioHdr) { h.gsoType = virtioGSOTCPv6 }), syn), &k.ep.Malformed},
+		{"TCPV4 on IPv6", msg(with(func(h *virtioHdr) { h.csumStart = 40; h.hdrLen = 60 }), synV6), &k.ep.Malformed},
+		{"GSO without NEEDS_CSUM", msg(with(func(h *virtioHdr) { h.flags = 0 }), syn), &k.ep.Malformed},
+		{"gso_size 0", msg(with(func(h *virtioHdr) { h.gsoSize = 0 }), syn), &k.ep.Malformed},
+		{"hdr_len beyond packet", msg(with(func(h *virtioHdr) { h.hdrLen = uint16(len(syn) + 1) }), syn), &k.ep.Malformed},
+		{"csum_start beyond packet", msg(with(func(h *virtioHdr) { h.csumStart = uint16(len(syn)) }), syn), &k.ep.Malformed},
+		{"csum field beyond packet", msg(virtioHdr{flags: virtioFlagNeedsCsum, csumStart: 20, csumOffset: uint16(len(syn) - 21)}, syn), &k.ep.Malformed},
+		{"csum_start inside IP header", msg(virtioHdr{flags: virtioFlagNeedsCsum, csumStart: 4, csumOffset: 16}, syn), &k.ep.Malformed},
+		{"GSO csum_offset not TCP's", msg(with(func(h *virtioHdr) { h.csumOffset = 6 }), syn), &k.ep.Malformed},
+		{"GSO on ICMP", msg(gso, icmpEcho(7)), &k.ep.Malformed},
+		{"truncated by the read buffer", msg(virtioHdr{}, make([]byte, rxChunk+rxTail+100)), &k.ep.Malformed},
+		{"unverified bad checksum", msg(virtioHdr{}, badSum), &k.ep.BadChecksum},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tc.counter.Load()
+			k.sendRaw(tc.msg)
+			k.probe(t)
+			if got := tc.counter.Load(); got != before+1 {
+				t.Errorf("counter went from %d to %d, want +1", before, got)
+			}
+		})
+	}
+}
+
+type uint64Counter = interface{ Load() uint64 }
+
+// probe sends an echo request and waits for its reply. The endpoint reads
+// in order, so once the reply arrives, everything sent before it has been
+// handled; a packet that was delivered instead of dropped shows up here as
+// a reply (RST, SYN-ACK, echo reply) before the probe's.
+func (k *kernelDouble) probe(t *testing.T) {
+	t.Helper()
+	const id = 0xbeef
+	k.send(virtioHdr{}, icmpEcho(id))
+	for {
+		_, pkt := k.recv()
+		ipLen, proto := ipHeaderOf(pkt)
+		switch proto {
+		case header.ICMPv4ProtocolNumber:
+			if icmp := header.ICMPv4(pkt[ipLen:]); icmp.Type() == header.ICMPv4EchoReply && icmp.Ident() == id {
+				return
+			}
+			t.Errorf("stack sent ICMP %v before the probe's reply: the bad packet was delivered", header.ICMPv4(pkt[ipLen:]).Type())
+		case header.TCPProtocolNumber:
+			t.Errorf("stack answered with TCP flags %v: the bad packet was delivered", header.TCP(pkt[ipLen:]).Flags())
+		}
+	}
+}
+
+// TestVnetDataValidTrusted: a packet the kernel marked DATA_VALID is
+// delivered even though its checksum field is wrong (the kernel vouches
+// for the data), while the same packet with no flag is dropped.
+func TestVnetDataValidTrusted(t *testing.T) {
+	leakcheck.Check(t)
+	k := newDouble(t, stack.TCPConfig{})
+	syn := tcpSpec{
+		src: netip.AddrPortFrom(hostV4.Addr(), 40001), dst: netip.AddrPortFrom(stackV4.Addr(), 9),
+		seq: 1, flags: header.TCPFlagSyn,
+	}.build()
+	syn[len(syn)-4] ^= 0x40
+	k.send(virtioHdr{flags: virtioFlagDataValid}, syn)
+	_, _, rst := k.recvTCP(40001)
+	if !rst.Flags().Contains(header.TCPFlagRst) {
+		t.Errorf("stack answered a SYN to a closed port with %v, want RST", rst.Flags())
+	}
+}
+
+// TestVnetCloseStopsLoop: closing the endpoint ends the dispatch loop
+// promptly, and writes after it fail with ErrClosedForSend.
+func TestVnetCloseStopsLoop(t *testing.T) {
+	leakcheck.Check(t)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socketpair: %v", err)
+	}
+	f, peer := os.NewFile(uintptr(fds[0]), "ep"), os.NewFile(uintptr(fds[1]), "peer")
+	defer f.Close()
+	defer peer.Close()
+	ep, err := NewVnetEndpoint(f, 1500)
+	if err != nil {
+		t.Fatalf("NewVnetEndpoint = %v", err)
+	}
+	ep.Attach(nopDispatcher{})
+	if !ep.IsAttached() {
+		t.Fatalf("IsAttached() = false after Attach")
+	}
+	done := make(chan struct{})
+	go func() { ep.Close(); ep.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatalf("Close+Wait did not return within 2s")
+	}
+	var pkts gstack.PacketBufferList
+	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: bufferOf(icmpEcho(1))})
+	defer pkt.DecRef()
+	pkts.PushBack(pkt)
+	if n, err := ep.WritePackets(pkts); n != 0 || !isClosedForSend(err) {
+		t.Errorf("WritePackets after Close = %d, %v; want 0, ErrClosedForSend", n, err)
+	}
+	// A closed endpoint never restarts.
+	ep.Attach(nopDispatcher{})
+	ep.Wait()
+}
+
+// TestNewVnetEndpointNeedsPollableFile: a blocking file is refused, since
+// Close could not interrupt its reads.
+func TestNewVnetEndpointNeedsPollableFile(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	r.Fd() // makes r blocking
+	if _, err := NewVnetEndpoint(r, 1500); err == nil {
+		t.Errorf("NewVnetEndpoint(blocking pipe) = nil error, want one")
+	}
+}
+
+func isClosedForSend(err tcpip.Error) bool {
+	_, ok := err.(*tcpip.ErrClosedForSend)
+	return ok
+}
+
+func bufferOf(b []byte) buffer.Buffer { return buffer.MakeWithData(b) }
+
+// nopDispatcher drops what the endpoint delivers.
+type nopDispatcher struct{}
+
+func (nopDispatcher) DeliverNetworkPacket(tcpip.NetworkProtocolNumber, *gstack.PacketBuffer) {}
+func (nopDispatcher) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *gstack.PacketBuffer)    {}
