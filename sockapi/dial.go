@@ -364,6 +364,11 @@ func (s *Sockets) netLookupHost(ctx context.Context, nw netSpec, host string) ([
 	if err := ctx.Err(); err != nil {
 		return nil, netContextErr(err)
 	}
+	if dl, ok := ctx.Deadline(); ok && err != nil && !time.Now().Before(dl) {
+		// The resolver's own timer ran out at ctx's deadline a moment
+		// before ctx's did: a timeout all the same.
+		return nil, netDialTimeoutError{}
+	}
 	if err != nil {
 		dnsErr := &net.DNSError{Err: err.Error(), Name: host}
 		var eai *AddrinfoError
