@@ -141,3 +141,41 @@ func TestConnectPending(t *testing.T) {
 		t.Fatal("Close did not wake a blocked Connect")
 	}
 }
+
+// TestStackClosedUnderSockets: closing the stack first (the wrong order)
+// aborts the endpoints; blocked calls return and later calls fail with an
+// errno, and nothing panics or leaks.
+func TestStackClosedUnderSockets(t *testing.T) {
+	leakcheck.Check(t)
+	st, err := stack.New(stack.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(st)
+	c, srv := tcpPair(t, s, unix.AF_INET)
+	l, addr := listener(t, s, unix.AF_INET)
+	errs := make(chan error, 2)
+	go func() { _, err := s.Read(c, make([]byte, 1)); errs <- err }()
+	go func() { _, _, err := s.Accept(l); errs <- err }()
+	time.Sleep(20 * time.Millisecond)
+	st.Close()
+	for i := 0; i < 2; i++ {
+		select {
+		case <-errs:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a blocked call did not return after the stack closed")
+		}
+	}
+	if n, err := s.Write(srv, []byte("x")); err == nil {
+		t.Errorf("Write after the stack closed = %d, nil, want an errno", n)
+	}
+	fd, err := s.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err == nil {
+		if err := s.Connect(fd, addr); err == nil {
+			t.Errorf("Connect after the stack closed = nil, want an errno")
+		}
+	}
+	if err := s.CloseAll(); err != nil {
+		t.Errorf("CloseAll() = %v", err)
+	}
+}

@@ -27,12 +27,12 @@ func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
 		// (SOCK_BINDPORT_LOCK): Linux lets it bind again. gVisor's
 		// endpoint stays bound, so the socket gets a fresh one.
 		sk.mu.Lock()
-		explicit := sk.hasBound
+		portLocked := sk.hasBound && sk.bound.Port != 0
 		sk.mu.Unlock()
-		if explicit {
+		if portLocked {
 			return unix.EINVAL
 		}
-		if err := sk.renew(); err != nil {
+		if err := sk.renew(false); err != nil {
 			return err
 		}
 	}
@@ -194,6 +194,18 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 	default:
 		return unix.EINVAL
 	}
+	if sk.stream() && flags&tcpip.ShutdownRead != 0 && sk.ep().SocketOptions().GetAcceptConn() {
+		// inet_shutdown on a listener: tcp_disconnect stops it (the
+		// queued connections are reset) and returns it to a closed,
+		// unconnected socket, which releases its port unless bind chose
+		// it; it may listen again. gVisor keeps the endpoint listening
+		// but refusing, so the socket gets a fresh endpoint.
+		terr := sk.ep().Shutdown(tcpip.ShutdownRead)
+		if err := sk.renew(true); err != nil {
+			return err
+		}
+		return errnoOf(terr)
+	}
 	if sk.stream() && connecting(sk) {
 		// inet_shutdown on SYN_SENT: tcp_disconnect aborts the attempt
 		// (ECONNRESET pending), clears the shutdown state and leaves the
@@ -204,6 +216,12 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 		return errnoOf(terr)
 	}
 	sk.noteShutdown(how)
+	if !sk.stream() && !sk.connectedForShutdown() {
+		// An unconnected datagram socket is in TCP_CLOSE: ENOTCONN
+		// (with the shutdown still recorded), even when bound, where
+		// gVisor's ICMP endpoint accepts it.
+		return unix.ENOTCONN
+	}
 	if flags&tcpip.ShutdownRead != 0 && sk.connectedForShutdown() {
 		// Linux's SHUT_RD on a connection only makes reads return end
 		// of file once the queue is empty: data the peer still sends

@@ -378,3 +378,33 @@ func TestListenAgainSmaller(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockedWriterWokenByReset: a writer blocked on a full window
+// returns when the peer resets the connection, with the bytes it sent
+// or the reset's errno.
+func TestBlockedWriterWokenByReset(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	c, srv := tcpPair(t, s, unix.AF_INET)
+	s.SetsockoptInt(srv, unix.SOL_SOCKET, unix.SO_RCVBUF, 1)
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := s.Write(c, make([]byte, 64<<20))
+		done <- result{n, err}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	s.SetsockoptLinger(srv, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+	s.Close(srv)
+	select {
+	case r := <-done:
+		if !(r.n > 0 && r.err == nil) && r.err != unix.ECONNRESET && r.err != unix.EPIPE {
+			t.Errorf("Write blocked when the peer reset = %d, %v, want a partial count, ECONNRESET or EPIPE", r.n, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a blocked Write was not woken by the peer's reset")
+	}
+}

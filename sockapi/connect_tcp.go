@@ -38,13 +38,17 @@ func (s *Sockets) connectStream(fe *fdEntry, sk *socket, fa tcpip.FullAddress, w
 		case ss == ssUnconnected:
 			// Failed and reported, or disconnected by shutdown:
 			// Linux starts a new attempt.
-			if err := sk.renew(); err != nil {
+			if err := sk.renew(true); err != nil {
 				return err
 			}
 		case sk.errReported.Load():
 			sk.setConnState(ssUnconnected)
 			return unix.ECONNABORTED // sock_error() ?: -ECONNABORTED
 		}
+	}
+	if sk.family == unix.AF_INET6 && sk.tosDiffer() {
+		// A v4-mapped peer is sent to with IP_TOS, from the SYN on.
+		sk.applyTOSFor(fa.Addr.Len() == 16 && isV4Mapped(fa.Addr.As16()))
 	}
 	terr := sk.ep().Connect(fa)
 	_, started := terr.(*tcpip.ErrConnectStarted)
@@ -108,10 +112,13 @@ func (sk *socket) setConnState(ss int) {
 }
 
 // renew replaces a failed TCP endpoint with a fresh one carrying the same
-// options and explicit bind address, as Linux returns a socket whose
-// connection attempt failed to the unconnected state. The wait queue stays,
-// so waiters (epoll, blocked calls) carry over.
-func (sk *socket) renew() error {
+// options, as Linux returns a socket whose connection attempt failed (or
+// a listener shut down for reading) to the unconnected state. With rebind,
+// the fresh endpoint is bound again to what bind gave, where Linux keeps
+// the bound address (SOCK_BINDADDR_LOCK) and a port bind chose
+// (SOCK_BINDPORT_LOCK); a port 0 is chosen anew. The wait queue stays, so
+// waiters (epoll, blocked calls) carry over.
+func (sk *socket) renew(rebind bool) error {
 	sk.epMu.Lock()
 	defer sk.epMu.Unlock()
 	if sk.released {
@@ -130,6 +137,7 @@ func (sk *socket) renew() error {
 	}
 	old.Close()
 	sk.epp.Store(&nep)
+	sk.applyTOS()
 	sk.errReported.Store(false)
 	sk.disconnected.Store(false)
 	sk.shut.Store(0)
@@ -139,7 +147,7 @@ func (sk *socket) renew() error {
 	sk.mu.Lock()
 	bound, hasBound := sk.bound, sk.hasBound
 	sk.mu.Unlock()
-	if hasBound {
+	if rebind && hasBound && (bound.Port != 0 || bound.Addr.Len() != 0) {
 		return errnoOf(nep.Bind(bound))
 	}
 	return nil

@@ -78,7 +78,7 @@ func copyOptions(from, to tcpip.Endpoint) {
 		to.SetSockOpt(&ut)
 	}
 	for _, o := range []tcpip.SockOptInt{
-		tcpip.KeepaliveCountOption, tcpip.IPv4TOSOption, tcpip.IPv4TTLOption, tcpip.IPv6HopLimitOption,
+		tcpip.KeepaliveCountOption, tcpip.IPv4TTLOption, tcpip.IPv6HopLimitOption,
 		tcpip.TCPSynCountOption,
 	} {
 		if v, err := from.GetSockOptInt(o); err == nil {

@@ -290,6 +290,11 @@ func (s *Sockets) SetsockoptTimeval(fd, level, opt int, tv *unix.Timeval) error 
 	if tv == nil {
 		return unix.EFAULT
 	}
+	if level == unix.SOL_SOCKET && opt == unix.SO_LINGER {
+		// A timeval is long enough for a struct linger, which Linux
+		// reads from its first eight bytes: tv_sec's two halves.
+		return s.SetsockoptLinger(fd, level, opt, &unix.Linger{Onoff: int32(tv.Sec), Linger: int32(tv.Sec >> 32)})
+	}
 	if level != unix.SOL_SOCKET || (opt != unix.SO_RCVTIMEO && opt != unix.SO_SNDTIMEO) {
 		// A timeval is long enough for an int option; Linux reads its
 		// first four bytes, the low half of tv_sec.

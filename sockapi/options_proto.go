@@ -100,9 +100,77 @@ func (sk *socket) setIPInt(opt, v int) error {
 		}
 		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TTLOption, v))
 	case unix.IP_TOS:
-		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TOSOption, sk.tos(v)))
+		return sk.setTOS(false, sk.tos(v))
 	}
 	return unix.ENOPROTOOPT
+}
+
+// setTOS sets IP_TOS (v6 false) or IPV6_TCLASS (v6 true). gVisor's TCP
+// endpoint keeps one byte for both, where Linux keeps two, each for the
+// packets of its family; so for stream sockets sockapi keeps both and
+// gives gVisor the one for the family the socket sends with (IP_TOS on
+// AF_INET sockets and v4-mapped connections, IPV6_TCLASS otherwise).
+func (sk *socket) setTOS(v6 bool, v int) error {
+	if !sk.stream() {
+		o := tcpip.IPv4TOSOption
+		if v6 {
+			o = tcpip.IPv6TrafficClassOption
+		}
+		return errnoOf(sk.ep().SetSockOptInt(o, v))
+	}
+	sk.mu.Lock()
+	if v6 {
+		sk.tclass = v
+	} else {
+		sk.ipTOS = v
+	}
+	sk.mu.Unlock()
+	return sk.applyTOS()
+}
+
+func (sk *socket) getTOS(v6 bool) (int, error) {
+	if !sk.stream() {
+		o := tcpip.IPv4TOSOption
+		if v6 {
+			o = tcpip.IPv6TrafficClassOption
+		}
+		return sk.intOpt(o)
+	}
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if v6 {
+		return sk.tclass, nil
+	}
+	return sk.ipTOS, nil
+}
+
+func (sk *socket) tosDiffer() bool {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	return sk.ipTOS != sk.tclass
+}
+
+// applyTOS gives a stream socket's gVisor endpoint the TOS byte of the
+// family it sends with.
+func (sk *socket) applyTOS() error {
+	v4 := sk.family == unix.AF_INET
+	if !v4 {
+		if fa, terr := sk.ep().GetRemoteAddress(); terr == nil && fa.Addr.Len() == 4 {
+			v4 = true // connected to a v4-mapped address
+		}
+	}
+	return sk.applyTOSFor(v4)
+}
+
+// applyTOSFor gives gVisor IP_TOS if v4, else IPV6_TCLASS.
+func (sk *socket) applyTOSFor(v4 bool) error {
+	sk.mu.Lock()
+	v := sk.tclass
+	if v4 {
+		v = sk.ipTOS
+	}
+	sk.mu.Unlock()
+	return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TOSOption, v))
 }
 
 // tos is the IP_TOS / IPV6_TCLASS byte Linux stores for v: the low byte,
@@ -137,7 +205,7 @@ func (sk *socket) setIPv6Int(opt, v int) error {
 		if v == -1 {
 			v = 0
 		}
-		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv6TrafficClassOption, sk.tos(v)))
+		return sk.setTOS(true, sk.tos(v))
 	}
 	return unix.ENOPROTOOPT
 }
@@ -257,7 +325,7 @@ func (s *Sockets) getIPInt(sk *socket, opt int) (int, error) {
 		}
 		return v, err
 	case unix.IP_TOS:
-		return sk.intOpt(tcpip.IPv4TOSOption)
+		return sk.getTOS(false)
 	}
 	return -1, unix.ENOPROTOOPT
 }
@@ -273,7 +341,7 @@ func (s *Sockets) getIPv6Int(sk *socket, opt int) (int, error) {
 		}
 		return v, err
 	case unix.IPV6_TCLASS:
-		return sk.intOpt(tcpip.IPv6TrafficClassOption)
+		return sk.getTOS(true)
 	}
 	return -1, unix.ENOPROTOOPT
 }

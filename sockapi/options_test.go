@@ -290,3 +290,19 @@ func TestTimevalEdges(t *testing.T) {
 		t.Errorf("GetsockoptInt(SO_RCVTIMEO) after {3, 999999} = %d, want 4", v)
 	}
 }
+
+// TestTOSAndTClassApart: IP_TOS and IPV6_TCLASS are two values on Linux,
+// one byte in gVisor's TCP endpoint.
+func TestTOSAndTClassApart(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	fd := mustSocket(t, s, unix.AF_INET6, unix.SOCK_STREAM, 0)
+	s.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_TCLASS, 0x47)
+	s.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TOS, 0x10)
+	if v, _ := s.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_TCLASS); v != 0x44 {
+		t.Errorf("GetsockoptInt(IPV6_TCLASS) = %#x, want 0x44 (ECN bits dropped on TCP)", v)
+	}
+	if v, _ := s.GetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TOS); v != 0x10 {
+		t.Errorf("GetsockoptInt(IP_TOS) = %#x, want 0x10", v)
+	}
+}

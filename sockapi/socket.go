@@ -42,6 +42,8 @@ type socket struct {
 	sndtimeo time.Duration // SO_SNDTIMEO; 0 blocks forever
 	userMSS  int           // TCP_MAXSEG as set; 0 if never
 	rcvlowat int           // SO_RCVLOWAT as set; 0 means 1
+	ipTOS    int           // IP_TOS of a stream socket (see setTOS)
+	tclass   int           // IPV6_TCLASS of a stream socket
 	// pingPeerPort is the port a ping socket was connected with.
 	pingPeerPort uint16
 	// A UDP datagram being gathered from sends with MSG_MORE (cork).
