@@ -22,12 +22,10 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
-	"gvisor.dev/gvisor/pkg/tcpip/link/sniffer"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
@@ -47,6 +45,9 @@ type Config struct {
 	TCP TCPConfig
 	// Forwarding enables IP forwarding between NICs.
 	Forwarding bool
+	// Paused makes the NICs drop inbound packets until Resume, so that a
+	// caller can install handlers (forwarders) before the first packet.
+	Paused bool
 }
 
 // NICConfig describes one interface.
@@ -58,11 +59,14 @@ type NICConfig struct {
 	// Addrs are the interface's addresses with their prefix lengths.
 	Addrs []netip.Prefix
 	// Pcap, if non-nil, receives a pcap capture of every packet crossing
-	// this NIC. The caller closes it after Stack.Close.
+	// this NIC. The caller closes it after Stack.Close. A failed write
+	// stops the capture (see Stack.CaptureErr), never the stack.
 	Pcap io.Writer
 	// Promiscuous accepts packets for any destination address, and
 	// Spoofing lets endpoints send from any source address; a transparent
-	// proxy such as `ustack run` needs both.
+	// proxy such as `ustack run` needs both. A stack with a promiscuous
+	// NIC does not short-circuit traffic between its own addresses (see
+	// New).
 	Promiscuous, Spoofing bool
 }
 
@@ -78,8 +82,10 @@ type Route struct {
 type Stack struct {
 	s *gstack.Stack
 
-	nicMu sync.Mutex // guards nics
-	nics  map[string]tcpip.NICID
+	nicMu    sync.Mutex // guards nics, gates, captures
+	nics     map[string]tcpip.NICID
+	gates    []*gate
+	captures []*captureWriter
 
 	closeOnce sync.Once
 }
@@ -94,11 +100,16 @@ func New(cfg Config) (*Stack, error) {
 		s: gstack.New(gstack.Options{
 			NetworkProtocols: []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
 			TransportProtocols: []gstack.TransportProtocolFactory{
-				tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6,
+				newTCPProtocol(orInt(cfg.TCP.Processors, defaultProcessors)),
+				udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6,
 			},
 			// Packets between two of the stack's own addresses never leave
-			// it, as on Linux where they cross lo.
-			HandleLocal: true,
+			// it, as on Linux where they cross lo. Except with a
+			// promiscuous NIC: there gVisor's IP input takes each packet's
+			// source for one of its own temporary addresses and drops it
+			// as coming from itself (network/ipv4/ipv4.go, "The source
+			// address is one of our own").
+			HandleLocal: !cfg.promiscuous(),
 		}),
 		nics: map[string]tcpip.NICID{},
 	}
@@ -108,6 +119,15 @@ func New(cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+func (cfg *Config) promiscuous() bool {
+	for _, n := range cfg.NICs {
+		if n.Promiscuous {
+			return true
+		}
+	}
+	return false
 }
 
 func (cfg *Config) validate() error {
@@ -144,34 +164,45 @@ func (s *Stack) configure(cfg Config) error {
 		Endpoint: loopback.New(),
 		Addrs:    []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")},
 	}
-	if err := s.addNIC(LoopbackNIC, lo); err != nil {
+	if err := s.addNIC(LoopbackNIC, lo, gateOpen); err != nil {
 		return err
+	}
+	state := gateOpen
+	if cfg.Paused {
+		state = gatePaused
 	}
 	for i, n := range cfg.NICs {
 		if n.Name == "" {
 			n.Name = fmt.Sprintf("eth%d", int(LoopbackNIC)+1+i)
 		}
-		if err := s.addNIC(LoopbackNIC+1+tcpip.NICID(i), n); err != nil {
+		if err := s.addNIC(LoopbackNIC+1+tcpip.NICID(i), n, state); err != nil {
 			return err
 		}
 	}
 	return s.setRoutes(cfg)
 }
 
-func (s *Stack) addNIC(id tcpip.NICID, n NICConfig) error {
+func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState) error {
 	ep := n.Endpoint
 	if n.Pcap != nil {
-		// 256 KiB, tcpdump's default snap length: GSO segments exceed the MTU.
-		sn, err := sniffer.NewWithWriter(ep, n.Pcap, 262144)
+		cw := &captureWriter{w: n.Pcap}
+		sn, err := newSniffer(ep, cw)
 		if err != nil {
 			return fmt.Errorf("stack: pcap for NIC %q: %w", n.Name, err)
 		}
 		ep = sn
+		s.nicMu.Lock()
+		s.captures = append(s.captures, cw)
+		s.nicMu.Unlock()
 	}
-	if err := s.s.CreateNICWithOptions(id, ep, gstack.NICOptions{Name: n.Name}); err != nil {
+	g := newGate(ep, state)
+	if err := s.s.CreateNICWithOptions(id, g, gstack.NICOptions{Name: n.Name}); err != nil {
 		return fmt.Errorf("stack: create NIC %q: %s", n.Name, err)
 	}
+	s.nicMu.Lock()
 	s.nics[n.Name] = id
+	s.gates = append(s.gates, g)
+	s.nicMu.Unlock()
 	if err := s.s.SetPromiscuousMode(id, n.Promiscuous); err != nil {
 		return fmt.Errorf("stack: promiscuous mode on %q: %s", n.Name, err)
 	}
@@ -291,11 +322,24 @@ func maskBytes(p netip.Prefix) []byte {
 // Close it; Stack.Close does.
 func (s *Stack) GVisor() *gstack.Stack { return s.s }
 
-// Close aborts every endpoint, removes every NIC (closing its link
-// endpoint) and waits for all goroutines the stack started. It is safe to
-// call more than once.
+// Resume opens the NICs of a stack made with Config.Paused.
+func (s *Stack) Resume() { s.setGates(gateOpen) }
+
+func (s *Stack) setGates(state gateState) {
+	s.nicMu.Lock()
+	gates := append([]*gate(nil), s.gates...)
+	s.nicMu.Unlock()
+	for _, g := range gates {
+		g.set(state)
+	}
+}
+
+// Close stops inbound packets, aborts every endpoint, removes every NIC
+// (closing its link endpoint) and waits for all goroutines the stack
+// started. It is safe to call more than once.
 func (s *Stack) Close() {
 	s.closeOnce.Do(func() {
+		s.setGates(gateShut) // first: see gate's comment
 		s.s.Close()
 		s.s.Wait()
 	})

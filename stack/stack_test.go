@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -177,4 +179,68 @@ func TestPcapCapturesNICTraffic(t *testing.T) {
 	if records < 80 {
 		t.Errorf("capture has %d packets, want at least 80", records)
 	}
+}
+
+type failingWriter struct{ n int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	f.n++
+	if f.n > 3 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+// pipeStacks joins two stacks over an in-memory link, with cfg1's NIC
+// settings applied to the first.
+func pipeStacks(t *testing.T, nic1 NICConfig, cfg1 Config) (*Stack, *Stack) {
+	t.Helper()
+	a, b := pipe.New("\x02\x00\x00\x00\x00\x01", "\x02\x00\x00\x00\x00\x02", 1500)
+	nic1.Endpoint = a
+	nic1.Addrs = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}
+	cfg1.NICs = []NICConfig{nic1}
+	s1, err := New(cfg1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s1.Close)
+	s2, err := New(Config{NICs: []NICConfig{{Endpoint: b, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s2.Close)
+	return s1, s2
+}
+
+func TestPcapWriteFailureStopsCaptureNotStack(t *testing.T) {
+	leakcheck.Check(t)
+	fw := &failingWriter{}
+	s1, s2 := pipeStacks(t, NICConfig{Pcap: fw}, Config{})
+	echoRoundTrip(t, s2, s1, "10.0.0.2:7")
+	if err := s1.CaptureErr(); err == nil || err.Error() != "disk full" {
+		t.Errorf("CaptureErr() = %v, want disk full", err)
+	}
+	if fw.n != 4 {
+		t.Errorf("capture writes after the failure: %d calls, want 4 (3 good, 1 failed)", fw.n)
+	}
+}
+
+func TestPausedDropsUntilResume(t *testing.T) {
+	leakcheck.Check(t)
+	s1, s2 := pipeStacks(t, NICConfig{}, Config{Paused: true})
+	fa, proto := fullAddr(netip.MustParseAddrPort("10.0.0.1:7"))
+	l, err := gonet.ListenTCP(s1.GVisor(), fa, proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if c, err := gonet.DialContextTCP(ctx, s2.GVisor(), fa, proto); err == nil {
+		c.Close()
+		t.Fatalf("dial to a paused stack succeeded, want it to time out")
+	}
+	s1.Resume()
+	l.Close()
+	echoRoundTrip(t, s1, s2, "10.0.0.1:7")
 }

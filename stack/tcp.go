@@ -2,11 +2,14 @@ package stack
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
@@ -34,6 +37,18 @@ type TCPConfig struct {
 	// after a few RTTs, and 60s held ~4 KB per connection, halving the
 	// connection rate across repeated bursts (measured in the prototype).
 	TimeWaitTimeout time.Duration
+	// Processors is how many goroutines process inbound TCP segments.
+	// Default 1 rather than gVisor's one per GOMAXPROCS: gVisor queues an
+	// endpoint to the processor picked by each segment's 4-tuple, so a
+	// listener getting SYNs from several clients is handed to several
+	// processors at once, and each one that loses the race for its lock
+	// requeues it in a busy loop (tcp/dispatcher.go, processor.start)
+	// until the holder is done. With 8 clients connecting over TUN that
+	// loop took three quarters of `ustack serve`'s CPU (docs/perf.md).
+	// One processor cannot race itself, and a connection's segments always
+	// went to a single processor anyway; more only helps many busy
+	// connections on a machine with cores to spare.
+	Processors int
 }
 
 // BufferRange is a socket buffer's minimum, default and maximum in bytes.
@@ -49,6 +64,7 @@ var (
 	// lets a fresh connection fill a 64 KiB-segment TSO path at once.
 	defaultReceiveBuffer = BufferRange{Min: 4 << 10, Default: 1 << 20, Max: 6 << 20}
 	defaultTimeWait      = time.Second
+	defaultProcessors    = 1
 )
 
 func (c *TCPConfig) validate() error {
@@ -71,7 +87,33 @@ func (c *TCPConfig) validate() error {
 	if c.TimeWaitTimeout < 0 {
 		return fmt.Errorf("stack: TCP.TimeWaitTimeout %v is negative", c.TimeWaitTimeout)
 	}
+	if c.Processors < 0 {
+		return fmt.Errorf("stack: TCP.Processors %d is negative", c.Processors)
+	}
 	return nil
+}
+
+// gomaxprocsMu serializes newTCPProtocol's GOMAXPROCS swap, so that
+// stacks built at the same time each restore the value they found.
+var gomaxprocsMu sync.Mutex
+
+// newTCPProtocol returns a factory for gVisor's TCP with n processor
+// goroutines (n > 0). tcp.NewProtocol has no option for the count: it
+// starts one processor per runtime.GOMAXPROCS(0) at the moment it runs.
+// So GOMAXPROCS is n for the length of that call, then restored; a
+// program whose GOMAXPROCS differs from n thereby has it marked as set
+// by the program, which stops Go's automatic updates from cgroup limits
+// (runtime.SetDefaultGOMAXPROCS turns them back on).
+func newTCPProtocol(n int) gstack.TransportProtocolFactory {
+	return func(s *gstack.Stack) gstack.TransportProtocol {
+		gomaxprocsMu.Lock()
+		defer gomaxprocsMu.Unlock()
+		if prev := runtime.GOMAXPROCS(0); prev != n {
+			runtime.GOMAXPROCS(n)
+			defer runtime.GOMAXPROCS(prev)
+		}
+		return tcp.NewProtocol(s)
+	}
 }
 
 func (s *Stack) setProtocolOptions(cfg Config) error {
@@ -122,4 +164,11 @@ func orRange(r, def BufferRange) BufferRange {
 		return def
 	}
 	return r
+}
+
+func orInt(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
 }
