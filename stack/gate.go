@@ -35,6 +35,10 @@ const (
 var _ gstack.NetworkDispatcher = (*gate)(nil)
 var _ gstack.LinkEndpoint = (*gate)(nil)
 
+// A gate passes GSO through (nested.Endpoint forwards it), or the TUN
+// fast path would lose TSO.
+var _ gstack.GSOEndpoint = (*gate)(nil)
+
 func newGate(lower gstack.LinkEndpoint, state gateState) *gate {
 	g := &gate{state: state}
 	g.Endpoint.Init(lower, g)

@@ -164,7 +164,7 @@ func (s *Stack) configure(cfg Config) error {
 		Endpoint: loopback.New(),
 		Addrs:    []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")},
 	}
-	if err := s.addNIC(LoopbackNIC, lo, gateOpen); err != nil {
+	if err := s.addNIC(LoopbackNIC, lo, gateOpen, cfg.TCP); err != nil {
 		return err
 	}
 	state := gateOpen
@@ -175,14 +175,14 @@ func (s *Stack) configure(cfg Config) error {
 		if n.Name == "" {
 			n.Name = fmt.Sprintf("eth%d", int(LoopbackNIC)+1+i)
 		}
-		if err := s.addNIC(LoopbackNIC+1+tcpip.NICID(i), n, state); err != nil {
+		if err := s.addNIC(LoopbackNIC+1+tcpip.NICID(i), n, state, cfg.TCP); err != nil {
 			return err
 		}
 	}
 	return s.setRoutes(cfg)
 }
 
-func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState) error {
+func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState, tcpCfg TCPConfig) error {
 	ep := n.Endpoint
 	if n.Pcap != nil {
 		cw := &captureWriter{w: n.Pcap}
@@ -194,6 +194,10 @@ func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState) error {
 		s.nicMu.Lock()
 		s.captures = append(s.captures, cw)
 		s.nicMu.Unlock()
+	}
+	if !tcpCfg.DisableZeroWindowACKFix {
+		// Outside the sniffer, so a capture shows the packets as sent.
+		ep = newZeroWindowACKs(ep)
 	}
 	g := newGate(ep, state)
 	if err := s.s.CreateNICWithOptions(id, g, gstack.NICOptions{Name: n.Name}); err != nil {

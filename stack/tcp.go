@@ -31,6 +31,12 @@ type TCPConfig struct {
 	// connection's window stays at ReceiveBuffer.Default and bulk
 	// throughput over high-BDP links is capped.
 	DisableModerateReceiveBuffer bool
+	// DisableZeroWindowACKFix turns off the rewrite, on every NIC, that
+	// lets gVisor process a peer's ACK sent just past a window gVisor
+	// rounded down to zero. Default on: without it a program whose read
+	// waits for its write can stall for good against a Linux peer
+	// (docs/stall.md; google/gvisor#1610).
+	DisableZeroWindowACKFix bool
 	// TimeWaitTimeout is how long a closed connection stays in TIME_WAIT.
 	// Default 1s rather than Linux's 60s: every connection lives inside
 	// one process and one host, where stray old segments cannot arrive

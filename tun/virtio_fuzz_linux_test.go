@@ -81,6 +81,6 @@ func FuzzVirtioHeader(f *testing.F) {
 		if got := int(after-before) + len(r.batch); got != 1 {
 			t.Fatalf("read of %d bytes was counted %d times (dropped %d, delivered %d), want once", n, got, after-before, len(r.batch))
 		}
-		r.deliver(d)
+		r.deliver(d, nil)
 	})
 }

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/ustack/ustack/netns"
+	"github.com/ustack/ustack/relay"
+)
+
+func init() {
+	// A process re-executed by netns.Start is the namespace child: it must
+	// set up its mounts and become the command before anything else runs.
+	if netns.IsChild() {
+		netns.ChildMain()
+	}
+	register(command{name: "run", summary: "run a command in a network namespace networked from userspace", run: runRun})
+}
+
+const runUsage = `Usage: ustack run [FLAGS] -- CMD [ARGS...]
+       ustack run [FLAGS] --netns PATH | --pid PID
+
+Runs CMD in new network, mount and PID namespaces (and, when not root, a
+new user namespace mapping you to root, like 'unshare -rn') whose whole
+network is the userspace stack: every TCP connection, UDP flow and ping CMD opens is
+relayed through ordinary host sockets. Inside: lo, a TUN device with
+10.0.2.100/24 and fd00::100/64, default routes via 10.0.2.2 and fd00::2,
+DNS at 10.0.2.3 and fd00::3 (CMD's own /etc/resolv.conf). The exit status
+is CMD's. With --netns or --pid, the network is given to an existing
+namespace until ustack is killed.
+
+Flags:
+`
+
+// runOptions are the parsed flags of `ustack run`.
+type runOptions struct {
+	argv              []string
+	attachPath        string
+	allowHostLoopback bool
+	deny              []netip.Prefix
+	dnsUpstreams      []netip.AddrPort
+	forwards          []relay.Forward
+	apiSocket         string
+	pcap              string
+	mtu               int
+	tunName           string
+	tunDriver         string
+	maxFlows          int
+	dialTimeout       time.Duration
+	halfCloseTimeout  time.Duration
+	udpTimeout        time.Duration
+	debug             bool
+}
+
+func runRun(args []string, stdout, stderr io.Writer) int {
+	opts, err := parseRunFlags(args, stdout, stderr)
+	if errors.Is(err, pflag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+		fmt.Fprintln(stderr, "Run 'ustack run --help' for usage.")
+		return exitUsage
+	}
+	if os.Geteuid() != 0 && !netns.InUserNS() {
+		// Rootless: become root of a new user namespace, then do the rest
+		// there, with every capability over the namespaces we create; to
+		// attach, join the user namespace that owns the target instead.
+		run := netns.RunInUserNS
+		if opts.attachPath != "" {
+			run = func() (int, error) { return netns.RunInUserNSOf(opts.attachPath) }
+		}
+		status, err := run()
+		if err != nil {
+			fmt.Fprintf(stderr, "ustack run: %v\n", err)
+			return exitFailure
+		}
+		return status
+	}
+	if opts.attachPath != "" {
+		return runAttach(opts, stderr)
+	}
+	return runCommand(opts, stderr)
+}
+
+func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error) {
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.SetInterspersed(false) // everything after CMD belongs to CMD
+	fs.SetOutput(io.Discard)
+	var (
+		o                            runOptions
+		deny, dns, publish           []string
+		nsPath                       string
+		pid                          int
+		help                         bool
+		mtuDefault, maxFlowsDefault  = 65520, 4096
+		dialDefault, halfDefault     = 30 * time.Second, 2 * time.Minute
+		udpDefault                   = 60 * time.Second
+		tunNameDefault, driverDefalt = "tap0", ""
+	)
+	fs.BoolVar(&o.allowHostLoopback, "allow-host-loopback", false, "let the gateway 10.0.2.2/fd00::2 reach the host's 127.0.0.1/::1")
+	fs.StringArrayVar(&deny, "deny", nil, "block destinations in `CIDR` (repeatable)")
+	fs.StringArrayVar(&dns, "dns-upstream", nil, "forward DNS to `ADDR`[:PORT] instead of the host's /etc/resolv.conf resolvers (repeatable: the next is used when one fails)")
+	fs.StringArrayVarP(&publish, "publish", "p", nil, "forward `SPEC` = [HOSTIP:]HOSTPORT:NSPORT[/tcp|/udp] from the host into the namespace (repeatable)")
+	fs.StringVar(&nsPath, "netns", "", "attach to the network namespace at `PATH` instead of creating one")
+	fs.IntVar(&pid, "pid", 0, "attach to the network namespace of process `PID`")
+	fs.StringVar(&o.apiSocket, "api-socket", "", "serve the JSON-lines control API on the unix socket `PATH`")
+	fs.StringVar(&o.pcap, "pcap", "", "write the namespace's traffic to the pcap `FILE`")
+	fs.IntVar(&o.mtu, "mtu", mtuDefault, "MTU of the namespace's TUN device (1280..65520)")
+	fs.StringVar(&o.tunName, "tun-name", tunNameDefault, "`NAME` of the TUN device inside the namespace")
+	fs.StringVar(&o.tunDriver, "tun-driver", driverDefalt, "TUN packet path `DRIVER`: vnet (offloads; the Linux default) or water")
+	fs.IntVar(&o.maxFlows, "max-flows", maxFlowsDefault, "cap on concurrently relayed connections and flows")
+	fs.DurationVar(&o.dialTimeout, "dial-timeout", dialDefault, "give up connecting to a real destination after this long")
+	fs.DurationVar(&o.halfCloseTimeout, "half-close-timeout", halfDefault, "close a half-closed connection idle this long")
+	fs.DurationVar(&o.udpTimeout, "udp-timeout", udpDefault, "expire UDP and ping flows idle this long")
+	fs.BoolVar(&o.debug, "debug", false, "log each refused or failed flow to stderr")
+	fs.BoolVarP(&help, "help", "h", false, "show this help")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if help {
+		fmt.Fprint(stdout, runUsage)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return nil, pflag.ErrHelp
+	}
+	o.argv = fs.Args()
+	return &o, o.check(deny, dns, publish, nsPath, pid)
+}
+
+// check validates and converts the flag values, naming the bad one.
+func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) error {
+	switch {
+	case nsPath != "" && pid != 0:
+		return errors.New("--netns and --pid both given; choose one")
+	case pid < 0:
+		return fmt.Errorf("--pid %d: not a process ID", pid)
+	case pid > 0:
+		o.attachPath = fmt.Sprintf("/proc/%d/ns/net", pid)
+	case nsPath != "":
+		o.attachPath = nsPath
+	}
+	if o.attachPath != "" && len(o.argv) > 0 {
+		return fmt.Errorf("a command (%q) cannot be given with --netns or --pid", o.argv[0])
+	}
+	if o.attachPath == "" && len(o.argv) == 0 {
+		return errors.New("missing command: ustack run [FLAGS] -- CMD [ARGS...]")
+	}
+	if o.mtu < 1280 || o.mtu > 65520 {
+		return fmt.Errorf("--mtu %d: want 1280..65520 (IPv6 needs 1280)", o.mtu)
+	}
+	if o.tunName == "" || len(o.tunName) > 15 || strings.ContainsAny(o.tunName, "/ \t\n") {
+		return fmt.Errorf("--tun-name %q: want 1 to 15 bytes without '/' or spaces", o.tunName)
+	}
+	if o.maxFlows < 1 {
+		return fmt.Errorf("--max-flows %d: want at least 1", o.maxFlows)
+	}
+	for name, d := range map[string]time.Duration{"--dial-timeout": o.dialTimeout, "--half-close-timeout": o.halfCloseTimeout, "--udp-timeout": o.udpTimeout} {
+		if d <= 0 {
+			return fmt.Errorf("%s %v: want a positive duration", name, d)
+		}
+	}
+	for _, s := range deny {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return fmt.Errorf("--deny %q: not a CIDR prefix or address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		o.deny = append(o.deny, p.Masked())
+	}
+	for _, s := range dns {
+		ap, err := parseUpstream(s)
+		if err != nil {
+			return fmt.Errorf("--dns-upstream %q: %v", s, err)
+		}
+		o.dnsUpstreams = append(o.dnsUpstreams, ap)
+	}
+	for _, s := range publish {
+		f, err := relay.ParseForward(s)
+		if err != nil {
+			return fmt.Errorf("-p: %v", err)
+		}
+		o.forwards = append(o.forwards, f)
+	}
+	return nil
+}
+
+// parseUpstream reads ADDR, ADDR:PORT or [V6ADDR]:PORT; the port defaults
+// to 53.
+func parseUpstream(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if err != nil {
+		return netip.AddrPort{}, errors.New("want ADDR, ADDR:PORT or [ADDR]:PORT")
+	}
+	return netip.AddrPortFrom(a, 53), nil
+}
+
+// hostResolvers reads the nameservers of a resolv.conf(5) file, port 53.
+func hostResolvers(path string) []netip.AddrPort {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []netip.AddrPort
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "nameserver" {
+			if a, err := netip.ParseAddr(f[1]); err == nil {
+				out = append(out, netip.AddrPortFrom(a.Unmap(), 53))
+			}
+		}
+	}
+	return out
+}
+
+// resolvConf returns the namespace's resolv.conf: our forwarder addresses,
+// keeping the host's search and options lines.
+func resolvConf(hostPath string) string {
+	var b strings.Builder
+	b.WriteString("# generated by ustack run\n")
+	fmt.Fprintf(&b, "nameserver %v\nnameserver %v\n", relay.DefaultDNS4, relay.DefaultDNS6)
+	if data, err := os.ReadFile(hostPath); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && (f[0] == "search" || f[0] == "domain" || f[0] == "options") {
+				b.WriteString(line + "\n")
+			}
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ustack/ustack/netns"
+	"github.com/ustack/ustack/relay"
+	"github.com/ustack/ustack/tun"
+)
+
+// runNet is the userspace network given to one namespace: the TUN device
+// inside it, the stack on our side, the relay and the control socket. Its
+// close tears them down in the order STYLE.md #7 asks: users first, then
+// the stack, then the device.
+type runNet struct {
+	dev   *tun.Device
+	st    *relay.Netstack
+	rl    *relay.Relay
+	pcap  *os.File
+	api   net.Listener
+	apiCh chan error
+}
+
+// startNet opens the TUN device in the namespace at nsPath, configures
+// it, and starts the stack and relay behind it.
+func startNet(o *runOptions, nsPath string, stderr io.Writer) (*runNet, error) {
+	if err := netns.SetLoopbackUp(nsPath); err != nil {
+		return nil, err
+	}
+	n := &runNet{}
+	var err error
+	n.dev, err = tun.Open(tun.Config{
+		Name:   o.tunName,
+		NetNS:  nsPath,
+		MTU:    o.mtu,
+		Driver: tun.Driver(o.tunDriver),
+		Addrs: []netip.Prefix{
+			netip.PrefixFrom(relay.DefaultGuest4, 24),
+			netip.PrefixFrom(relay.DefaultGuest6, 64),
+		},
+		Routes: []tun.Route{
+			{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: relay.DefaultGateway4},
+			{Dest: netip.MustParsePrefix("::/0"), Gateway: relay.DefaultGateway6},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.startStack(o, stderr); err != nil {
+		n.close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
+	sc := relay.StackConfig{Endpoint: n.dev.Endpoint()}
+	if o.pcap != "" {
+		f, err := os.Create(o.pcap)
+		if err != nil {
+			return fmt.Errorf("--pcap: %w", err)
+		}
+		n.pcap, sc.Pcap = f, f
+	}
+	var err error
+	if n.st, err = relay.NewStack(sc); err != nil {
+		return err
+	}
+	upstreams := o.dnsUpstreams
+	if len(upstreams) == 0 {
+		upstreams = hostResolvers("/etc/resolv.conf")
+	}
+	cfg := relay.Config{
+		Stack:             n.st.Stack,
+		AllowHostLoopback: o.allowHostLoopback,
+		Deny:              o.deny,
+		DNSUpstreams:      upstreams,
+		MaxFlows:          o.maxFlows,
+		DialTimeout:       o.dialTimeout,
+		HalfCloseTimeout:  o.halfCloseTimeout,
+		UDPIdleTimeout:    o.udpTimeout,
+	}
+	if o.debug {
+		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, "ustack run: "+format+"\n", args...) }
+	}
+	if n.rl, err = relay.New(cfg); err != nil {
+		return err
+	}
+	for _, f := range o.forwards {
+		if err := n.rl.AddForward(f); err != nil {
+			return fmt.Errorf("-p %v: %w", f, err)
+		}
+	}
+	// Packets flow only now that the relay is complete.
+	n.st.Open()
+	if o.apiSocket != "" {
+		if n.api, err = net.Listen("unix", o.apiSocket); err != nil {
+			return fmt.Errorf("--api-socket: %w", err)
+		}
+		n.apiCh = make(chan error, 1)
+		go func() { n.apiCh <- n.rl.ServeControl(n.api) }()
+	}
+	return nil
+}
+
+// close tears everything down and returns the relay's final counters.
+func (n *runNet) close() relay.Stats {
+	var st relay.Stats
+	if n.api != nil {
+		n.api.Close() // also removes the socket file
+		<-n.apiCh
+	}
+	if n.rl != nil {
+		n.rl.Close()
+		st = n.rl.Stats()
+	}
+	if n.st != nil {
+		n.st.Close()
+	}
+	if n.dev != nil {
+		n.dev.Close()
+	}
+	if n.pcap != nil {
+		n.pcap.Close()
+	}
+	return st
+}
+
+// report prints the limits hit during the run, which the user should know
+// about, and every counter with --debug.
+func report(st relay.Stats, debug bool, stderr io.Writer) {
+	if st.FlowLimitHits > 0 {
+		fmt.Fprintf(stderr, "ustack run: refused %d flows at the --max-flows limit\n", st.FlowLimitHits)
+	}
+	if st.SYNDropped > 0 {
+		fmt.Fprintf(stderr, "ustack run: dropped %d SYNs with --max-flows handshakes already pending\n", st.SYNDropped)
+	}
+	if st.HalfOpenClosed > 0 {
+		fmt.Fprintf(stderr, "ustack run: closed %d half-closed connections after --half-close-timeout\n", st.HalfOpenClosed)
+	}
+	if debug {
+		fmt.Fprintf(stderr, "ustack run: %+v\n", st)
+	}
+}
+
+// runCommand creates the namespaces, networks them, runs the command and
+// tears everything down when it exits, returning its exit status.
+func runCommand(o *runOptions, stderr io.Writer) int {
+	resolv, err := os.CreateTemp("", "ustack-resolv-*.conf")
+	if err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+		return exitFailure
+	}
+	defer os.Remove(resolv.Name())
+	resolv.WriteString(resolvConf("/etc/resolv.conf"))
+	resolv.Chmod(0o644)
+	resolv.Close()
+
+	proc, err := netns.Start(netns.ExecConfig{Argv: o.argv, ResolvConf: resolv.Name()})
+	if err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+		return exitFailure
+	}
+	// Signals arriving from now on go to the command.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, netns.ForwardedSignals()...)
+	defer signal.Stop(sigs)
+
+	n, err := startNet(o, proc.NetNS(), stderr)
+	if err != nil {
+		proc.Close()
+		fmt.Fprintf(stderr, "ustack run: %v\n", explain(err))
+		return exitFailure
+	}
+	if err := proc.Release(); err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+	}
+	for waiting := true; waiting; {
+		select {
+		case s := <-sigs:
+			proc.Signal(s)
+		case <-proc.Done():
+			waiting = false
+		}
+	}
+	status := proc.Wait()
+	proc.Close() // kills what the command left running in the namespace
+	report(n.close(), o.debug, stderr)
+	return status
+}
+
+// runAttach networks an existing namespace until SIGINT or SIGTERM.
+func runAttach(o *runOptions, stderr io.Writer) int {
+	// Hold the namespace so it cannot vanish and be replaced under us.
+	f, err := os.Open(o.attachPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "ustack run: attach: %v\n", err)
+		return exitFailure
+	}
+	defer f.Close()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	n, err := startNet(o, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ustack run: attach %s: %v\n", o.attachPath, explain(err))
+		return exitFailure
+	}
+	<-sigs
+	report(n.close(), o.debug, stderr)
+	return exitOK
+}
+
+// explain adds what to do to errors whose cause the user cannot see.
+func explain(err error) error {
+	if errors.Is(err, tun.ErrPermission) && netns.InUserNS() {
+		if fi, serr := os.Stat("/dev/net/tun"); serr == nil && fi.Mode().Perm()&0o006 != 0o006 {
+			return fmt.Errorf("%w; /dev/net/tun is mode %v here, and without root it must be readable and writable by others (0666, as udev normally sets it)", err, fi.Mode().Perm())
+		}
+	}
+	return err
+}

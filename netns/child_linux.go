@@ -1,0 +1,128 @@
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ChildMain is the namespace child's side of Start; call it first in main
+// when IsChild reports true. The child is PID 1 of a new PID namespace.
+// It waits for Release, makes its mount namespace private, mounts a /proc
+// of its own, bind-mounts the generated resolv.conf over /etc/resolv.conf
+// and runs the command as its only child, as an init: it passes signals
+// on to the command, reaps every orphan, and exits with the command's
+// shell-style status. When it exits the kernel kills whatever the command
+// left in the PID namespace, and when ustack dies, its parent-death signal
+// kills it: nothing the command started can outlive the run. It never
+// returns; a failure before the command runs exits 127 (command not found)
+// or 126 (anything else), as shells do.
+func ChildMain() {
+	resolv := os.Getenv(childEnv)
+	ready := os.NewFile(readyFD, "ready")
+	var b [1]byte
+	n, _ := ready.Read(b[:])
+	ready.Close()
+	if n != 1 {
+		os.Exit(126) // the parent gave up before releasing us; stay silent
+	}
+	if err := setupMounts(resolv); err != nil {
+		fmt.Fprintf(os.Stderr, "ustack: %v\n", err)
+		os.Exit(126)
+	}
+	argv := os.Args[1:] // os.Args[0] is initName
+	if len(argv) == 0 {
+		os.Exit(126)
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ustack: %s: command not found\n", argv[0])
+		os.Exit(127)
+	}
+	os.Exit(runInit(path, argv, withoutEnv(os.Environ(), childEnv)))
+}
+
+// runInit starts the command and serves as its init until it exits.
+func runInit(path string, argv, env []string) int {
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, append([]os.Signal{unix.SIGCHLD}, forwardedSignals...)...)
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
+		Env:   env,
+		Files: []uintptr{0, 1, 2},
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ustack: exec %s: %v\n", path, err)
+		if errors.Is(err, unix.ENOENT) {
+			return 127
+		}
+		return 126
+	}
+	// SIGCHLD can coalesce or be dropped when the channel is full; the
+	// ticker makes sure an exit is never missed.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case s := <-sigs:
+			if s != unix.SIGCHLD {
+				unix.Kill(pid, s.(syscall.Signal))
+				continue
+			}
+		case <-tick.C:
+		}
+		if status, done := reap(pid); done {
+			return status
+		}
+	}
+}
+
+// reap collects every exited child; it reports the command's status once
+// the command (pid) is among them.
+func reap(pid int) (status int, done bool) {
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if wpid <= 0 || err != nil {
+			return status, done
+		}
+		if wpid == pid {
+			done = true
+			status = ws.ExitStatus()
+			if ws.Signaled() {
+				status = 128 + int(ws.Signal())
+			}
+		}
+	}
+}
+
+// setupMounts gives the child its own view of /proc (its PID namespace)
+// and of /etc/resolv.conf. The mount namespace is already the child's own
+// (CLONE_NEWNS); making it private first keeps these mounts from
+// propagating back to the host's shared mounts (mount_namespaces(7)).
+func setupMounts(resolv string) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		// A user namespace may not mount proc where the outer /proc has
+		// hidden parts (containers mask some of its files); the command
+		// still runs, seeing the outer PIDs under /proc.
+		fmt.Fprintf(os.Stderr, "ustack: warning: /proc not remounted for the new PID namespace: %v\n", err)
+	}
+	if resolv == "" {
+		return nil
+	}
+	if err := unix.Mount(resolv, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind-mount %s over /etc/resolv.conf: %w", resolv, err)
+	}
+	return nil
+}

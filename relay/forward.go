@@ -1,0 +1,348 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+)
+
+// Forward is a port forward from the host into the namespace.
+type Forward struct {
+	Proto     string     // "tcp" or "udp"
+	HostAddr  netip.Addr // the host address to listen on; invalid means all (IPv4 and IPv6)
+	HostPort  uint16
+	GuestPort uint16
+}
+
+// String formats f as ParseForward reads it.
+func (f Forward) String() string {
+	host := ""
+	if f.HostAddr.IsValid() {
+		host = f.HostAddr.String() + ":"
+		if f.HostAddr.Is6() {
+			host = "[" + f.HostAddr.String() + "]:"
+		}
+	}
+	return fmt.Sprintf("%s%d:%d/%s", host, f.HostPort, f.GuestPort, f.Proto)
+}
+
+// ParseForward parses [HOSTIP:]HOSTPORT:NSPORT[/tcp|/udp], with an IPv6
+// HOSTIP in brackets. The protocol defaults to tcp.
+func ParseForward(s string) (Forward, error) {
+	f := Forward{Proto: "tcp"}
+	spec := s
+	if i := strings.LastIndexByte(spec, '/'); i >= 0 {
+		f.Proto = spec[i+1:]
+		spec = spec[:i]
+		if f.Proto != "tcp" && f.Proto != "udp" {
+			return Forward{}, fmt.Errorf("port forward %q: protocol %q: want tcp or udp", s, f.Proto)
+		}
+	}
+	i := strings.LastIndexByte(spec, ':')
+	if i < 0 {
+		return Forward{}, fmt.Errorf("port forward %q: want [HOSTIP:]HOSTPORT:NSPORT[/tcp|/udp]", s)
+	}
+	guest, err := parsePort(spec[i+1:])
+	if err != nil {
+		return Forward{}, fmt.Errorf("port forward %q: namespace port: %w", s, err)
+	}
+	f.GuestPort = guest
+	spec = spec[:i]
+	if j := strings.LastIndexByte(spec, ':'); j >= 0 {
+		host := strings.TrimSuffix(strings.TrimPrefix(spec[:j], "["), "]")
+		a, err := netip.ParseAddr(host)
+		if err != nil || a.Zone() != "" {
+			return Forward{}, fmt.Errorf("port forward %q: host address %q is not an IP address", s, host)
+		}
+		f.HostAddr = a.Unmap()
+		spec = spec[j+1:]
+	}
+	hp, err := parsePort(spec)
+	if err != nil {
+		return Forward{}, fmt.Errorf("port forward %q: host port: %w", s, err)
+	}
+	f.HostPort = hp
+	return f, nil
+}
+
+func parsePort(s string) (uint16, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%q is not a port number 1..65535", s)
+	}
+	return uint16(n), nil
+}
+
+// forwarder is one active port forward: a host listener and its flows.
+type forwarder struct {
+	f     Forward
+	ln    net.Listener // tcp
+	pc    *net.UDPConn // udp
+	mu    sync.Mutex   // guards flows
+	flows map[netip.AddrPort]*gonet.UDPConn
+}
+
+func (fw *forwarder) close() {
+	if fw.ln != nil {
+		fw.ln.Close()
+	}
+	if fw.pc != nil {
+		fw.pc.Close()
+	}
+	fw.mu.Lock()
+	for _, c := range fw.flows {
+		c.Close()
+	}
+	fw.mu.Unlock()
+}
+
+// AddForward starts listening on the host for f.
+func (r *Relay) AddForward(f Forward) error {
+	if f.Proto != "tcp" && f.Proto != "udp" || f.HostPort == 0 || f.GuestPort == 0 {
+		return fmt.Errorf("relay: invalid port forward %v", f)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("relay: closed")
+	}
+	if _, ok := r.forwards[f]; ok {
+		return fmt.Errorf("relay: port forward %v already exists", f)
+	}
+	addr := ":" + strconv.Itoa(int(f.HostPort)) // all addresses, IPv4 and IPv6
+	if f.HostAddr.IsValid() {
+		addr = netip.AddrPortFrom(f.HostAddr, f.HostPort).String()
+	}
+	fw := &forwarder{f: f, flows: map[netip.AddrPort]*gonet.UDPConn{}}
+	var err error
+	if f.Proto == "tcp" {
+		fw.ln, err = net.Listen("tcp", addr)
+	} else {
+		var ua *net.UDPAddr
+		if ua, err = net.ResolveUDPAddr("udp", addr); err == nil {
+			fw.pc, err = net.ListenUDP("udp", ua)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("relay: port forward %v: %w", f, err)
+	}
+	r.forwards[f] = fw
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if fw.ln != nil {
+			r.acceptLoop(fw)
+		} else {
+			r.datagramLoop(fw)
+		}
+	}()
+	return nil
+}
+
+// RemoveForward stops listening for f. Connections already forwarded
+// stay up; UDP flows of f end.
+func (r *Relay) RemoveForward(f Forward) error {
+	r.mu.Lock()
+	fw, ok := r.forwards[f]
+	delete(r.forwards, f)
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("relay: no port forward %v", f)
+	}
+	fw.close()
+	return nil
+}
+
+// Forwards lists the active port forwards, sorted.
+func (r *Relay) Forwards() []Forward {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Forward, 0, len(r.forwards))
+	for f := range r.forwards {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// guestSide picks the namespace address a forwarded flow from client goes
+// to and the source it appears from there: the real client address, except
+// that a client on host loopback appears as the gateway, since the
+// namespace's kernel drops loopback sources arriving on its TUN device as
+// martians (RFC 1122 §3.2.1.3).
+func (r *Relay) guestSide(client netip.AddrPort) (guest, src netip.Addr) {
+	ca := client.Addr().Unmap()
+	if ca.Is4() {
+		guest, src = r.cfg.Guest4, ca
+		if ca.IsLoopback() || ca.IsUnspecified() {
+			src = r.cfg.Gateway4
+		}
+		return guest, src
+	}
+	guest, src = r.cfg.Guest6, ca
+	if ca.IsLoopback() || ca.IsUnspecified() || ca.IsLinkLocalUnicast() {
+		src = r.cfg.Gateway6
+	}
+	return guest, src
+}
+
+func (r *Relay) acceptLoop(fw *forwarder) {
+	for {
+		c, err := fw.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return // closed by RemoveForward or Close
+		}
+		if !r.goTracked(func() { r.forwardTCP(fw, c.(*net.TCPConn)) }) {
+			c.Close()
+			return
+		}
+	}
+}
+
+// forwardTCP connects into the namespace from the client's address and
+// relays. If the namespace refuses, the client gets a reset.
+func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
+	client := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+	guest, src := r.guestSide(client)
+	if !r.acquireFlow() {
+		c.SetLinger(0)
+		c.Close()
+		return
+	}
+	defer r.releaseFlow()
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
+	defer cancel()
+	raddr := tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(guest), Port: fw.f.GuestPort}
+	gs := r.cfg.Stack
+	gc, err := gonet.DialTCPWithBind(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(src), Port: client.Port()}, raddr, protoOf(guest))
+	if err != nil && ctx.Err() == nil {
+		// The client's port may be taken on our side (two clients
+		// mapped to the gateway); let the stack pick one.
+		gc, err = gonet.DialTCPWithBind(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(src)}, raddr, protoOf(guest))
+	}
+	if err != nil {
+		r.c.forwardFailed.Add(1)
+		r.logf("forward %v from %v: %v", fw.f, client, err)
+		c.SetLinger(0) // reset, as the namespace did
+		c.Close()
+		return
+	}
+	r.c.forwardAccepted.Add(1)
+	r.splice(gc, c)
+}
+
+// datagramLoop reads datagrams for a UDP port forward and relays each
+// client's datagrams as one flow into the namespace.
+func (r *Relay) datagramLoop(fw *forwarder) {
+	bp := datagramPool.Get().(*[]byte)
+	defer datagramPool.Put(bp)
+	for {
+		n, client, err := fw.pc.ReadFromUDPAddrPort(*bp)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // e.g. ECONNREFUSED from an earlier reply
+		}
+		client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
+		gc := r.forwardFlow(fw, client)
+		if gc == nil {
+			continue
+		}
+		r.c.bytesIn.Add(uint64(n))
+		gc.Write((*bp)[:n])
+	}
+}
+
+// forwardFlow returns the namespace-side socket of client's flow, opening
+// it and its reply loop if new; nil when refused.
+func (r *Relay) forwardFlow(fw *forwarder, client netip.AddrPort) *gonet.UDPConn {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if gc, ok := fw.flows[client]; ok {
+		return gc
+	}
+	if !r.acquireFlow() {
+		return nil
+	}
+	guest, src := r.guestSide(client)
+	gs := r.cfg.Stack
+	raddr := tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(guest), Port: fw.f.GuestPort}
+	gc, err := gonet.DialUDP(gs, &tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(src), Port: client.Port()}, &raddr, protoOf(guest))
+	if err != nil {
+		gc, err = gonet.DialUDP(gs, &tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(src)}, &raddr, protoOf(guest))
+	}
+	if err != nil {
+		r.releaseFlow()
+		r.c.forwardFailed.Add(1)
+		r.logf("forward %v from %v: %v", fw.f, client, err)
+		return nil
+	}
+	if !r.track(gc) {
+		r.releaseFlow()
+		return nil
+	}
+	fw.flows[client] = gc
+	r.c.forwardAccepted.Add(1)
+	r.c.udpActive.Add(1)
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	started := r.goTracked(func() {
+		defer func() {
+			fw.mu.Lock()
+			delete(fw.flows, client)
+			fw.mu.Unlock()
+			r.untrack(gc)
+			r.c.udpActive.Add(-1)
+			r.releaseFlow()
+		}()
+		r.forwardReplies(fw, gc, client)
+	})
+	if !started {
+		delete(fw.flows, client)
+		r.c.udpActive.Add(-1)
+		r.releaseFlow()
+		return nil
+	}
+	return gc
+}
+
+// forwardReplies sends the namespace's replies on a forwarded UDP flow
+// back to the client until the flow is idle for UDPIdleTimeout. Replies
+// leave from the forward's own socket, so the client sees them come from
+// the address it sent to.
+func (r *Relay) forwardReplies(fw *forwarder, gc *gonet.UDPConn, client netip.AddrPort) {
+	bp := datagramPool.Get().(*[]byte)
+	defer datagramPool.Put(bp)
+	for {
+		gc.SetReadDeadline(time.Now().Add(r.cfg.UDPIdleTimeout))
+		n, err := gc.Read(*bp)
+		if err != nil {
+			if isTimeout(err) {
+				r.c.udpExpired.Add(1)
+			}
+			return
+		}
+		r.c.bytesOut.Add(uint64(n))
+		dst := client
+		if fw.pc.LocalAddr().(*net.UDPAddr).IP.To4() == nil && client.Addr().Is4() {
+			dst = netip.AddrPortFrom(netip.AddrFrom16(client.Addr().As16()), client.Port())
+		}
+		fw.pc.WriteToUDPAddrPort((*bp)[:n], dst)
+	}
+}

@@ -1,0 +1,306 @@
+package relay
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// echoKey names one ping session of the namespace: its source, the
+// destination and the ICMP identifier it chose.
+type echoKey struct {
+	src, dst netip.Addr
+	ident    uint16
+}
+
+// echoFlow relays one ping session through one host socket.
+type echoFlow struct {
+	key   echoKey
+	sock  *os.File
+	raw   bool   // a raw socket: we pick the identifier and filter replies
+	ident uint16 // identifier on the wire for a raw socket
+	last  atomic.Int64
+}
+
+func (r *Relay) handleICMP4(_ gstack.TransportEndpointID, pkt *gstack.PacketBuffer) bool {
+	h := header.ICMPv4(pkt.TransportHeader().Slice())
+	if len(h) < header.ICMPv4MinimumSize || h.Type() != header.ICMPv4Echo {
+		return false
+	}
+	ip := header.IPv4(pkt.NetworkHeader().Slice())
+	return r.handleEcho(fromTCPIP(ip.SourceAddress()), fromTCPIP(ip.DestinationAddress()), h.Ident(), h.Sequence(), pkt)
+}
+
+func (r *Relay) handleICMP6(_ gstack.TransportEndpointID, pkt *gstack.PacketBuffer) bool {
+	h := header.ICMPv6(pkt.TransportHeader().Slice())
+	if len(h) < header.ICMPv6EchoMinimumSize || h.Type() != header.ICMPv6EchoRequest {
+		return false
+	}
+	ip := header.IPv6(pkt.NetworkHeader().Slice())
+	return r.handleEcho(fromTCPIP(ip.SourceAddress()), fromTCPIP(ip.DestinationAddress()), h.Ident(), h.Sequence(), pkt)
+}
+
+// handleEcho relays an echo request to a destination outside. Requests to
+// the stack's own addresses (the gateway, the DNS forwarder) are left to
+// the stack, which answers them itself; nothing else is ever answered
+// except by a real reply from the host's socket.
+func (r *Relay) handleEcho(src, dst netip.Addr, ident, seq uint16, pkt *gstack.PacketBuffer) bool {
+	if r.isOwn(dst) {
+		return false
+	}
+	if _, err := r.target(netip.AddrPortFrom(dst, 0)); err != nil {
+		r.c.denied.Add(1)
+		return true // dropped: a denied destination stays silent
+	}
+	data := pkt.Data().AsRange().ToSlice()
+	f, err := r.echoFlowFor(echoKey{src, dst, ident})
+	if err != nil {
+		r.c.icmpFailed.Add(1)
+		r.logf("icmp %v: %v", dst, err)
+		return true
+	}
+	if f == nil {
+		return true // flow limit
+	}
+	if err := f.send(seq, data); err != nil {
+		r.c.icmpFailed.Add(1)
+		r.logf("icmp %v: %v", dst, err)
+		return true
+	}
+	f.last.Store(time.Now().UnixNano())
+	r.c.icmpSent.Add(1)
+	return true
+}
+
+// echoFlowFor returns the flow for k, opening its socket and starting its
+// reply loop if it is new. It returns nil, nil at the flow limit.
+func (r *Relay) echoFlowFor(k echoKey) (*echoFlow, error) {
+	r.icmpMu.Lock()
+	defer r.icmpMu.Unlock()
+	if f, ok := r.icmp[k]; ok {
+		return f, nil
+	}
+	if !r.acquireFlow() {
+		return nil, nil
+	}
+	f, err := openEcho(k)
+	if err != nil {
+		r.releaseFlow()
+		return nil, err
+	}
+	if !r.track(f.sock) {
+		r.releaseFlow()
+		return nil, errors.New("relay closed")
+	}
+	f.last.Store(time.Now().UnixNano())
+	r.icmp[k] = f
+	if !r.goTracked(func() { r.echoReplies(f) }) {
+		delete(r.icmp, k)
+		r.releaseFlow()
+		return nil, errors.New("relay closed")
+	}
+	return f, nil
+}
+
+// send writes one echo request. A ping socket sets its own identifier and
+// checksum; on a raw socket we set ours, and the checksum too for IPv4
+// (the kernel fills it in for raw ICMPv6, RFC 3542 §3.1).
+func (f *echoFlow) send(seq uint16, data []byte) error {
+	b := make([]byte, 8+len(data))
+	b[0] = byte(header.ICMPv4Echo)
+	if f.key.dst.Is6() {
+		b[0] = byte(header.ICMPv6EchoRequest)
+	}
+	binary.BigEndian.PutUint16(b[4:], f.ident)
+	binary.BigEndian.PutUint16(b[6:], seq)
+	copy(b[8:], data)
+	if f.raw && f.key.dst.Is4() {
+		binary.BigEndian.PutUint16(b[2:], ^checksum.Checksum(b, 0))
+	}
+	_, err := f.sock.Write(b)
+	return err
+}
+
+// echoReplies reads real replies and hands them to the namespace until
+// the flow has been idle for UDPIdleTimeout or the relay closes.
+func (r *Relay) echoReplies(f *echoFlow) {
+	defer func() {
+		r.icmpMu.Lock()
+		delete(r.icmp, f.key)
+		r.icmpMu.Unlock()
+		r.untrack(f.sock)
+		r.releaseFlow()
+	}()
+	buf := make([]byte, 65535)
+	for {
+		f.sock.SetReadDeadline(time.Now().Add(r.cfg.UDPIdleTimeout))
+		n, err := f.sock.Read(buf)
+		if err != nil {
+			if isTimeout(err) {
+				if time.Since(time.Unix(0, f.last.Load())) < r.cfg.UDPIdleTimeout {
+					continue
+				}
+				// Drop the flow from the map before the socket closes, so
+				// a new request opens a fresh one.
+				return
+			}
+			if errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.EHOSTUNREACH) || errors.Is(err, unix.ENETUNREACH) {
+				continue // an ICMP error for a request: no echo reply to pass on
+			}
+			return
+		}
+		seq, data, ok := f.parseReply(buf[:n])
+		if !ok {
+			continue
+		}
+		f.last.Store(time.Now().UnixNano())
+		if r.writeEchoReply(f.key, seq, data) {
+			r.c.icmpReplies.Add(1)
+		}
+	}
+}
+
+// parseReply extracts an echo reply's sequence number and data. A raw
+// IPv4 socket delivers the IP header too; a raw socket sees every ICMP
+// message from the destination, so it keeps only replies to our ident.
+func (f *echoFlow) parseReply(b []byte) (seq uint16, data []byte, ok bool) {
+	if f.raw && f.key.dst.Is4() {
+		if len(b) < header.IPv4MinimumSize {
+			return 0, nil, false
+		}
+		hl := int(b[0]&0xf) * 4
+		if hl < header.IPv4MinimumSize || len(b) < hl {
+			return 0, nil, false
+		}
+		b = b[hl:]
+	}
+	if len(b) < 8 {
+		return 0, nil, false
+	}
+	want := byte(header.ICMPv4EchoReply)
+	if f.key.dst.Is6() {
+		want = byte(header.ICMPv6EchoReply)
+	}
+	if b[0] != want {
+		return 0, nil, false
+	}
+	if f.raw && binary.BigEndian.Uint16(b[4:]) != f.ident {
+		return 0, nil, false
+	}
+	return binary.BigEndian.Uint16(b[6:]), b[8:], true
+}
+
+// writeEchoReply sends the namespace an echo reply from k.dst carrying the
+// real reply's sequence number and data under the namespace's identifier.
+func (r *Relay) writeEchoReply(k echoKey, seq uint16, data []byte) bool {
+	var pkt []byte
+	if k.dst.Is4() {
+		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(data))
+		ip := header.IPv4(pkt)
+		ip.Encode(&header.IPv4Fields{
+			TotalLength: uint16(len(pkt)),
+			TTL:         64,
+			Protocol:    uint8(header.ICMPv4ProtocolNumber),
+			SrcAddr:     toTCPIP(k.dst),
+			DstAddr:     toTCPIP(k.src),
+		})
+		ip.SetChecksum(^ip.CalculateChecksum())
+		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
+		h.SetType(header.ICMPv4EchoReply)
+		h.SetIdent(k.ident)
+		h.SetSequence(seq)
+		copy(h.Payload(), data)
+		h.SetChecksum(^checksum.Checksum(h, 0))
+	} else {
+		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6EchoMinimumSize+len(data))
+		ip := header.IPv6(pkt)
+		ip.Encode(&header.IPv6Fields{
+			PayloadLength:     uint16(len(pkt) - header.IPv6MinimumSize),
+			TransportProtocol: header.ICMPv6ProtocolNumber,
+			HopLimit:          64,
+			SrcAddr:           toTCPIP(k.dst),
+			DstAddr:           toTCPIP(k.src),
+		})
+		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
+		h.SetType(header.ICMPv6EchoReply)
+		h.SetIdent(k.ident)
+		h.SetSequence(seq)
+		copy(h.MessageBody()[4:], data)
+		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{
+			Header: h, Src: toTCPIP(k.dst), Dst: toTCPIP(k.src),
+		}))
+	}
+	proto := protoOf(k.dst)
+	err := r.cfg.Stack.WriteRawPacket(r.nic, proto, buffer.MakeWithData(pkt))
+	return err == nil
+}
+
+// unreachable is an ICMP destination unreachable code for each family.
+type unreachable struct{ code4, code6 uint8 }
+
+var (
+	portUnreachable = unreachable{uint8(header.ICMPv4PortUnreachable), uint8(header.ICMPv6PortUnreachable)}
+	hostUnreachable = unreachable{uint8(header.ICMPv4HostUnreachable), uint8(header.ICMPv6AddressUnreachable)}
+	netUnreachable  = unreachable{uint8(header.ICMPv4NetUnreachable), uint8(header.ICMPv6NetworkUnreachable)}
+)
+
+// writePortUnreachable tells the namespace that its UDP datagrams from src
+// to dst met a closed port.
+func (r *Relay) writePortUnreachable(src, dst netip.AddrPort) {
+	udpHdr := make([]byte, header.UDPMinimumSize)
+	header.UDP(udpHdr).Encode(&header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: header.UDPMinimumSize})
+	if r.writeUnreachable(src, dst, header.UDPProtocolNumber, udpHdr, portUnreachable) {
+		r.c.portUnreachable.Add(1)
+	}
+}
+
+// writeUnreachable sends the namespace an ICMP destination unreachable
+// from dst to src quoting a packet of the flow: an IP header and the first
+// 8 bytes of its transport header, which is what the kernel matches to
+// the socket (ports, and for TCP the sequence number) (RFC 792; RFC 4443
+// §3.1).
+func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportProtocolNumber, transport8 []byte, code unreachable) bool {
+	var pkt []byte
+	if dst.Addr().Is4() {
+		quote := make([]byte, header.IPv4MinimumSize, header.IPv4MinimumSize+len(transport8))
+		q := header.IPv4(quote)
+		q.Encode(&header.IPv4Fields{TotalLength: uint16(header.IPv4MinimumSize + len(transport8)), TTL: 64,
+			Protocol: uint8(proto), SrcAddr: toTCPIP(src.Addr()), DstAddr: toTCPIP(dst.Addr())})
+		q.SetChecksum(^q.CalculateChecksum())
+		quote = append(quote, transport8...)
+		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
+		ip := header.IPv4(pkt)
+		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
+			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: toTCPIP(dst.Addr()), DstAddr: toTCPIP(src.Addr())})
+		ip.SetChecksum(^ip.CalculateChecksum())
+		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
+		h.SetType(header.ICMPv4DstUnreachable)
+		h.SetCode(header.ICMPv4Code(code.code4))
+		copy(h.Payload(), quote)
+		h.SetChecksum(^checksum.Checksum(h, 0))
+	} else {
+		quote := make([]byte, header.IPv6MinimumSize, header.IPv6MinimumSize+len(transport8))
+		header.IPv6(quote).Encode(&header.IPv6Fields{PayloadLength: uint16(len(transport8)), TransportProtocol: proto,
+			HopLimit: 64, SrcAddr: toTCPIP(src.Addr()), DstAddr: toTCPIP(dst.Addr())})
+		quote = append(quote, transport8...)
+		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6DstUnreachableMinimumSize+len(quote))
+		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
+			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: toTCPIP(dst.Addr()), DstAddr: toTCPIP(src.Addr())})
+		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
+		h.SetType(header.ICMPv6DstUnreachable)
+		h.SetCode(header.ICMPv6Code(code.code6))
+		copy(h[header.ICMPv6DstUnreachableMinimumSize:], quote)
+		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: toTCPIP(dst.Addr()), Dst: toTCPIP(src.Addr())}))
+	}
+	return r.cfg.Stack.WriteRawPacket(r.nic, protoOf(dst.Addr()), buffer.MakeWithData(pkt)) == nil
+}

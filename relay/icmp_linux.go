@@ -1,0 +1,39 @@
+package relay
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// openEcho opens a connected ping socket to k.dst: an unprivileged
+// ICMP socket (socket(2) with IPPROTO_ICMP, allowed by
+// net.ipv4.ping_group_range), or, where that is refused and the process
+// holds CAP_NET_RAW, a raw ICMP socket.
+func openEcho(k echoKey) (*echoFlow, error) {
+	family, proto := unix.AF_INET, unix.IPPROTO_ICMP
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Addr: k.dst.As4()}
+	if k.dst.Is6() {
+		family, proto = unix.AF_INET6, unix.IPPROTO_ICMPV6
+		sa = &unix.SockaddrInet6{Addr: k.dst.As16()}
+	}
+	f := &echoFlow{key: k}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		var rerr error
+		fd, rerr = unix.Socket(family, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+		if rerr != nil {
+			return nil, fmt.Errorf("ping socket: %w (check sysctl net.ipv4.ping_group_range); raw socket: %w", err, rerr)
+		}
+		f.raw = true
+		f.ident = uint16(rand.Uint32())
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("connect ping socket to %v: %w", k.dst, err)
+	}
+	f.sock = os.NewFile(uintptr(fd), "icmp")
+	return f, nil
+}

@@ -1,0 +1,365 @@
+// Package relay gives a network namespace its network through host
+// sockets, the job slirp4netns and pasta do: a gVisor stack faces the
+// namespace (through a TUN device the caller opened), terminates every TCP
+// connection and UDP flow the namespace opens, and a relay copies the
+// bytes through an ordinary host socket to the real destination. ICMP echo
+// goes out through host ping sockets and only real replies come back.
+// Port forwards carry host connections into the namespace.
+//
+// It owns the forwarders it installs on the stack, the host sockets it
+// opens and the goroutines that copy between them. It does not own the
+// stack or the device: Close stops every relay and waits for its
+// goroutines, and only then may the caller close the stack and the device.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+// The slirp-style addresses the namespace is configured with by default.
+var (
+	DefaultGateway4 = netip.MustParseAddr("10.0.2.2")
+	DefaultDNS4     = netip.MustParseAddr("10.0.2.3")
+	DefaultGuest4   = netip.MustParseAddr("10.0.2.100")
+	DefaultGateway6 = netip.MustParseAddr("fd00::2")
+	DefaultDNS6     = netip.MustParseAddr("fd00::3")
+	DefaultGuest6   = netip.MustParseAddr("fd00::100")
+)
+
+// Config describes a relay. Zero fields take the defaults beside them.
+type Config struct {
+	// Stack is the stack facing the namespace (see NewStack). Required.
+	// Its NIC must be promiscuous (to accept connections to any address)
+	// and spoofing (to answer from them).
+	Stack *gstack.Stack
+	// NIC is the stack's interface toward the namespace; 0 means NICID.
+	NIC tcpip.NICID
+
+	// Gateway4/6 are the gateway addresses (10.0.2.2, fd00::2). They map
+	// to the host's 127.0.0.1 and ::1 only with AllowHostLoopback.
+	Gateway4, Gateway6 netip.Addr
+	// DNS4/6 are the DNS forwarder addresses (10.0.2.3, fd00::3).
+	DNS4, DNS6 netip.Addr
+	// Guest4/6 are the namespace's own addresses, where port forwards
+	// connect (10.0.2.100, fd00::100).
+	Guest4, Guest6 netip.Addr
+
+	// AllowHostLoopback lets the gateway addresses reach host loopback.
+	AllowHostLoopback bool
+	// Deny lists destinations the namespace may not reach.
+	Deny []netip.Prefix
+	// DNSUpstreams are the resolvers DNS queries are forwarded to: new
+	// flows go to the current one, which starts as the first and moves to
+	// the next when one refuses or leaves a flow's queries unanswered.
+	// Empty means DNS to the forwarder address is refused.
+	DNSUpstreams []netip.AddrPort
+
+	// MaxFlows caps concurrent relayed TCP connections, UDP flows and ICMP
+	// echo flows together, so the namespace cannot exhaust the host's
+	// descriptors. Default 4096.
+	MaxFlows int
+	// DialTimeout bounds connecting to a real destination, during which
+	// the namespace's connection stays half-open. Default 30s.
+	DialTimeout time.Duration
+	// HalfCloseTimeout closes a connection that one side has shut down
+	// when the other has then sent nothing for this long. Default 2m.
+	HalfCloseTimeout time.Duration
+	// UDPIdleTimeout expires a UDP or ICMP flow with no traffic either
+	// way for this long. Default 60s (DNS flows: 10s).
+	UDPIdleTimeout time.Duration
+	// BufferSize is the copy buffer per direction of a TCP connection.
+	// Default 256 KiB: io.Copy's 32 KiB capped bulk throughput well below
+	// what the offloaded TUN path carries (measured in the prototype).
+	BufferSize int
+
+	// Dial, if set, connects to real TCP destinations instead of a
+	// net.Dialer with DialTimeout (to set socket options, say). It must
+	// return a *net.TCPConn or another conn with CloseWrite.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+
+	// Logf, if set, receives one line per noteworthy event.
+	Logf func(format string, args ...any)
+}
+
+// Stats counts what the relay did. Each limit hit is counted.
+type Stats struct {
+	TCPRelayed      uint64 `json:"tcp_relayed"`       // connections established to a real destination
+	TCPActive       int64  `json:"tcp_active"`        // relayed connections now open
+	TCPDialFailed   uint64 `json:"tcp_dial_failed"`   // destinations that refused or did not answer (reset sent)
+	UDPFlows        uint64 `json:"udp_flows"`         // UDP flows opened
+	UDPActive       int64  `json:"udp_active"`        // UDP flows now open
+	UDPExpired      uint64 `json:"udp_expired"`       // UDP flows closed after UDPIdleTimeout
+	DNSQueries      uint64 `json:"dns_queries"`       // datagrams sent to a DNS upstream
+	PortUnreachable uint64 `json:"port_unreachable"`  // real port-unreachable errors passed to the namespace
+	HostUnreachable uint64 `json:"host_unreachable"`  // dials that failed as host/network unreachable, passed on as ICMP
+	ICMPEchoSent    uint64 `json:"icmp_echo_sent"`    // echo requests sent through the host
+	ICMPEchoReplies uint64 `json:"icmp_echo_replies"` // real replies returned to the namespace
+	ICMPFailed      uint64 `json:"icmp_failed"`       // echo requests the host could not send
+	Denied          uint64 `json:"denied"`            // connections/datagrams to a denied destination
+	FlowLimitHits   uint64 `json:"flow_limit_hits"`   // new flows refused at MaxFlows
+	HalfOpenClosed  uint64 `json:"half_open_closed"`  // connections closed after HalfCloseTimeout
+	SYNDropped      uint64 `json:"syn_dropped"`       // SYNs dropped with MaxFlows handshakes already waiting on a dial
+	ForwardAccepted uint64 `json:"forward_accepted"`  // port-forwarded connections and flows
+	ForwardFailed   uint64 `json:"forward_failed"`    // port forwards the namespace refused
+	BytesOut        uint64 `json:"bytes_out"`         // bytes from the namespace to the host
+	BytesIn         uint64 `json:"bytes_in"`          // bytes from the host to the namespace
+}
+
+type counters struct {
+	tcpRelayed, tcpDialFailed         atomic.Uint64
+	tcpActive, udpActive              atomic.Int64
+	udpFlows, udpExpired, dnsQueries  atomic.Uint64
+	portUnreachable, hostUnreachable  atomic.Uint64
+	icmpSent, icmpReplies, icmpFailed atomic.Uint64
+	denied, limitHits, halfOpenClosed atomic.Uint64
+	forwardAccepted, forwardFailed    atomic.Uint64
+	bytesOut, bytesIn                 atomic.Uint64
+}
+
+// Relay relays a namespace's traffic. Its methods are safe for concurrent
+// use.
+type Relay struct {
+	cfg Config
+	nic tcpip.NICID
+	c   counters
+
+	ctx    context.Context // canceled by Close; aborts dials
+	cancel context.CancelFunc
+	flows  atomic.Int64  // relayed TCP connections + UDP and ICMP flows
+	dnsCur atomic.Uint32 // index (mod len) of the current DNS upstream
+
+	mu       sync.Mutex // guards closed, conns, forwards, wg.Add
+	closed   bool
+	conns    map[io.Closer]struct{} // every open relayed socket, closed by Close
+	forwards map[Forward]*forwarder
+	wg       sync.WaitGroup // every goroutine the relay started or adopted
+
+	icmpMu sync.Mutex // guards icmp
+	icmp   map[echoKey]*echoFlow
+	synMu  sync.Mutex                            // guards syns
+	syns   map[gstack.TransportEndpointID]uint32 // ISS of SYNs waiting in the forwarder
+
+	bufPool sync.Pool
+}
+
+// New installs the relay's forwarders on cfg.Stack.
+func New(cfg Config) (*Relay, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	nic := cfg.NIC
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Relay{
+		cfg: cfg, nic: nic, ctx: ctx, cancel: cancel,
+		conns:    map[io.Closer]struct{}{},
+		forwards: map[Forward]*forwarder{},
+		icmp:     map[echoKey]*echoFlow{},
+		syns:     map[gstack.TransportEndpointID]uint32{},
+	}
+	r.bufPool.New = func() any { b := make([]byte, cfg.BufferSize); return &b }
+	gs := cfg.Stack
+	// maxInFlight bounds the handshakes waiting on a dial (half-open
+	// connections); SYNs beyond it are dropped and retransmitted.
+	tf := tcp.NewForwarder(gs, 0, cfg.MaxFlows, r.handleTCP)
+	gs.SetTransportProtocolHandler(tcp.ProtocolNumber, func(id gstack.TransportEndpointID, pkt *gstack.PacketBuffer) bool {
+		r.noteSYN(id, pkt)
+		return tf.HandlePacket(id, pkt)
+	})
+	uf := udp.NewForwarder(gs, r.handleUDP)
+	gs.SetTransportProtocolHandler(udp.ProtocolNumber, uf.HandlePacket)
+	gs.SetTransportProtocolHandler(icmp.ProtocolNumber4, r.handleICMP4)
+	gs.SetTransportProtocolHandler(icmp.ProtocolNumber6, r.handleICMP6)
+	return r, nil
+}
+
+func (c *Config) fill() error {
+	if c.Stack == nil {
+		return errors.New("relay: Config.Stack is nil")
+	}
+	if c.NIC == 0 {
+		c.NIC = NICID
+	}
+	def := func(a *netip.Addr, d netip.Addr) {
+		if !a.IsValid() {
+			*a = d
+		}
+	}
+	def(&c.Gateway4, DefaultGateway4)
+	def(&c.Gateway6, DefaultGateway6)
+	def(&c.DNS4, DefaultDNS4)
+	def(&c.DNS6, DefaultDNS6)
+	def(&c.Guest4, DefaultGuest4)
+	def(&c.Guest6, DefaultGuest6)
+	if c.MaxFlows < 0 || c.BufferSize < 0 || c.DialTimeout < 0 || c.HalfCloseTimeout < 0 || c.UDPIdleTimeout < 0 {
+		return errors.New("relay: negative limit in Config")
+	}
+	if c.MaxFlows == 0 {
+		c.MaxFlows = 4096
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 30 * time.Second
+	}
+	if c.HalfCloseTimeout == 0 {
+		c.HalfCloseTimeout = 2 * time.Minute
+	}
+	if c.UDPIdleTimeout == 0 {
+		c.UDPIdleTimeout = 60 * time.Second
+	}
+	if c.BufferSize == 0 {
+		c.BufferSize = 256 << 10
+	}
+	for _, p := range c.Deny {
+		if !p.IsValid() {
+			return fmt.Errorf("relay: invalid Deny prefix %v", p)
+		}
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (r *Relay) Stats() Stats {
+	c := &r.c
+	return Stats{
+		TCPRelayed: c.tcpRelayed.Load(), TCPActive: c.tcpActive.Load(), TCPDialFailed: c.tcpDialFailed.Load(),
+		UDPFlows: c.udpFlows.Load(), UDPActive: c.udpActive.Load(), UDPExpired: c.udpExpired.Load(),
+		DNSQueries: c.dnsQueries.Load(), PortUnreachable: c.portUnreachable.Load(),
+		HostUnreachable: c.hostUnreachable.Load(),
+		ICMPEchoSent:    c.icmpSent.Load(), ICMPEchoReplies: c.icmpReplies.Load(), ICMPFailed: c.icmpFailed.Load(),
+		Denied: c.denied.Load(), FlowLimitHits: c.limitHits.Load(), HalfOpenClosed: c.halfOpenClosed.Load(),
+		SYNDropped:      r.cfg.Stack.Stats().TCP.ForwardMaxInFlightDrop.Value(),
+		ForwardAccepted: c.forwardAccepted.Load(), ForwardFailed: c.forwardFailed.Load(),
+		BytesOut: c.bytesOut.Load(), BytesIn: c.bytesIn.Load(),
+	}
+}
+
+// Close stops relaying new flows, closes every port forward and relayed
+// socket and waits for every goroutine of the relay. Safe to call twice.
+func (r *Relay) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	// The handlers stay installed (gVisor reads them without a lock, so
+	// replacing them under traffic would race); once closed they refuse
+	// new TCP connections with a reset and drop new flows.
+	r.closed = true
+	r.cancel()
+	for _, f := range r.forwards {
+		f.close()
+	}
+	for c := range r.conns {
+		c.Close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	return nil
+}
+
+// goTracked runs fn on a goroutine the relay waits for; it reports false
+// (and runs nothing) once the relay is closed.
+func (r *Relay) goTracked(fn func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// enter adopts the calling goroutine (a forwarder's) as one the relay
+// waits for; the caller must call r.wg.Done when it returns true.
+func (r *Relay) enter() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.wg.Add(1)
+	return true
+}
+
+// track registers sockets for Close to close; it reports false, closing
+// them, when the relay is already closed.
+func (r *Relay) track(cs ...io.Closer) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		for _, c := range cs {
+			c.Close()
+		}
+		return false
+	}
+	for _, c := range cs {
+		r.conns[c] = struct{}{}
+	}
+	return true
+}
+
+func (r *Relay) untrack(cs ...io.Closer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range cs {
+		delete(r.conns, c)
+		c.Close()
+	}
+}
+
+// acquireFlow takes one of MaxFlows slots, counting a limit hit when none
+// is left.
+func (r *Relay) acquireFlow() bool {
+	if r.flows.Add(1) > int64(r.cfg.MaxFlows) {
+		r.flows.Add(-1)
+		r.c.limitHits.Add(1)
+		r.logf("flow limit %d reached; refusing a new flow", r.cfg.MaxFlows)
+		return false
+	}
+	return true
+}
+
+func (r *Relay) releaseFlow() { r.flows.Add(-1) }
+
+func (r *Relay) logf(format string, args ...any) {
+	if r.cfg.Logf != nil {
+		r.cfg.Logf(format, args...)
+	}
+}
+
+func (r *Relay) getBuf() *[]byte  { return r.bufPool.Get().(*[]byte) }
+func (r *Relay) putBuf(b *[]byte) { r.bufPool.Put(b) }
+
+// protoOf returns the gVisor network protocol of a.
+func protoOf(a netip.Addr) tcpip.NetworkProtocolNumber {
+	if a.Is4() {
+		return ipv4.ProtocolNumber
+	}
+	return ipv6.ProtocolNumber
+}
+
+func toTCPIP(a netip.Addr) tcpip.Address { return tcpip.AddrFromSlice(a.Unmap().AsSlice()) }
+
+func fromTCPIP(a tcpip.Address) netip.Addr {
+	ip, _ := netip.AddrFromSlice(a.AsSlice())
+	return ip.Unmap()
+}

@@ -1,0 +1,228 @@
+package relay
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// handleTCP runs on a goroutine of the TCP forwarder for each new SYN. It
+// dials the real destination first and only then completes the handshake,
+// so the namespace's connect succeeds exactly when the real one did; when
+// the dial fails the namespace's connect fails the same way (see refuse).
+func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
+	id := req.ID()
+	defer r.forgetSYN(id)
+	if !r.enter() {
+		req.Complete(true)
+		return
+	}
+	defer r.wg.Done()
+	dst := netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort)
+	target, err := r.target(dst)
+	if err != nil {
+		r.c.denied.Add(1)
+		r.logf("tcp %v: %v", dst, err)
+		req.Complete(true)
+		return
+	}
+	if !r.acquireFlow() {
+		req.Complete(true)
+		return
+	}
+	defer r.releaseFlow()
+	hc, err := r.dial(target)
+	if err != nil {
+		if r.isDNS(dst) {
+			r.dnsFailed(target)
+		}
+		r.c.tcpDialFailed.Add(1)
+		r.logf("tcp %v: %v", dst, err)
+		r.refuse(req, err)
+		return
+	}
+	var wq waiter.Queue
+	ep, terr := req.CreateEndpoint(&wq)
+	if terr != nil {
+		// The namespace gave up (reset, or the handshake timed out).
+		hc.Close()
+		req.Complete(true)
+		return
+	}
+	req.Complete(false)
+	// Keepalive probes find a namespace peer that vanished, so a dead
+	// connection does not hold its slot forever.
+	ep.SocketOptions().SetKeepAlive(true)
+	gc := gonet.NewTCPConn(&wq, ep)
+	r.c.tcpRelayed.Add(1)
+	r.splice(gc, hc)
+}
+
+// dial connects to a real destination within DialTimeout.
+func (r *Relay) dial(target netip.AddrPort) (halfCloser, error) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
+	defer cancel()
+	dial := (&net.Dialer{}).DialContext
+	if r.cfg.Dial != nil {
+		dial = r.cfg.Dial
+	}
+	c, err := dial(ctx, "tcp", target.String())
+	if err != nil {
+		return nil, err
+	}
+	hc, ok := c.(halfCloser)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("relay: Config.Dial returned a %T, which cannot half-close", c)
+	}
+	return hc, nil
+}
+
+// refuse answers a SYN whose real dial failed the way the real network
+// would have: an ICMP host or network unreachable when that was the
+// reason (the kernel matches it by the SYN's sequence number, so we quote
+// it), otherwise a reset, which a refused connection also gets.
+func (r *Relay) refuse(req *tcp.ForwarderRequest, err error) {
+	id := req.ID()
+	var code unreachable
+	switch {
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		code = hostUnreachable
+	case errors.Is(err, syscall.ENETUNREACH):
+		code = netUnreachable
+	default:
+		req.Complete(true)
+		return
+	}
+	seq, ok := r.takeSYN(id)
+	if !ok {
+		req.Complete(true)
+		return
+	}
+	req.Complete(false)
+	var quote [8]byte
+	binary.BigEndian.PutUint16(quote[0:], id.RemotePort)
+	binary.BigEndian.PutUint16(quote[2:], id.LocalPort)
+	binary.BigEndian.PutUint32(quote[4:], seq)
+	src := netip.AddrPortFrom(fromTCPIP(id.RemoteAddress), id.RemotePort)
+	dst := netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort)
+	if r.writeUnreachable(src, dst, tcp.ProtocolNumber, quote[:], code) {
+		r.c.hostUnreachable.Add(1)
+	}
+}
+
+// maxSYNNotes bounds the SYN sequence numbers kept for refuse (a note
+// whose SYN the forwarder dropped, and whose client gave up, stays until
+// the same 4-tuple comes again); beyond it a failed dial gets a reset.
+const maxSYNNotes = 1 << 16
+
+// noteSYN remembers the initial sequence number of a new connection from
+// the namespace while the forwarder handles it.
+func (r *Relay) noteSYN(id gstack.TransportEndpointID, pkt *gstack.PacketBuffer) {
+	h := header.TCP(pkt.TransportHeader().Slice())
+	if len(h) < header.TCPMinimumSize || h.Flags() != header.TCPFlagSyn {
+		return
+	}
+	r.synMu.Lock()
+	if len(r.syns) < maxSYNNotes {
+		r.syns[id] = h.SequenceNumber()
+	}
+	r.synMu.Unlock()
+}
+
+func (r *Relay) takeSYN(id gstack.TransportEndpointID) (uint32, bool) {
+	r.synMu.Lock()
+	defer r.synMu.Unlock()
+	seq, ok := r.syns[id]
+	delete(r.syns, id)
+	return seq, ok
+}
+
+func (r *Relay) forgetSYN(id gstack.TransportEndpointID) { r.takeSYN(id) }
+
+// halfCloser is a stream whose write side can be shut down alone.
+type halfCloser interface {
+	net.Conn
+	CloseWrite() error
+}
+
+// splice copies both ways between ns (the namespace side) and host until
+// both directions end, then closes both. It runs one direction on the
+// calling goroutine and the other on a tracked one. When one direction
+// has ended, the other is given HalfCloseTimeout of silence before the
+// connection is dropped as half-open.
+func (r *Relay) splice(ns, host halfCloser) {
+	if !r.track(ns, host) {
+		return
+	}
+	r.c.tcpActive.Add(1)
+	defer r.c.tcpActive.Add(-1)
+	var halfClosed atomic.Bool
+	done := make(chan struct{})
+	if !r.goTracked(func() {
+		defer close(done)
+		r.copyHalf(host, ns, &halfClosed, &r.c.bytesOut)
+	}) {
+		return
+	}
+	r.copyHalf(ns, host, &halfClosed, &r.c.bytesIn)
+	<-done
+	r.untrack(ns, host)
+}
+
+// copyHalf copies src to dst until src ends, then shuts down dst's write
+// side. It reads into a pooled buffer of BufferSize itself rather than
+// through io.Copy, whose ReadFrom/WriteTo fast paths ignore the buffer and
+// move 32 KiB at a time.
+func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count *atomic.Uint64) {
+	bp := r.getBuf()
+	defer r.putBuf(bp)
+	buf := *bp
+	for {
+		if halfClosed.Load() {
+			src.SetReadDeadline(time.Now().Add(r.cfg.HalfCloseTimeout))
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			count.Add(uint64(n))
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				src.Close() // the peer is gone: abort the other side too
+				dst.Close()
+				return
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			dst.CloseWrite()
+			if halfClosed.Swap(true) {
+				return // both directions done
+			}
+			// Wake the other direction so it starts the half-close timer.
+			dst.SetReadDeadline(time.Now().Add(r.cfg.HalfCloseTimeout))
+			return
+		}
+		if isTimeout(err) && halfClosed.Load() {
+			r.c.halfOpenClosed.Add(1)
+			r.logf("closing a half-closed connection idle for %v", r.cfg.HalfCloseTimeout)
+		}
+		// A reset, a timeout or Close: abort both sides.
+		src.Close()
+		dst.Close()
+		return
+	}
+}

@@ -1,0 +1,163 @@
+package relay
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// dnsIdleTimeout expires DNS flows sooner than others: a resolver opens a
+// fresh source port per query, and each flow holds a host socket.
+const dnsIdleTimeout = 10 * time.Second
+
+var datagramPool = sync.Pool{New: func() any { b := make([]byte, 65535); return &b }}
+
+// handleUDP runs on the stack's receive path for the first datagram of a
+// flow the namespace opens. It connects a host UDP socket to the real
+// destination and relays the flow until it has been idle for
+// UDPIdleTimeout. Returning false makes the stack answer with ICMP port
+// unreachable, which is what a denied destination gets.
+func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
+	id := req.ID()
+	dst := netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort)
+	target, err := r.target(dst)
+	if err != nil {
+		r.c.denied.Add(1)
+		r.logf("udp %v: %v", dst, err)
+		return false
+	}
+	if !r.acquireFlow() {
+		return true // dropped, as a full conntrack table drops
+	}
+	hc, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
+	if err != nil {
+		r.releaseFlow()
+		r.logf("udp %v: %v", dst, err)
+		return false
+	}
+	var wq waiter.Queue
+	ep, terr := req.CreateEndpoint(&wq)
+	if terr != nil {
+		hc.Close()
+		r.releaseFlow()
+		return true
+	}
+	gc := gonet.NewUDPConn(&wq, ep)
+	idle := r.cfg.UDPIdleTimeout
+	dns := r.isDNS(dst)
+	if dns && idle > dnsIdleTimeout {
+		idle = dnsIdleTimeout
+	}
+	if !r.track(gc, hc) {
+		r.releaseFlow()
+		return true
+	}
+	r.c.udpFlows.Add(1)
+	started := r.goTracked(func() {
+		defer r.releaseFlow()
+		answered := r.relayDatagrams(gc, hc, idle, dns, func() {
+			// The real destination answered with port unreachable: say
+			// so to the namespace, whose socket then reports
+			// ECONNREFUSED as it would on the real network.
+			src := netip.AddrPortFrom(fromTCPIP(id.RemoteAddress), id.RemotePort)
+			r.writePortUnreachable(src, dst)
+			if dns {
+				r.dnsFailed(target)
+			}
+		})
+		if dns && !answered {
+			r.dnsFailed(target)
+		}
+	})
+	if !started {
+		r.releaseFlow()
+	}
+	return true
+}
+
+// datagramConn is the part of a connected UDP socket relayDatagrams uses.
+type datagramConn interface {
+	Read([]byte) (int, error)
+	Write([]byte) (int, error)
+	SetReadDeadline(time.Time) error
+	Close() error
+}
+
+// relayDatagrams copies datagrams both ways between the namespace side ns
+// and the host side host until neither has carried one for idle, or
+// either is closed; then it closes both. It reports whether the host side
+// sent anything back.
+func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bool, refused func()) (answered bool) {
+	r.c.udpActive.Add(1)
+	defer r.c.udpActive.Add(-1)
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	var expired atomic.Bool
+	done := make(chan struct{})
+	pump := func(dst, src datagramConn, count *atomic.Uint64, queries bool) {
+		bp := datagramPool.Get().(*[]byte)
+		defer datagramPool.Put(bp)
+		for {
+			src.SetReadDeadline(time.Now().Add(idle))
+			n, err := src.Read(*bp)
+			if err != nil {
+				if isTimeout(err) {
+					if time.Since(time.Unix(0, last.Load())) < idle {
+						continue // the other direction was busy
+					}
+					if !expired.Swap(true) {
+						r.c.udpExpired.Add(1)
+					}
+				} else if isRefused(err) {
+					// An ICMP port unreachable from the real
+					// destination; the flow may still recover.
+					if refused != nil && src == host {
+						refused()
+					}
+					continue
+				}
+				src.Close()
+				dst.Close()
+				return
+			}
+			last.Store(time.Now().UnixNano())
+			if src == host {
+				answered = true
+			}
+			count.Add(uint64(n))
+			if queries {
+				r.c.dnsQueries.Add(1)
+			}
+			dst.Write((*bp)[:n])
+		}
+	}
+	if !r.goTracked(func() {
+		defer close(done)
+		pump(host, ns, &r.c.bytesOut, dns)
+	}) {
+		r.untrack(ns, host)
+		return false
+	}
+	pump(ns, host, &r.c.bytesIn, false) // the only writer of answered
+	<-done
+	r.untrack(ns, host)
+	return answered
+}
+
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// isTimeout reports a read deadline that passed, on a host socket
+// (os.ErrDeadlineExceeded) or a gonet one (its own net.Error).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
