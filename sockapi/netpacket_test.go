@@ -141,11 +141,11 @@ func TestNetPacketDeadline(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	pc.SetReadDeadline(time.Now())
 	netWantTimeout(t, "ReadFrom", netWaitErr(t, "ReadFrom", done))
+	pc.SetReadDeadline(time.Time{})
 	go func() {
 		_, _, err := pc.ReadFrom(make([]byte, 10))
 		done <- err
 	}()
-	pc.SetReadDeadline(time.Time{})
 	time.Sleep(50 * time.Millisecond)
 	pc.Close()
 	if err := netWaitErr(t, "ReadFrom", done); !errors.Is(err, net.ErrClosed) {
