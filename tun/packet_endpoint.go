@@ -19,8 +19,8 @@ import (
 // "water" driver). It does not own rw: whoever opened it closes it, after
 // the endpoint's Wait returns.
 type PacketEndpoint struct {
-	rw  io.ReadWriter
-	mtu atomic.Uint32
+	rw io.ReadWriter
+	ipLink
 
 	// Malformed counts packets read from the device that were neither
 	// IPv4 nor IPv6 and were dropped.
@@ -47,32 +47,8 @@ func NewPacketEndpoint(rw io.ReadWriter, mtu uint32) *PacketEndpoint {
 	return e
 }
 
-// MTU implements stack.LinkEndpoint.
-func (e *PacketEndpoint) MTU() uint32 { return e.mtu.Load() }
-
-// SetMTU implements stack.LinkEndpoint.
-func (e *PacketEndpoint) SetMTU(mtu uint32) { e.mtu.Store(mtu) }
-
-// MaxHeaderLength implements stack.LinkEndpoint: a TUN has no link header.
-func (*PacketEndpoint) MaxHeaderLength() uint16 { return 0 }
-
-// LinkAddress implements stack.LinkEndpoint: a TUN has no link address.
-func (*PacketEndpoint) LinkAddress() tcpip.LinkAddress { return "" }
-
-// SetLinkAddress implements stack.LinkEndpoint.
-func (*PacketEndpoint) SetLinkAddress(tcpip.LinkAddress) {}
-
 // Capabilities implements stack.LinkEndpoint: no offloads on this path.
 func (*PacketEndpoint) Capabilities() stack.LinkEndpointCapabilities { return 0 }
-
-// ARPHardwareType implements stack.LinkEndpoint.
-func (*PacketEndpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
-
-// AddHeader implements stack.LinkEndpoint.
-func (*PacketEndpoint) AddHeader(*stack.PacketBuffer) {}
-
-// ParseHeader implements stack.LinkEndpoint.
-func (*PacketEndpoint) ParseHeader(*stack.PacketBuffer) bool { return true }
 
 // IsAttached implements stack.LinkEndpoint.
 func (e *PacketEndpoint) IsAttached() bool {

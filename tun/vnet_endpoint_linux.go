@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -30,9 +28,9 @@ import (
 // Close and Attach(nil) stop the dispatch loop by setting a past read
 // deadline on the file.
 type VnetEndpoint struct {
-	f   *os.File
-	rc  syscall.RawConn
-	mtu atomic.Uint32
+	f  *os.File
+	rc syscall.RawConn
+	ipLink
 
 	// Malformed counts packets read from the device and dropped because
 	// their virtio-net header was short, inconsistent or unsupported, or
@@ -103,22 +101,6 @@ func (*VnetEndpoint) GSOMaxSize() uint32 { return gsoMaxSize }
 // SupportedGSO implements stack.GSOEndpoint: the kernel segments.
 func (*VnetEndpoint) SupportedGSO() stack.SupportedGSO { return stack.HostGSOSupported }
 
-// MTU implements stack.LinkEndpoint.
-func (e *VnetEndpoint) MTU() uint32 { return e.mtu.Load() }
-
-// SetMTU implements stack.LinkEndpoint.
-func (e *VnetEndpoint) SetMTU(mtu uint32) { e.mtu.Store(mtu) }
-
-// MaxHeaderLength implements stack.LinkEndpoint: a TUN has no link header;
-// the virtio-net header goes in its own iovec.
-func (*VnetEndpoint) MaxHeaderLength() uint16 { return 0 }
-
-// LinkAddress implements stack.LinkEndpoint: a TUN has no link address.
-func (*VnetEndpoint) LinkAddress() tcpip.LinkAddress { return "" }
-
-// SetLinkAddress implements stack.LinkEndpoint.
-func (*VnetEndpoint) SetLinkAddress(tcpip.LinkAddress) {}
-
 // Capabilities implements stack.LinkEndpoint. RX checksum offload: packets
 // from the kernel carry partial (NEEDS_CSUM) or verified (DATA_VALID)
 // checksums, and checkRx verifies the rest before delivery. No TX checksum
@@ -127,15 +109,6 @@ func (*VnetEndpoint) SetLinkAddress(tcpip.LinkAddress) {}
 func (*VnetEndpoint) Capabilities() stack.LinkEndpointCapabilities {
 	return stack.CapabilityRXChecksumOffload
 }
-
-// ARPHardwareType implements stack.LinkEndpoint.
-func (*VnetEndpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
-
-// AddHeader implements stack.LinkEndpoint.
-func (*VnetEndpoint) AddHeader(*stack.PacketBuffer) {}
-
-// ParseHeader implements stack.LinkEndpoint.
-func (*VnetEndpoint) ParseHeader(*stack.PacketBuffer) bool { return true }
 
 // IsAttached implements stack.LinkEndpoint.
 func (e *VnetEndpoint) IsAttached() bool {

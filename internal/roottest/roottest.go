@@ -143,24 +143,12 @@ func (ns *NS) Run(argv ...string) string {
 	return string(out)
 }
 
-// killAll kills every process still inside the namespace, as `ip netns
-// pids` would list them.
+// killAll kills every process still inside the namespace.
 func (ns *NS) killAll() {
-	var target unix.Stat_t
-	if err := unix.Stat(ns.Path, &target); err != nil {
+	f, err := os.Open(ns.Path)
+	if err != nil {
 		return
 	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		var st unix.Stat_t
-		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
-			continue
-		}
-		if st.Dev == target.Dev && st.Ino == target.Ino {
-			var pid int
-			if _, err := fmt.Sscan(e.Name(), &pid); err == nil && pid != os.Getpid() {
-				unix.Kill(pid, unix.SIGKILL)
-			}
-		}
-	}
+	defer f.Close()
+	netns.KillAll(f)
 }
