@@ -144,11 +144,11 @@ func edgeScenarios() []scenario {
 			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, ln, unix.EPOLLIN|unix.EPOLLET)
 			a := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Connect(a, addr)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.EpollWait(ep, 4, 0)
 			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Connect(b, addr)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.Accept(ln)
 			r.Accept(ln)
 		}),
@@ -242,12 +242,12 @@ func inProgressScenarios() []scenario {
 			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLET)
 			r.Sendto(a, []byte("1"), 0, ba)
 			r.Sendto(a, []byte("2"), 0, ba)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.Recv(b, 4, 0)
 			r.EpollWait(ep, 4, 0) // still readable, but no new edge
 			r.Recv(b, 4, 0)
 			r.Sendto(a, []byte("3"), 0, ba)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 		}),
 		sc("epoll/edge-triggered-writable-once", func(r *rec) {
 			ep := r.EpollCreate1(0)
@@ -317,8 +317,8 @@ func moreReadinessScenarios() []scenario {
 			r.EpollCtl(e1, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN)
 			r.EpollCtl(e2, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLET)
 			r.Sendto(a, []byte("x"), 0, ba)
-			r.EpollWait(e1, 4, 2000)
-			r.EpollWait(e2, 4, 2000)
+			r.EpollWait(e1, 4, 5000)
+			r.EpollWait(e2, 4, 5000)
 			r.EpollWait(e1, 4, 0)
 			r.EpollWait(e2, 4, 0)
 		}),
@@ -328,7 +328,7 @@ func moreReadinessScenarios() []scenario {
 			b, ba := r.udp(v4)
 			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, unix.EPOLLIN|unix.EPOLLET|unix.EPOLLONESHOT)
 			r.Sendto(a, []byte("1"), 0, ba)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.Sendto(a, []byte("2"), 0, ba)
 			settle()
 			r.EpollWait(ep, 4, 0)
@@ -380,6 +380,70 @@ func moreReadinessScenarios() []scenario {
 			r.Getpeername(a)
 			r.Send(a, []byte("hi"), 0)
 			r.Recvfrom(b, 8, 0)
+		}),
+	}
+}
+
+// lateScenarios are corner cases of the lifecycle: listening again after
+// SHUT_RD, connecting a socket to itself, peeking for more than is there.
+func lateScenarios() []scenario {
+	return []scenario{
+		sc("listen/shut-rd-then-listen-again", func(r *rec) {
+			// SHUT_RD on a listener closes it (tcp_disconnect), and
+			// the port goes with it: listening again binds a new one.
+			ln, addr := r.listener(v4)
+			r.Shutdown(ln, unix.SHUT_RD)
+			r.GetInt(ln, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+			c := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Connect(c, addr)
+			r.Listen(ln, 4)
+			now := r.Getsockname(ln)
+			r.logf("same port: %v", saPort(now) == saPort(addr))
+			d := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Connect(d, now)
+			r.SetNonblock(ln, true)
+			r.waitFor(ln, unix.POLLIN)
+			r.Accept(ln)
+		}),
+		sc("connect/to-itself", func(r *rec) {
+			// Connecting a socket to its own address is a TCP
+			// simultaneous open with itself (RFC 793 3.4): it connects.
+			fd := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Bind(fd, v4.lo(0))
+			self := r.Getsockname(fd)
+			r.Connect(fd, self)
+			r.Getpeername(fd)
+			r.Write(fd, []byte("echo"))
+			r.Read(fd, 8)
+		}),
+		sc("stream/peek-waitall-with-timeout", func(r *rec) {
+			_, c, s := r.pair(v4)
+			r.SetTimeval(s, unix.SO_RCVTIMEO, 100*time.Millisecond)
+			r.Write(c, []byte("four"))
+			r.waitFor(s, unix.POLLIN)
+			r.Recv(s, 10, unix.MSG_PEEK|unix.MSG_WAITALL)
+			r.Read(s, 10)
+		}),
+		sc("bind/reuseport-one-side-only", func(r *rec) {
+			a := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.SetInt(a, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			r.Bind(a, v4.lo(0))
+			r.Listen(a, 1)
+			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Bind(b, r.Getsockname(a))
+		}),
+		sc("udp/connected-recv-after-peer-closed", func(r *rec) {
+			a, aa := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.Connect(a, ba)
+			r.Connect(b, aa)
+			r.Send(b, []byte("last"), 0)
+			r.Close(b)
+			r.waitFor(a, unix.POLLIN)
+			r.Recv(a, 8, 0)
+			r.Send(a, []byte("gone?"), 0)
+			r.waitFor(a, unix.POLLERR)
+			r.Recv(a, 8, unix.MSG_DONTWAIT)
 		}),
 	}
 }

@@ -111,7 +111,7 @@ func pollScenarios() []scenario {
 			ln, addr := r.listener(v4)
 			c := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Connect(c, addr)
-			tv := unix.Timeval{Sec: 2}
+			tv := unix.Timeval{Sec: 5}
 			r.Select([]int{ln}, nil, nil, &tv)
 		}),
 		sc("select/timeout", func(r *rec) {
@@ -192,7 +192,7 @@ func epollScenarios() []scenario {
 			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, in)
 			r.EpollWait(ep, 4, 0)
 			r.Sendto(a, []byte("lt"), 0, ba)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.EpollWait(ep, 4, 0)
 			r.Recv(b, 4, 0)
 			r.EpollWait(ep, 4, 0)
@@ -202,10 +202,10 @@ func epollScenarios() []scenario {
 			_, c, s := r.pair(v4)
 			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, s, in|unix.EPOLLET)
 			r.Write(c, []byte("one"))
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.EpollWait(ep, 4, 0)
 			r.Write(c, []byte("two"))
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.EpollWait(ep, 4, 0)
 			r.Read(s, 16)
 		}),
@@ -215,7 +215,7 @@ func epollScenarios() []scenario {
 			b, ba := r.udp(v4)
 			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, b, in|unix.EPOLLONESHOT)
 			r.Sendto(a, []byte("1"), 0, ba)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.EpollWait(ep, 4, 0)
 			r.Sendto(a, []byte("2"), 0, ba)
 			settle()
@@ -254,7 +254,7 @@ func epollScenarios() []scenario {
 			r.EpollWait(ep, 4, 0)
 			c := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Connect(c, addr)
-			r.EpollWait(ep, 4, 2000)
+			r.EpollWait(ep, 4, 5000)
 			r.Accept(ln)
 			r.EpollWait(ep, 4, 0)
 		}),
@@ -322,7 +322,7 @@ func epollScenarios() []scenario {
 			r.EpollCtl(outer, unix.EPOLL_CTL_ADD, inner, in)
 			r.EpollWait(outer, 4, 0)
 			r.Sendto(a, []byte("x"), 0, ba)
-			r.EpollWait(outer, 4, 2000)
+			r.EpollWait(outer, 4, 5000)
 			r.EpollWait(inner, 4, 0)
 		}),
 		sc("epoll/socket-calls-on-epoll-fd", func(r *rec) {
@@ -389,7 +389,7 @@ func fcntlScenarios() []scenario {
 		sc("fcntl/dupfd", func(r *rec) {
 			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 			if nfd := r.Fcntl(fd, unix.F_DUPFD_CLOEXEC, 0); nfd >= 0 {
-				r.open[nfd] = true // closed with the rest
+				r.keep(nfd) // closed with the rest
 			}
 		}),
 		sc("fcntl/setfl-ignores-access-mode", func(r *rec) {

@@ -29,11 +29,11 @@ type rec struct {
 	t   testing.TB
 	api API
 
-	mu    sync.Mutex // guards lines, read by the watchdog when a scenario hangs
+	mu    sync.Mutex // guards lines and open, read by the watchdog when a scenario hangs
 	lines []string
+	open  map[int]bool // descriptors to close when the scenario ends
 	fds   map[int]string
 	ports map[int]string
-	open  map[int]bool // descriptors to close when the scenario ends
 }
 
 func newRec(t testing.TB, api API) *rec {
@@ -53,17 +53,41 @@ func (r *rec) transcript() []string {
 	return append([]string(nil), r.lines...)
 }
 
-// closeAll closes, unlogged, every descriptor the scenario left open.
-func (r *rec) closeAll() {
+// openFDs returns the descriptors the scenario has open, in order.
+func (r *rec) openFDs() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	fds := make([]int, 0, len(r.open))
 	for fd := range r.open {
 		fds = append(fds, fd)
 	}
 	sort.Ints(fds)
-	for _, fd := range fds {
+	return fds
+}
+
+// closeAll closes, unlogged, every descriptor the scenario left open.
+func (r *rec) closeAll() {
+	for _, fd := range r.openFDs() {
 		r.api.Close(fd)
 	}
+	r.mu.Lock()
 	r.open = map[int]bool{}
+	r.mu.Unlock()
+}
+
+// shutdownAll shuts every open descriptor down, which wakes calls blocked
+// on them on Linux too (Close would not).
+func (r *rec) shutdownAll() {
+	for _, fd := range r.openFDs() {
+		r.api.Shutdown(fd, unix.SHUT_RDWR)
+	}
+}
+
+// keep marks fd as open, to be closed when the scenario ends.
+func (r *rec) keep(fd int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.open[fd] = true
 }
 
 // fd names a descriptor by first appearance.
@@ -151,7 +175,7 @@ func countOrErr(n int, err error) string {
 
 func (r *rec) track(fd int, err error) int {
 	if err == nil {
-		r.open[fd] = true
+		r.keep(fd)
 	}
 	return fd
 }
@@ -271,7 +295,9 @@ func (r *rec) Close(fd int) error {
 	err := r.api.Close(fd)
 	r.logf("close(%s) = %s", r.fd(fd), errs(err))
 	if err == nil {
+		r.mu.Lock()
 		delete(r.open, fd)
+		r.mu.Unlock()
 		// A closed number is free for reuse; it keeps its name, as both
 		// implementations hand out the lowest free number.
 	}
@@ -378,11 +404,11 @@ func (r *rec) Poll(timeout int, reqs ...pq) []int16 {
 	return revs
 }
 
-// waitFor polls fd until every event of want is reported, for up to two
+// waitFor polls fd until every event of want is reported, for up to five
 // seconds, and logs only whether that happened: how long it took is the
 // one thing allowed to differ.
 func (r *rec) waitFor(fd int, want int16) bool {
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: want}}
 		_, err := r.api.Poll(pfd, 20)

@@ -245,7 +245,7 @@ func (z *fuzzer) step() {
 	case 25:
 		s.Read(z.fd(), z.buf[:z.size()])
 	case 26:
-		z.startBlocked(z.pick(2) == 0)
+		z.startBlocked(z.pick(3))
 	case 27:
 		if len(z.blockers) > 0 {
 			i := z.pick(len(z.blockers))
@@ -255,43 +255,97 @@ func (z *fuzzer) step() {
 	}
 }
 
-// startBlocked opens a blocking socket, a UDP socket or a TCP listener on
-// loopback, makes its address known to the program (whose sends and
-// connects may then wake it), and leaves a goroutine blocked in Recvfrom
-// or Accept on it.
-func (z *fuzzer) startBlocked(udp bool) {
-	typ := unix.SOCK_STREAM
-	if udp {
-		typ = unix.SOCK_DGRAM
+// startBlocked leaves a goroutine blocked in a call on a blocking socket
+// of its own (a blocker), one of three kinds: Recvfrom on a UDP socket or
+// Accept on a listener, whose address the program learns (its sends and
+// connects may wake them), or Read on a TCP connection whose other end
+// joins the program's descriptors (its writes, shutdowns and closes may
+// wake it).
+func (z *fuzzer) startBlocked(kind int) {
+	switch kind {
+	case 0:
+		if fd, ok := z.blocker(unix.SOCK_DGRAM, true); ok {
+			z.noteAddr(z.s.Getsockname(fd))
+			z.waitIn("recvfrom", func() error { _, _, err := z.s.Recvfrom(fd, make([]byte, 64), 0); return err })
+		}
+	case 1:
+		if fd, ok := z.blocker(unix.SOCK_STREAM, true); ok && z.s.Listen(fd, 4) == nil {
+			z.noteAddr(z.s.Getsockname(fd))
+			z.waitIn("accept", func() error {
+				// Non-blocking, so that the program's calls, which may
+				// stumble on its number, never block on it.
+				nfd, _, err := z.s.Accept4(fd, unix.SOCK_NONBLOCK)
+				if err == nil {
+					z.s.Close(nfd)
+				}
+				return err
+			})
+		}
+	case 2:
+		if fd, ok := z.connectedBlocker(); ok {
+			z.waitIn("read", func() error {
+				_, err := z.s.Read(fd, make([]byte, 64))
+				if err == unix.ECONNRESET { // the program reset the other end
+					err = nil
+				}
+				return err
+			})
+		}
 	}
+}
+
+// blocker opens a blocking socket of typ as a blocker, bound to loopback
+// if bind is set.
+func (z *fuzzer) blocker(typ int, bind bool) (int, bool) {
 	fd, err := z.s.Socket(unix.AF_INET, typ, 0)
 	if err != nil {
-		return
+		return -1, false
 	}
 	z.blockers = append(z.blockers, fd)
 	// The number may have been the program's before; it is not now.
 	z.fds = slices.DeleteFunc(z.fds, func(n int) bool { return n == fd })
-	if z.s.Bind(fd, v4.lo(0)) != nil || (!udp && z.s.Listen(fd, 4) != nil) {
-		return
+	return fd, !bind || z.s.Bind(fd, v4.lo(0)) == nil
+}
+
+// connectedBlocker connects a blocking blocker to a non-blocking socket it
+// hands to the program, waiting at most a second for each step.
+func (z *fuzzer) connectedBlocker() (int, bool) {
+	ln, err := z.s.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return -1, false
 	}
-	z.noteAddr(z.s.Getsockname(fd))
+	defer z.s.Close(ln)
+	if z.s.Bind(ln, v4.lo(0)) != nil || z.s.Listen(ln, 1) != nil {
+		return -1, false
+	}
+	addr, err := z.s.Getsockname(ln)
+	if err != nil {
+		return -1, false
+	}
+	c, ok := z.blocker(unix.SOCK_STREAM, false)
+	if !ok || z.s.SetNonblock(c, true) != nil {
+		return -1, false
+	}
+	if err := z.s.Connect(c, addr); err != nil && err != unix.EINPROGRESS {
+		return -1, false
+	}
+	z.s.Poll([]unix.PollFd{{Fd: int32(ln), Events: unix.POLLIN}}, 1000)
+	srv, _, err := z.s.Accept4(ln, unix.SOCK_NONBLOCK)
+	if err != nil || z.s.SetNonblock(c, false) != nil {
+		return -1, false
+	}
+	z.fds = append(z.fds, srv)
+	return c, true
+}
+
+// waitIn runs call in a goroutine that the end of the program waits for;
+// call must end with data (nil) or, once its descriptor is closed, EBADF.
+func (z *fuzzer) waitIn(name string, call func() error) {
 	z.blocked.Add(1)
 	go func() {
 		defer z.blocked.Done()
-		var err error
-		call := "recvfrom"
-		if udp {
-			_, _, err = z.s.Recvfrom(fd, make([]byte, 64), 0)
-		} else {
-			call = "accept"
-			var nfd int
-			// An accepted connection belongs to nobody here: close it.
-			if nfd, _, err = z.s.Accept(fd); err == nil {
-				z.s.Close(nfd)
-			}
-		}
-		if err != nil && err != unix.EBADF {
-			z.badWake <- call + ":" + errs(err)
+		if err := call(); err != nil && err != unix.EBADF {
+			z.badWake <- name + ":" + errs(err)
 		}
 	}()
 }
@@ -334,6 +388,8 @@ var knownFuzzFailures = map[string]string{
 	"accept": "sockcore: as for recvfrom, a blocked Accept woken by Close may retry after the Close " +
 		"and return EINVAL, or ENOTSOCK when the retry finds the number reused by a new epoll " +
 		"descriptor, instead of EBADF",
+	"read": "sockcore: as for recvfrom, a Read blocked on a connection and woken by Close or CloseAll " +
+		"may retry on the released endpoint and return ECONNABORTED instead of EBADF",
 }
 
 // fuzzSeeds are programs written out by hand (see prog) so that the
@@ -361,6 +417,8 @@ var fuzzSeeds = [][]byte{
 	// Recvfrom, a listener left blocked in Accept for CloseAll.
 	prog("block udp", "socket v4 dgram", "sendto fd0 16 addr8", "block udp", "unblock 1",
 		"block tcp", "socket v4 stream", "connect fd1 addr10"),
+	// A Read blocked on a connection: fed, then its other end closed.
+	prog("block conn", "write fd0 32", "block conn", "close fd1", "unblock 0"),
 }
 
 // prog encodes readable steps into the fuzzer's bytes; it knows only the
@@ -427,7 +485,7 @@ func prog(steps ...string) []byte {
 		case "read":
 			out = append(out, 25, fdArg(w[1]), 1)
 		case "block":
-			out = append(out, 26, map[string]byte{"udp": 0, "tcp": 1}[w[1]])
+			out = append(out, 26, map[string]byte{"udp": 0, "tcp": 1, "conn": 2}[w[1]])
 		case "unblock":
 			var n byte
 			fmt.Sscan(w[1], &n)

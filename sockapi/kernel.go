@@ -22,10 +22,12 @@ import (
 //   - A call interrupted by a signal (EINTR) is retried. The Go runtime's
 //     preemption signal can interrupt a socket call that has SO_RCVTIMEO or
 //     SO_SNDTIMEO set, and poll-like calls, which SA_RESTART never restarts
-//     (signal(7), "Interruption of system calls"); those calls retry with
-//     what is left of their timeout. An interrupted blocking Connect goes
-//     on in the background, so it waits for writability and reports
-//     SO_ERROR, as Go's net package does.
+//     (signal(7), "Interruption of system calls"). Poll, Select and
+//     EpollWait retry with what is left of their timeout; a socket call
+//     retried after EINTR starts its SO_RCVTIMEO/SO_SNDTIMEO afresh, so a
+//     signal can lengthen that wait, never cut it short. An interrupted
+//     blocking Connect goes on in the background, so it waits for
+//     writability and reports SO_ERROR, as Go's net package does.
 //
 // Blocking calls are plain system calls: the runtime hands the blocked
 // thread's P to other goroutines (see runtime.entersyscall), so a blocked
