@@ -37,6 +37,21 @@ type waitOpts struct {
 // Callers decide whether the call may block at all (O_NONBLOCK,
 // MSG_DONTWAIT) and keep count of partial progress inside try.
 func block(fe *fdEntry, wq *waiter.Queue, mask waiter.EventMask, timeo time.Duration, wo waitOpts, try func() error) error {
+	// A Close from another goroutine releases the endpoint, possibly while
+	// try runs on it; whatever error the released endpoint gives then is
+	// reported as the EBADF the closed descriptor stands for. Data that
+	// try got before the release is still returned.
+	try = func(try func() error) func() error {
+		return func() error {
+			if fe.isClosed() {
+				return unix.EBADF
+			}
+			if err := try(); err == nil || !fe.isClosed() {
+				return err
+			}
+			return unix.EBADF
+		}
+	}(try)
 	err := try()
 	if err != unix.EAGAIN {
 		return err
@@ -73,5 +88,15 @@ func block(fe *fdEntry, wq *waiter.Queue, mask waiter.EventMask, timeo time.Dura
 		case <-wo.cancel:
 			return unix.EINTR
 		}
+	}
+}
+
+// isClosed reports whether fe's descriptor has been closed.
+func (fe *fdEntry) isClosed() bool {
+	select {
+	case <-fe.closed:
+		return true
+	default:
+		return false
 	}
 }

@@ -219,7 +219,10 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 	if !sk.stream() && !sk.connectedForShutdown() {
 		// An unconnected datagram socket is in TCP_CLOSE: ENOTCONN
 		// (with the shutdown still recorded), even when bound, where
-		// gVisor's ICMP endpoint accepts it.
+		// gVisor's ICMP endpoint accepts it. inet_shutdown still wakes
+		// every waiter ("Hack to wake up other listeners"): a blocked
+		// recvfrom then returns end of file, and pollers see POLLHUP.
+		sk.wq.Notify(waiter.ReadableEvents | waiter.WritableEvents | waiter.EventHUp | waiter.EventRdHUp)
 		return unix.ENOTCONN
 	}
 	if flags&tcpip.ShutdownRead != 0 && sk.connectedForShutdown() {
