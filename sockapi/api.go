@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package sockapi gives programs the BSD socket calls over a userspace
 // gVisor stack, with the Linux kernel's semantics and errno values, and the
 // same calls over the host kernel, so that code written against API runs on

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sockapi
 
 // Benchmarks for issue 3. Each one runs the host kernel (Kernel) and the

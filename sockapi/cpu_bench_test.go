@@ -1,3 +1,5 @@
+//go:build linux
+
 package sockapi
 
 // CPU-time companions of BenchmarkConnectAcceptClose and BenchmarkPingPong.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sockapi
 
 // Differential tests: every scenario runs against the host kernel

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sockapi
 
 // This file holds Poll and what Poll, Select and Epoll share: the one
