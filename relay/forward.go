@@ -243,7 +243,7 @@ func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
 		return
 	}
 	r.c.forwardAccepted.Add(1)
-	r.splice(gc, c)
+	r.splice(gc, c, nsEndpoint{})
 }
 
 // datagramLoop reads datagrams for a UDP port forward and relays each
