@@ -228,7 +228,7 @@ func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
 	defer cancel()
 	raddr := tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(guest), Port: fw.f.GuestPort}
-	gs := r.cfg.Stack
+	gs := r.gs
 	gc, err := gonet.DialTCPWithBind(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(src), Port: client.Port()}, raddr, protoOf(guest))
 	if err != nil && ctx.Err() == nil {
 		// The client's port may be taken on our side (two clients
@@ -243,7 +243,7 @@ func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
 		return
 	}
 	r.c.forwardAccepted.Add(1)
-	r.splice(gc, c)
+	r.splice(gc, c, nsEndpoint{})
 }
 
 // datagramLoop reads datagrams for a UDP port forward and relays each
@@ -281,7 +281,7 @@ func (r *Relay) forwardFlow(fw *forwarder, client netip.AddrPort) *gonet.UDPConn
 		return nil
 	}
 	guest, src := r.guestSide(client)
-	gs := r.cfg.Stack
+	gs := r.gs
 	raddr := tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(guest), Port: fw.f.GuestPort}
 	gc, err := gonet.DialUDP(gs, &tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(src), Port: client.Port()}, &raddr, protoOf(guest))
 	if err != nil {

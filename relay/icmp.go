@@ -241,7 +241,7 @@ func (r *Relay) writeEchoReply(k echoKey, seq uint16, data []byte) bool {
 		}))
 	}
 	proto := protoOf(k.dst)
-	err := r.cfg.Stack.WriteRawPacket(r.nic, proto, buffer.MakeWithData(pkt))
+	err := r.gs.WriteRawPacket(r.nic, proto, buffer.MakeWithData(pkt))
 	return err == nil
 }
 
@@ -302,5 +302,5 @@ func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportP
 		copy(h[header.ICMPv6DstUnreachableMinimumSize:], quote)
 		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: toTCPIP(dst.Addr()), Dst: toTCPIP(src.Addr())}))
 	}
-	return r.cfg.Stack.WriteRawPacket(r.nic, protoOf(dst.Addr()), buffer.MakeWithData(pkt)) == nil
+	return r.gs.WriteRawPacket(r.nic, protoOf(dst.Addr()), buffer.MakeWithData(pkt)) == nil
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/ustack/ustack/stack"
+
 	"gvisor.dev/gvisor/pkg/tcpip/link/pipe"
 )
 
@@ -17,7 +19,7 @@ func TestMain(m *testing.M) {
 		ln.Close()
 	}
 	a, _ := pipe.New("", "", 1500)
-	if s, err := NewStack(StackConfig{Endpoint: a}); err == nil {
+	if s, err := stack.New(StackConfig(a, nil)); err == nil {
 		s.Close()
 	}
 	os.Exit(m.Run())

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tun"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
@@ -30,11 +31,12 @@ func synPacket(srcPort uint16) []byte {
 	return b
 }
 
-// TestNetstackCloseUnderTraffic closes the stack while a peer floods it
-// with packets it must answer, over the TUN package's packet endpoint on
-// a socketpair. Removing the NIC waits for the endpoint's dispatch loop
-// while holding the stack's lock; without the gate a packet in flight
-// blocked that loop on the same lock and Close never returned.
+// TestNetstackCloseUnderTraffic closes the relay's stack while a peer
+// floods it with packets it must answer, over the TUN package's packet
+// endpoint on a socketpair. Removing the NIC waits for the endpoint's
+// dispatch loop while holding the stack's lock; without package stack's
+// gate a packet in flight blocked that loop on the same lock and Close
+// never returned.
 func TestNetstackCloseUnderTraffic(t *testing.T) {
 	leakcheck.Check(t)
 	for i := 0; i < 20; i++ {
@@ -43,11 +45,11 @@ func TestNetstackCloseUnderTraffic(t *testing.T) {
 			t.Fatal(err)
 		}
 		ours, peer := os.NewFile(uintptr(fds[0]), "ours"), os.NewFile(uintptr(fds[1]), "peer")
-		ns, err := NewStack(StackConfig{Endpoint: tun.NewPacketEndpoint(ours, 1500)})
+		ns, err := stack.New(StackConfig(tun.NewPacketEndpoint(ours, 1500), nil))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ns.Open()
+		ns.Resume()
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(2)
@@ -77,7 +79,7 @@ func TestNetstackCloseUnderTraffic(t *testing.T) {
 		select {
 		case <-closed:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: Netstack.Close did not return under traffic", i)
+			t.Fatalf("round %d: Stack.Close did not return under traffic", i)
 		}
 		close(stop)
 		peer.SetDeadline(time.Now()) // unblocks the flood and the drain

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ustack/ustack/stack"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
@@ -44,12 +45,13 @@ var (
 
 // Config describes a relay. Zero fields take the defaults beside them.
 type Config struct {
-	// Stack is the stack facing the namespace (see NewStack). Required.
+	// Stack is the stack facing the namespace (see StackConfig). Required.
 	// Its NIC must be promiscuous (to accept connections to any address)
 	// and spoofing (to answer from them).
-	Stack *gstack.Stack
-	// NIC is the stack's interface toward the namespace; 0 means NICID.
-	NIC tcpip.NICID
+	Stack *stack.Stack
+	// NIC names the stack's interface toward the namespace; "" means
+	// NICName.
+	NIC string
 
 	// Gateway4/6 are the gateway addresses (10.0.2.2, fd00::2). They map
 	// to the host's 127.0.0.1 and ::1 only with AllowHostLoopback.
@@ -136,7 +138,8 @@ type counters struct {
 // use.
 type Relay struct {
 	cfg Config
-	nic tcpip.NICID
+	gs  *gstack.Stack // cfg.Stack's gVisor stack
+	nic tcpip.NICID   // cfg.NIC's ID
 	c   counters
 
 	ctx    context.Context // canceled by Close; aborts dials
@@ -163,17 +166,20 @@ func New(cfg Config) (*Relay, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	nic := cfg.NIC
+	nic, err := cfg.Stack.NICID(cfg.NIC)
+	if err != nil {
+		return nil, fmt.Errorf("relay: Config.NIC: %w", err)
+	}
+	gs := cfg.Stack.GVisor()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Relay{
-		cfg: cfg, nic: nic, ctx: ctx, cancel: cancel,
+		cfg: cfg, gs: gs, nic: nic, ctx: ctx, cancel: cancel,
 		conns:    map[io.Closer]struct{}{},
 		forwards: map[Forward]*forwarder{},
 		icmp:     map[echoKey]*echoFlow{},
 		syns:     map[gstack.TransportEndpointID]uint32{},
 	}
 	r.bufPool.New = func() any { b := make([]byte, cfg.BufferSize); return &b }
-	gs := cfg.Stack
 	// maxInFlight bounds the handshakes waiting on a dial (half-open
 	// connections); SYNs beyond it are dropped and retransmitted.
 	tf := tcp.NewForwarder(gs, 0, cfg.MaxFlows, r.handleTCP)
@@ -192,8 +198,8 @@ func (c *Config) fill() error {
 	if c.Stack == nil {
 		return errors.New("relay: Config.Stack is nil")
 	}
-	if c.NIC == 0 {
-		c.NIC = NICID
+	if c.NIC == "" {
+		c.NIC = NICName
 	}
 	def := func(a *netip.Addr, d netip.Addr) {
 		if !a.IsValid() {
@@ -242,7 +248,7 @@ func (r *Relay) Stats() Stats {
 		HostUnreachable: c.hostUnreachable.Load(),
 		ICMPEchoSent:    c.icmpSent.Load(), ICMPEchoReplies: c.icmpReplies.Load(), ICMPFailed: c.icmpFailed.Load(),
 		Denied: c.denied.Load(), FlowLimitHits: c.limitHits.Load(), HalfOpenClosed: c.halfOpenClosed.Load(),
-		SYNDropped:      r.cfg.Stack.Stats().TCP.ForwardMaxInFlightDrop.Value(),
+		SYNDropped:      r.gs.Stats().TCP.ForwardMaxInFlightDrop.Value(),
 		ForwardAccepted: c.forwardAccepted.Load(), ForwardFailed: c.forwardFailed.Load(),
 		BytesOut: c.bytesOut.Load(), BytesIn: c.bytesIn.Load(),
 	}

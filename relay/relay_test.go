@@ -26,10 +26,9 @@ import (
 // kernel) to the relay's stack over an in-memory pipe, as the TUN device
 // joins them in `ustack run`.
 type harness struct {
-	ns  *stack.Stack
-	gw  *gstack.Stack
-	net *Netstack
-	r   *Relay
+	ns *stack.Stack
+	gw *gstack.Stack
+	r  *Relay
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
@@ -46,13 +45,12 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gwn, err := NewStack(StackConfig{Endpoint: b})
+	gwn, err := stack.New(StackConfig(b, nil))
 	if err != nil {
 		ns.Close()
 		t.Fatal(err)
 	}
-	gw := gwn.Stack
-	cfg.Stack = gw
+	cfg.Stack = gwn
 	cfg.Logf = t.Logf
 	r, err := New(cfg)
 	if err != nil {
@@ -60,8 +58,8 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		gwn.Close()
 		t.Fatal(err)
 	}
-	gwn.Open()
-	h := &harness{ns: ns, gw: gw, net: gwn, r: r}
+	gwn.Resume()
+	h := &harness{ns: ns, gw: gwn.GVisor(), r: r}
 	t.Cleanup(func() {
 		r.Close()
 		ns.Close()

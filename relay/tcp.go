@@ -68,7 +68,7 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 	ep.SocketOptions().SetKeepAlive(true)
 	gc := gonet.NewTCPConn(&wq, ep)
 	r.c.tcpRelayed.Add(1)
-	r.splice(gc, hc)
+	r.splice(gc, hc, nsEndpoint{ep: ep, wq: &wq})
 }
 
 // dial connects to a real destination within DialTimeout.
@@ -163,8 +163,10 @@ type halfCloser interface {
 // both directions end, then closes both. It runs one direction on the
 // calling goroutine and the other on a tracked one. When one direction
 // has ended, the other is given HalfCloseTimeout of silence before the
-// connection is dropped as half-open.
-func (r *Relay) splice(ns, host halfCloser) {
+// connection is dropped as half-open. nsEP, if it has an endpoint, is the
+// endpoint behind ns, which lets the namespace-to-host direction skip the
+// relay buffer (copyOut) when host is a *net.TCPConn.
+func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	if !r.track(ns, host) {
 		return
 	}
@@ -172,13 +174,19 @@ func (r *Relay) splice(ns, host halfCloser) {
 	defer r.c.tcpActive.Add(-1)
 	var halfClosed atomic.Bool
 	done := make(chan struct{})
+	inDone := make(chan struct{})
+	out := func() { r.copyHalf(host, ns, &halfClosed, &r.c.bytesOut) }
+	if hc, ok := host.(*net.TCPConn); ok && nsEP.ep != nil {
+		out = func() { r.copyOut(hc, ns, nsEP, &halfClosed, inDone) }
+	}
 	if !r.goTracked(func() {
 		defer close(done)
-		r.copyHalf(host, ns, &halfClosed, &r.c.bytesOut)
+		out()
 	}) {
 		return
 	}
 	r.copyHalf(ns, host, &halfClosed, &r.c.bytesIn)
+	close(inDone)
 	<-done
 	r.untrack(ns, host)
 }

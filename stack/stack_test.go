@@ -18,6 +18,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/pipe"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
 )
 
 func fullAddr(ap netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
@@ -243,4 +245,32 @@ func TestPausedDropsUntilResume(t *testing.T) {
 	s1.Resume()
 	l.Close()
 	echoRoundTrip(t, s1, s2, "10.0.0.1:7")
+}
+
+// TestNoDelay checks that TCP.NoDelay starts new TCP endpoints with
+// Nagle's algorithm off (TCP_NODELAY set), and that the default is on.
+func TestNoDelay(t *testing.T) {
+	leakcheck.Check(t)
+	for _, tc := range []struct {
+		name      string
+		noDelay   bool
+		wantDelay bool
+	}{{"default", false, true}, {"NoDelay", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Config{TCP: TCPConfig{NoDelay: tc.noDelay}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var wq waiter.Queue
+			ep, terr := s.GVisor().NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+			if terr != nil {
+				t.Fatal(terr)
+			}
+			defer ep.Close()
+			if got := ep.SocketOptions().GetDelayOption(); got != tc.wantDelay {
+				t.Errorf("Config{TCP: {NoDelay: %v}}: new endpoint's delay option = %v, want %v", tc.noDelay, got, tc.wantDelay)
+			}
+		})
+	}
 }

@@ -55,6 +55,12 @@ type TCPConfig struct {
 	// went to a single processor anyway; more only helps many busy
 	// connections on a machine with cores to spare.
 	Processors int
+	// NoDelay starts every TCP endpoint with Nagle's algorithm off, as if
+	// TCP_NODELAY were set on it. Default off (Nagle on), as on Linux. A
+	// proxy such as the relay of `ustack run` wants it on: it writes what
+	// it just read, and Nagle would hold each write's last partial segment
+	// until the peer acknowledges what is in flight (RFC 896).
+	NoDelay bool
 }
 
 // BufferRange is a socket buffer's minimum, default and maximum in bytes.
@@ -137,7 +143,7 @@ func (s *Stack) setProtocolOptions(cfg Config) error {
 	// like Linux's net.ipv4.tcp_tw_reuse=2 default.
 	twReuse := tcpip.TCPTimeWaitReuseLoopbackOnly
 	// Nagle on by default, as on Linux; TCP_NODELAY turns it off per socket.
-	delay := tcpip.TCPDelayEnabled(true)
+	delay := tcpip.TCPDelayEnabled(!t.NoDelay)
 	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &cc, &mod, &snd, &rcv, &tw, &twReuse, &delay} {
 		if err := s.s.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
 			return fmt.Errorf("stack: TCP option %T: %s", o, err)

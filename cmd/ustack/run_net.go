@@ -12,6 +12,7 @@ import (
 
 	"github.com/ustack/ustack/netns"
 	"github.com/ustack/ustack/relay"
+	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tun"
 )
 
@@ -21,11 +22,13 @@ import (
 // the stack, then the device.
 type runNet struct {
 	dev   *tun.Device
-	st    *relay.Netstack
+	st    *stack.Stack
 	rl    *relay.Relay
 	pcap  *os.File
 	api   net.Listener
 	apiCh chan error
+
+	captureErr error // set by close: why the --pcap capture stopped, if it did
 }
 
 // startNet opens the TUN device in the namespace at nsPath, configures
@@ -61,16 +64,16 @@ func startNet(o *runOptions, nsPath string, stderr io.Writer) (*runNet, error) {
 }
 
 func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
-	sc := relay.StackConfig{Endpoint: n.dev.Endpoint()}
+	var pcap io.Writer
 	if o.pcap != "" {
 		f, err := os.Create(o.pcap)
 		if err != nil {
 			return fmt.Errorf("--pcap: %w", err)
 		}
-		n.pcap, sc.Pcap = f, f
+		n.pcap, pcap = f, f
 	}
 	var err error
-	if n.st, err = relay.NewStack(sc); err != nil {
+	if n.st, err = stack.New(relay.StackConfig(n.dev.Endpoint(), pcap)); err != nil {
 		return err
 	}
 	upstreams := o.dnsUpstreams
@@ -78,7 +81,7 @@ func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
 		upstreams = hostResolvers("/etc/resolv.conf")
 	}
 	cfg := relay.Config{
-		Stack:             n.st.Stack,
+		Stack:             n.st,
 		AllowHostLoopback: o.allowHostLoopback,
 		Deny:              o.deny,
 		DNSUpstreams:      upstreams,
@@ -99,7 +102,7 @@ func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
 		}
 	}
 	// Packets flow only now that the relay is complete.
-	n.st.Open()
+	n.st.Resume()
 	if o.apiSocket != "" {
 		if n.api, err = net.Listen("unix", o.apiSocket); err != nil {
 			return fmt.Errorf("--api-socket: %w", err)
@@ -123,6 +126,7 @@ func (n *runNet) close() relay.Stats {
 	}
 	if n.st != nil {
 		n.st.Close()
+		n.captureErr = n.st.CaptureErr()
 	}
 	if n.dev != nil {
 		n.dev.Close()
@@ -131,6 +135,14 @@ func (n *runNet) close() relay.Stats {
 		n.pcap.Close()
 	}
 	return st
+}
+
+// finish tears everything down and reports what the user should know.
+func (n *runNet) finish(debug bool, stderr io.Writer) {
+	report(n.close(), debug, stderr)
+	if n.captureErr != nil {
+		fmt.Fprintf(stderr, "ustack run: --pcap: the capture stopped early: %v\n", n.captureErr)
+	}
 }
 
 // report prints the limits hit during the run, which the user should know
@@ -192,7 +204,7 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 	}
 	status := proc.Wait()
 	proc.Close() // kills what the command left running in the namespace
-	report(n.close(), o.debug, stderr)
+	n.finish(o.debug, stderr)
 	return status
 }
 
@@ -214,7 +226,7 @@ func runAttach(o *runOptions, stderr io.Writer) int {
 		return exitFailure
 	}
 	<-sigs
-	report(n.close(), o.debug, stderr)
+	n.finish(o.debug, stderr)
 	return exitOK
 }
 

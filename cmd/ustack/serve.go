@@ -9,13 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/ustack/ustack/internal/services"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tun"
-	"gvisor.dev/gvisor/pkg/tcpip/link/sniffer"
 )
 
 func init() {
@@ -79,23 +77,25 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 
 	nic := stack.NICConfig{Name: dev.Name(), Endpoint: dev.Endpoint(), Addrs: cfg.addrs}
 	if cfg.pcap != "" {
-		f, err := os.Create(cfg.pcap)
-		if err != nil {
-			return fmt.Errorf("pcap: %w", err)
+		f, ferr := os.Create(cfg.pcap)
+		if ferr != nil {
+			return fmt.Errorf("pcap: %w", ferr)
 		}
-		// gVisor's sniffer also logs every packet to stderr unless this
-		// global is off (sniffer.go, DumpPacket); the capture is the
-		// record the user asked for, so silence the log.
-		sniffer.LogPackets.Store(0)
-		pw := &pcapWriter{f: f}
-		defer closeInto(&err, "pcap", pw.Close)
-		nic.Pcap = pw
+		defer closeInto(&err, "pcap", f.Close)
+		nic.Pcap = f
 	}
 	st, err := stack.New(stack.Config{NICs: []stack.NICConfig{nic}, Routes: stackRoutes(cfg, dev.Name())})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer func() {
+		st.Close()
+		// The stack stops a capture whose write failed rather than take
+		// the server down; the user still learns of it.
+		if cerr := st.CaptureErr(); cerr != nil && err == nil {
+			err = fmt.Errorf("pcap: %w", cerr)
+		}
+	}()
 
 	addrs := make([]netip.Addr, len(cfg.addrs))
 	for i, p := range cfg.addrs {
@@ -174,32 +174,4 @@ func closeInto(err *error, what string, close func() error) {
 	if cerr := close(); cerr != nil && *err == nil {
 		*err = fmt.Errorf("close %s: %w", what, cerr)
 	}
-}
-
-// pcapWriter stands between gVisor's sniffer and the capture file. The
-// sniffer panics when a Write fails (sniffer.go, DumpPacket), which would
-// take the whole server down on a full disk; pcapWriter instead keeps the
-// first error, stops writing and reports the error at Close.
-type pcapWriter struct {
-	mu  sync.Mutex // guards f, err
-	f   *os.File
-	err error
-}
-
-func (w *pcapWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err == nil {
-		_, w.err = w.f.Write(b)
-	}
-	return len(b), nil
-}
-
-func (w *pcapWriter) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if cerr := w.f.Close(); w.err == nil {
-		w.err = cerr
-	}
-	return w.err
 }

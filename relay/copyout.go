@@ -1,0 +1,159 @@
+package relay
+
+import (
+	"errors"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// nsEndpoint is the gVisor side of a relayed connection, for copyOut.
+type nsEndpoint struct {
+	ep tcpip.Endpoint
+	wq *waiter.Queue
+}
+
+// copyOut copies the namespace's bytes to the host socket as copyHalf
+// does, but hands gVisor's receive buffers straight to the socket's write
+// (Endpoint.Read into an io.Writer) instead of copying them through a
+// relay buffer first: one copy of every byte fewer, which was an eighth
+// of ustack's CPU in an upload profile (memmove under gonet's Read).
+//
+// The socket is written without blocking, inside Endpoint.Read; when it
+// is full, copyOut waits for it outside the read. inDone is closed when
+// the other direction has ended, so that copyOut re-checks halfClosed
+// and starts the half-close timer.
+func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfClosed *atomic.Bool, inDone <-chan struct{}) {
+	rc, err := host.SyscallConn()
+	if err != nil {
+		r.copyHalf(host, ns, halfClosed, &r.c.bytesOut)
+		return
+	}
+	w := &sockWriter{rc: rc}
+	entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
+	src.wq.EventRegister(&entry)
+	defer src.wq.EventUnregister(&entry)
+	abort := func() { ns.Close(); host.Close() }
+	lastData := time.Now()
+	for {
+		res, terr := src.ep.Read(w, tcpip.ReadOptions{})
+		if res.Count > 0 {
+			r.c.bytesOut.Add(uint64(res.Count))
+			lastData = time.Now()
+		}
+		if w.err != nil { // the host peer is gone: abort the other side too
+			abort()
+			return
+		}
+		if w.full {
+			w.full = false
+			if err := w.waitWritable(); err != nil {
+				abort()
+				return
+			}
+			continue
+		}
+		switch terr.(type) {
+		case nil:
+			continue
+		case *tcpip.ErrWouldBlock:
+		case *tcpip.ErrClosedForReceive: // EOF
+			host.CloseWrite()
+			if halfClosed.Swap(true) {
+				return // both directions done
+			}
+			// Wake the other direction so it starts the half-close timer.
+			host.SetReadDeadline(time.Now().Add(r.cfg.HalfCloseTimeout))
+			return
+		default: // a reset, or Close
+			abort()
+			return
+		}
+		if !r.waitOut(notify, &inDone, halfClosed, lastData) {
+			abort()
+			return
+		}
+	}
+}
+
+// waitOut waits for the namespace's endpoint to become readable, or for
+// the other direction to end (clearing *inDone). Once the connection is
+// half-closed it gives up HalfCloseTimeout after lastData, returning
+// false.
+func (r *Relay) waitOut(notify <-chan struct{}, inDone *<-chan struct{}, halfClosed *atomic.Bool, lastData time.Time) bool {
+	var timeout <-chan time.Time
+	if halfClosed.Load() {
+		t := time.NewTimer(time.Until(lastData.Add(r.cfg.HalfCloseTimeout)))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-notify:
+	case <-*inDone:
+		*inDone = nil
+	case <-timeout:
+		r.c.halfOpenClosed.Add(1)
+		r.logf("closing a half-closed connection idle for %v", r.cfg.HalfCloseTimeout)
+		return false
+	}
+	return true
+}
+
+// errSocketFull stops Endpoint.Read when the host socket takes no more.
+var errSocketFull = errors.New("relay: host socket full")
+
+// sockWriter writes to a socket without blocking: it takes what the
+// socket takes, and reports full (or the error) to stop the caller.
+type sockWriter struct {
+	rc   syscall.RawConn
+	full bool  // the last Write stopped on a full socket buffer
+	err  error // the socket failed; stop for good
+}
+
+func (w *sockWriter) Write(b []byte) (int, error) {
+	var n int
+	var errno error
+	if err := w.rc.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, err := unix.Write(int(fd), b[n:])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				errno = err
+				return true
+			}
+			n += m
+		}
+		return true
+	}); err != nil {
+		w.err = err
+		return n, err
+	}
+	switch {
+	case errno == unix.EAGAIN:
+		w.full = true
+		return n, errSocketFull
+	case errno != nil:
+		w.err = errno
+		return n, errno
+	}
+	return n, nil
+}
+
+// waitWritable blocks until the socket has room (or fails, or is closed).
+func (w *sockWriter) waitWritable() error {
+	waited := false
+	return w.rc.Write(func(uintptr) bool {
+		if waited {
+			return true
+		}
+		waited = true
+		return false // wait in the netpoller
+	})
+}
