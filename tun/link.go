@@ -1,6 +1,7 @@
 package tun
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -38,3 +39,28 @@ func (*ipLink) AddHeader(*stack.PacketBuffer) {}
 
 // ParseHeader implements stack.LinkEndpoint.
 func (*ipLink) ParseHeader(*stack.PacketBuffer) bool { return true }
+
+// closeAction holds the action stack.LinkEndpoint.SetOnCloseAction sets,
+// run once by the endpoint's Close.
+type closeAction struct {
+	mu sync.Mutex // guards f
+	f  func()
+}
+
+// SetOnCloseAction implements stack.LinkEndpoint.
+func (c *closeAction) SetOnCloseAction(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.f = f
+}
+
+// run runs the action, if any, once.
+func (c *closeAction) run() {
+	c.mu.Lock()
+	f := c.f
+	c.f = nil
+	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}

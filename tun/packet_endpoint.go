@@ -26,9 +26,9 @@ type PacketEndpoint struct {
 	// IPv4 nor IPv6 and were dropped.
 	Malformed atomic.Uint64
 
-	mu         sync.Mutex              // guards dispatcher, onClose
+	mu         sync.Mutex              // guards dispatcher
 	dispatcher stack.NetworkDispatcher // guarded by mu
-	onClose    func()                  // guarded by mu
+	onClose    closeAction             // the action SetOnCloseAction set
 	stop       chan struct{}           // closed by Attach(nil) or Close
 	stopOnce   sync.Once
 	wg         sync.WaitGroup // the dispatch loop
@@ -86,21 +86,11 @@ func (e *PacketEndpoint) Wait() { e.wg.Wait() }
 // Close implements stack.LinkEndpoint: it stops the dispatch loop.
 func (e *PacketEndpoint) Close() {
 	e.shutdown()
-	e.mu.Lock()
-	f := e.onClose
-	e.onClose = nil
-	e.mu.Unlock()
-	if f != nil {
-		f()
-	}
+	e.onClose.run()
 }
 
 // SetOnCloseAction implements stack.LinkEndpoint.
-func (e *PacketEndpoint) SetOnCloseAction(f func()) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.onClose = f
-}
+func (e *PacketEndpoint) SetOnCloseAction(f func()) { e.onClose.SetOnCloseAction(f) }
 
 type readDeadliner interface{ SetReadDeadline(time.Time) error }
 

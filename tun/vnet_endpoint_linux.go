@@ -44,9 +44,9 @@ type VnetEndpoint struct {
 	// device because their GSO type cannot be expressed in the header.
 	TxDropped atomic.Uint64
 
-	mu         sync.Mutex              // guards dispatcher, onClose
+	mu         sync.Mutex              // guards dispatcher
 	dispatcher stack.NetworkDispatcher // guarded by mu
-	onClose    func()                  // guarded by mu
+	onClose    closeAction             // the action SetOnCloseAction set
 	stop       chan struct{}           // closed under loopMu by Attach(nil) or Close
 	stopOnce   sync.Once
 
@@ -160,21 +160,11 @@ func (e *VnetEndpoint) Wait() {
 // the close action. The file stays open.
 func (e *VnetEndpoint) Close() {
 	e.shutdown()
-	e.mu.Lock()
-	f := e.onClose
-	e.onClose = nil
-	e.mu.Unlock()
-	if f != nil {
-		f()
-	}
+	e.onClose.run()
 }
 
 // SetOnCloseAction implements stack.LinkEndpoint.
-func (e *VnetEndpoint) SetOnCloseAction(f func()) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.onClose = f
-}
+func (e *VnetEndpoint) SetOnCloseAction(f func()) { e.onClose.SetOnCloseAction(f) }
 
 // shutdown marks the endpoint stopped and wakes a read or write waiting in
 // the netpoller: it returns os.ErrDeadlineExceeded, and the loop sees stop.
