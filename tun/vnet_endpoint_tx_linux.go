@@ -34,7 +34,8 @@ func (e *VnetEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 	t.pkts, t.next, t.written, t.err = pkts.AsSlice(), 0, 0, 0
 	err := e.rc.Write(t.writeFn)
 	n, errno := t.written, t.err
-	clear(t.pkts)
+	// Drop the pooled state's hold on the caller's list, but leave the
+	// list itself alone: it is the caller's (a qdisc resets it after).
 	t.pkts = nil
 	e.txs.Put(t)
 	switch {
