@@ -82,6 +82,9 @@ func (c *dnsClient) query(ctx context.Context, name string, qtype dnsmessage.Typ
 	res := queryResult{status: hTryAgain}
 	for try := 0; try < orDefault(c.cfg.Attempts, defaultAttempts); try++ {
 		for _, ns := range servers {
+			if ctx.Err() != nil {
+				return res // cancelled: EAI_AGAIN, as a lookup that ran out of time
+			}
 			r, err := c.exchange(ctx, ns, q)
 			if err != nil {
 				continue
@@ -143,7 +146,7 @@ func (c *dnsClient) exchange(ctx context.Context, ns netip.AddrPort, q dnsmessag
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	r, err := c.exchangeUDP(ns, msg, id, q, deadline)
+	r, err := c.exchangeUDP(ctx, ns, msg, id, q, deadline)
 	if err == nil && r.truncated {
 		r, err = c.exchangeTCP(ctx, ns, msg, id, q, deadline)
 	}
@@ -183,7 +186,7 @@ var udpBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }
 // exchangeUDP sends msg from a connected UDP endpoint (so only ns can
 // answer) and waits until deadline for a datagram that answers it,
 // ignoring any that do not.
-func (c *dnsClient) exchangeUDP(ns netip.AddrPort, msg []byte, id uint16, q dnsmessage.Question, deadline time.Time) (dnsReply, error) {
+func (c *dnsClient) exchangeUDP(ctx context.Context, ns netip.AddrPort, msg []byte, id uint16, q dnsmessage.Question, deadline time.Time) (dnsReply, error) {
 	fa, proto := c.remote(ns)
 	conn, err := gonet.DialUDP(c.s, nil, &fa, proto)
 	if err != nil {
@@ -193,6 +196,10 @@ func (c *dnsClient) exchangeUDP(ns netip.AddrPort, msg []byte, id uint16, q dnsm
 	if err := conn.SetDeadline(deadline); err != nil {
 		return dnsReply{}, err
 	}
+	// Cancelling ctx (a Dialer's DialContext) ends the wait at once, as
+	// the deadline would.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	if _, err := conn.Write(msg); err != nil {
 		return dnsReply{}, err
 	}
