@@ -39,22 +39,7 @@ type waitOpts struct {
 // Callers decide whether the call may block at all (O_NONBLOCK,
 // MSG_DONTWAIT) and keep count of partial progress inside try.
 func block(fe *fdEntry, wq *waiter.Queue, mask waiter.EventMask, timeo time.Duration, wo waitOpts, try func() error) error {
-	// A Close from another goroutine releases the endpoint, possibly while
-	// try runs on it; whatever error the released endpoint gives then is
-	// reported as the EBADF the closed descriptor stands for. Data that
-	// try got before the release is still returned.
-	try = func(try func() error) func() error {
-		return func() error {
-			if fe.isClosed() {
-				return unix.EBADF
-			}
-			if err := try(); err == nil || !fe.isClosed() {
-				return err
-			}
-			return unix.EBADF
-		}
-	}(try)
-	err := try()
+	err := attempt(fe, try)
 	if err != unix.EAGAIN {
 		return err
 	}
@@ -78,7 +63,7 @@ func block(fe *fdEntry, wq *waiter.Queue, mask waiter.EventMask, timeo time.Dura
 	wq.EventRegister(&e)
 	defer wq.EventUnregister(&e)
 	for {
-		if err := try(); err != unix.EAGAIN {
+		if err := attempt(fe, try); err != unix.EAGAIN {
 			return err
 		}
 		select {
@@ -91,6 +76,21 @@ func block(fe *fdEntry, wq *waiter.Queue, mask waiter.EventMask, timeo time.Dura
 			return unix.EINTR
 		}
 	}
+}
+
+// attempt runs try once for the descriptor fe; non-blocking calls use it
+// directly, block between waits. A Close from another goroutine releases
+// the endpoint, possibly while try runs on it: whatever error the released
+// endpoint gives then is reported as the EBADF the closed descriptor stands
+// for. Data that try got before the release is still returned.
+func attempt(fe *fdEntry, try func() error) error {
+	if fe.isClosed() {
+		return unix.EBADF
+	}
+	if err := try(); err == nil || !fe.isClosed() {
+		return err
+	}
+	return unix.EBADF
 }
 
 // isClosed reports whether fe's descriptor has been closed.

@@ -112,7 +112,7 @@ func (s *Sockets) accept(fd int, flags int, wo waitOpts) (int, unix.Sockaddr, er
 		return errnoOf(terr)
 	}
 	if fe.nonblocking() {
-		err = try()
+		err = attempt(fe, try)
 	} else {
 		rcv, _ := sk.timeouts()
 		err = block(fe, sk.wq, waiter.ReadableEvents, rcv, wo, try)

@@ -77,7 +77,7 @@ func (s *Sockets) recvfrom(fd int, p []byte, flags int, wo waitOpts) (int, unix.
 		try = r.datagram
 	}
 	if r.nonblock {
-		err = try()
+		err = attempt(fe, try)
 	} else {
 		rcv, _ := sk.timeouts()
 		err = block(fe, sk.wq, readEvents, rcv, wo, try)
@@ -253,7 +253,7 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 	}
 	nonblock := fe.nonblocking() || flags&unix.MSG_DONTWAIT != 0
 	if nonblock {
-		err = try()
+		err = attempt(fe, try)
 	} else {
 		_, snd := sk.timeouts()
 		err = block(fe, sk.wq, writeEvents, snd, wo, try)
