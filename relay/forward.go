@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ustack/ustack/stack"
 	"net"
 	"net/netip"
 	"sort"
@@ -227,13 +228,13 @@ func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
 	defer r.releaseFlow()
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
 	defer cancel()
-	raddr := tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(guest), Port: fw.f.GuestPort}
+	raddr := tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(guest), Port: fw.f.GuestPort}
 	gs := r.gs
-	gc, err := gonet.DialTCPWithBind(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(src), Port: client.Port()}, raddr, protoOf(guest))
+	gc, err := gonet.DialTCPWithBind(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src), Port: client.Port()}, raddr, stack.Protocol(guest))
 	if err != nil && ctx.Err() == nil {
 		// The client's port may be taken on our side (two clients
 		// mapped to the gateway); let the stack pick one.
-		gc, err = gonet.DialTCPWithBind(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(src)}, raddr, protoOf(guest))
+		gc, err = gonet.DialTCPWithBind(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src)}, raddr, stack.Protocol(guest))
 	}
 	if err != nil {
 		r.c.forwardFailed.Add(1)
@@ -282,10 +283,10 @@ func (r *Relay) forwardFlow(fw *forwarder, client netip.AddrPort) *gonet.UDPConn
 	}
 	guest, src := r.guestSide(client)
 	gs := r.gs
-	raddr := tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(guest), Port: fw.f.GuestPort}
-	gc, err := gonet.DialUDP(gs, &tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(src), Port: client.Port()}, &raddr, protoOf(guest))
+	raddr := tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(guest), Port: fw.f.GuestPort}
+	gc, err := gonet.DialUDP(gs, &tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src), Port: client.Port()}, &raddr, stack.Protocol(guest))
 	if err != nil {
-		gc, err = gonet.DialUDP(gs, &tcpip.FullAddress{NIC: r.nic, Addr: toTCPIP(src)}, &raddr, protoOf(guest))
+		gc, err = gonet.DialUDP(gs, &tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src)}, &raddr, stack.Protocol(guest))
 	}
 	if err != nil {
 		r.releaseFlow()

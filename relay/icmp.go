@@ -3,6 +3,7 @@ package relay
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/ustack/ustack/stack"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -38,7 +39,7 @@ func (r *Relay) handleICMP4(_ gstack.TransportEndpointID, pkt *gstack.PacketBuff
 		return false
 	}
 	ip := header.IPv4(pkt.NetworkHeader().Slice())
-	return r.handleEcho(fromTCPIP(ip.SourceAddress()), fromTCPIP(ip.DestinationAddress()), h.Ident(), h.Sequence(), pkt)
+	return r.handleEcho(stack.AddrOf(ip.SourceAddress()), stack.AddrOf(ip.DestinationAddress()), h.Ident(), h.Sequence(), pkt)
 }
 
 func (r *Relay) handleICMP6(_ gstack.TransportEndpointID, pkt *gstack.PacketBuffer) bool {
@@ -47,7 +48,7 @@ func (r *Relay) handleICMP6(_ gstack.TransportEndpointID, pkt *gstack.PacketBuff
 		return false
 	}
 	ip := header.IPv6(pkt.NetworkHeader().Slice())
-	return r.handleEcho(fromTCPIP(ip.SourceAddress()), fromTCPIP(ip.DestinationAddress()), h.Ident(), h.Sequence(), pkt)
+	return r.handleEcho(stack.AddrOf(ip.SourceAddress()), stack.AddrOf(ip.DestinationAddress()), h.Ident(), h.Sequence(), pkt)
 }
 
 // handleEcho relays an echo request to a destination outside. Requests to
@@ -211,8 +212,8 @@ func (r *Relay) writeEchoReply(k echoKey, seq uint16, data []byte) bool {
 			TotalLength: uint16(len(pkt)),
 			TTL:         64,
 			Protocol:    uint8(header.ICMPv4ProtocolNumber),
-			SrcAddr:     toTCPIP(k.dst),
-			DstAddr:     toTCPIP(k.src),
+			SrcAddr:     stack.Address(k.dst),
+			DstAddr:     stack.Address(k.src),
 		})
 		ip.SetChecksum(^ip.CalculateChecksum())
 		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
@@ -228,8 +229,8 @@ func (r *Relay) writeEchoReply(k echoKey, seq uint16, data []byte) bool {
 			PayloadLength:     uint16(len(pkt) - header.IPv6MinimumSize),
 			TransportProtocol: header.ICMPv6ProtocolNumber,
 			HopLimit:          64,
-			SrcAddr:           toTCPIP(k.dst),
-			DstAddr:           toTCPIP(k.src),
+			SrcAddr:           stack.Address(k.dst),
+			DstAddr:           stack.Address(k.src),
 		})
 		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
 		h.SetType(header.ICMPv6EchoReply)
@@ -237,10 +238,10 @@ func (r *Relay) writeEchoReply(k echoKey, seq uint16, data []byte) bool {
 		h.SetSequence(seq)
 		copy(h.MessageBody()[4:], data)
 		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{
-			Header: h, Src: toTCPIP(k.dst), Dst: toTCPIP(k.src),
+			Header: h, Src: stack.Address(k.dst), Dst: stack.Address(k.src),
 		}))
 	}
-	proto := protoOf(k.dst)
+	proto := stack.Protocol(k.dst)
 	err := r.gs.WriteRawPacket(r.nic, proto, buffer.MakeWithData(pkt))
 	return err == nil
 }
@@ -275,13 +276,13 @@ func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportP
 		quote := make([]byte, header.IPv4MinimumSize, header.IPv4MinimumSize+len(transport8))
 		q := header.IPv4(quote)
 		q.Encode(&header.IPv4Fields{TotalLength: uint16(header.IPv4MinimumSize + len(transport8)), TTL: 64,
-			Protocol: uint8(proto), SrcAddr: toTCPIP(src.Addr()), DstAddr: toTCPIP(dst.Addr())})
+			Protocol: uint8(proto), SrcAddr: stack.Address(src.Addr()), DstAddr: stack.Address(dst.Addr())})
 		q.SetChecksum(^q.CalculateChecksum())
 		quote = append(quote, transport8...)
 		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
 		ip := header.IPv4(pkt)
 		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
-			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: toTCPIP(dst.Addr()), DstAddr: toTCPIP(src.Addr())})
+			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(dst.Addr()), DstAddr: stack.Address(src.Addr())})
 		ip.SetChecksum(^ip.CalculateChecksum())
 		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
 		h.SetType(header.ICMPv4DstUnreachable)
@@ -291,16 +292,16 @@ func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportP
 	} else {
 		quote := make([]byte, header.IPv6MinimumSize, header.IPv6MinimumSize+len(transport8))
 		header.IPv6(quote).Encode(&header.IPv6Fields{PayloadLength: uint16(len(transport8)), TransportProtocol: proto,
-			HopLimit: 64, SrcAddr: toTCPIP(src.Addr()), DstAddr: toTCPIP(dst.Addr())})
+			HopLimit: 64, SrcAddr: stack.Address(src.Addr()), DstAddr: stack.Address(dst.Addr())})
 		quote = append(quote, transport8...)
 		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6DstUnreachableMinimumSize+len(quote))
 		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
-			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: toTCPIP(dst.Addr()), DstAddr: toTCPIP(src.Addr())})
+			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(dst.Addr()), DstAddr: stack.Address(src.Addr())})
 		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
 		h.SetType(header.ICMPv6DstUnreachable)
 		h.SetCode(header.ICMPv6Code(code.code6))
 		copy(h[header.ICMPv6DstUnreachableMinimumSize:], quote)
-		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: toTCPIP(dst.Addr()), Dst: toTCPIP(src.Addr())}))
+		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(dst.Addr()), Dst: stack.Address(src.Addr())}))
 	}
-	return r.gs.WriteRawPacket(r.nic, protoOf(dst.Addr()), buffer.MakeWithData(pkt)) == nil
+	return r.gs.WriteRawPacket(r.nic, stack.Protocol(dst.Addr()), buffer.MakeWithData(pkt)) == nil
 }

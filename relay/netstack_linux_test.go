@@ -21,12 +21,12 @@ func synPacket(srcPort uint16) []byte {
 	b := make([]byte, header.IPv4MinimumSize+header.TCPMinimumSize)
 	ip := header.IPv4(b)
 	ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(b)), TTL: 64, Protocol: uint8(header.TCPProtocolNumber),
-		SrcAddr: toTCPIP(DefaultGuest4), DstAddr: toTCPIP(DefaultGateway4)})
+		SrcAddr: stack.Address(DefaultGuest4), DstAddr: stack.Address(DefaultGateway4)})
 	ip.SetChecksum(^ip.CalculateChecksum())
 	tcp := header.TCP(b[header.IPv4MinimumSize:])
 	tcp.Encode(&header.TCPFields{SrcPort: srcPort, DstPort: 1, SeqNum: 1, DataOffset: header.TCPMinimumSize,
 		Flags: header.TCPFlagSyn, WindowSize: 65535})
-	xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, toTCPIP(DefaultGuest4), toTCPIP(DefaultGateway4), header.TCPMinimumSize)
+	xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, stack.Address(DefaultGuest4), stack.Address(DefaultGateway4), header.TCPMinimumSize)
 	tcp.SetChecksum(^checksum.Checksum(tcp, xsum))
 	return b
 }

@@ -25,8 +25,6 @@ import (
 
 	"github.com/ustack/ustack/stack"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -354,18 +352,3 @@ func (r *Relay) logf(format string, args ...any) {
 
 func (r *Relay) getBuf() *[]byte  { return r.bufPool.Get().(*[]byte) }
 func (r *Relay) putBuf(b *[]byte) { r.bufPool.Put(b) }
-
-// protoOf returns the gVisor network protocol of a.
-func protoOf(a netip.Addr) tcpip.NetworkProtocolNumber {
-	if a.Is4() {
-		return ipv4.ProtocolNumber
-	}
-	return ipv6.ProtocolNumber
-}
-
-func toTCPIP(a netip.Addr) tcpip.Address { return tcpip.AddrFromSlice(a.Unmap().AsSlice()) }
-
-func fromTCPIP(a tcpip.Address) netip.Addr {
-	ip, _ := netip.AddrFromSlice(a.AsSlice())
-	return ip.Unmap()
-}

@@ -69,7 +69,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 }
 
 func full(ap netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
-	return tcpip.FullAddress{Addr: toTCPIP(ap.Addr()), Port: ap.Port()}, protoOf(ap.Addr())
+	return tcpip.FullAddress{Addr: stack.Address(ap.Addr()), Port: ap.Port()}, stack.Protocol(ap.Addr())
 }
 
 // dial connects from the namespace stack to dst.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/ustack/ustack/stack"
 	"io"
 	"net"
 	"net/netip"
@@ -31,7 +32,7 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	defer r.wg.Done()
-	dst := netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort)
+	dst := netip.AddrPortFrom(stack.AddrOf(id.LocalAddress), id.LocalPort)
 	target, err := r.target(dst)
 	if err != nil {
 		r.c.denied.Add(1)
@@ -117,8 +118,8 @@ func (r *Relay) refuse(req *tcp.ForwarderRequest, err error) {
 	binary.BigEndian.PutUint16(quote[0:], id.RemotePort)
 	binary.BigEndian.PutUint16(quote[2:], id.LocalPort)
 	binary.BigEndian.PutUint32(quote[4:], seq)
-	src := netip.AddrPortFrom(fromTCPIP(id.RemoteAddress), id.RemotePort)
-	dst := netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort)
+	src := netip.AddrPortFrom(stack.AddrOf(id.RemoteAddress), id.RemotePort)
+	dst := netip.AddrPortFrom(stack.AddrOf(id.LocalAddress), id.LocalPort)
 	if r.writeUnreachable(src, dst, tcp.ProtocolNumber, quote[:], code) {
 		r.c.hostUnreachable.Add(1)
 	}

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"github.com/ustack/ustack/stack"
 	"net"
 	"net/netip"
 	"os"
@@ -28,7 +29,7 @@ var datagramPool = sync.Pool{New: func() any { b := make([]byte, 65535); return 
 // unreachable, which is what a denied destination gets.
 func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 	id := req.ID()
-	dst := netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort)
+	dst := netip.AddrPortFrom(stack.AddrOf(id.LocalAddress), id.LocalPort)
 	target, err := r.target(dst)
 	if err != nil {
 		r.c.denied.Add(1)
@@ -68,7 +69,7 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 			// The real destination answered with port unreachable: say
 			// so to the namespace, whose socket then reports
 			// ECONNREFUSED as it would on the real network.
-			src := netip.AddrPortFrom(fromTCPIP(id.RemoteAddress), id.RemotePort)
+			src := netip.AddrPortFrom(stack.AddrOf(id.RemoteAddress), id.RemotePort)
 			r.writePortUnreachable(src, dst)
 			if dns {
 				r.dnsFailed(target)

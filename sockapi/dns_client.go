@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/ustack/ustack/stack"
 	"io"
 	"math/rand/v2"
 	"net/netip"
@@ -17,8 +18,6 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -155,12 +154,7 @@ func (c *dnsClient) exchange(ctx context.Context, ns netip.AddrPort, q dnsmessag
 
 // fullAddr converts a nameserver address for gVisor.
 func fullAddr(ap netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
-	proto := ipv4.ProtocolNumber
-	if ap.Addr().Is6() && !ap.Addr().Is4In6() {
-		proto = ipv6.ProtocolNumber
-	}
-	a := ap.Addr().Unmap()
-	return tcpip.FullAddress{Addr: tcpip.AddrFromSlice(a.AsSlice()), Port: ap.Port()}, proto
+	return tcpip.FullAddress{Addr: stack.Address(ap.Addr()), Port: ap.Port()}, stack.Protocol(ap.Addr())
 }
 
 // remote is the gVisor address of nameserver ns; an IPv6 zone (a NIC

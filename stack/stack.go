@@ -228,9 +228,9 @@ func (s *Stack) AddAddress(nic string, prefix netip.Prefix) error {
 		return err
 	}
 	pa := tcpip.ProtocolAddress{
-		Protocol: protocolOf(prefix.Addr()),
+		Protocol: Protocol(prefix.Addr()),
 		AddressWithPrefix: tcpip.AddressWithPrefix{
-			Address:   tcpip.AddrFromSlice(prefix.Addr().Unmap().AsSlice()),
+			Address:   Address(prefix.Addr()),
 			PrefixLen: prefix.Bits(),
 		},
 	}
@@ -260,7 +260,7 @@ func (s *Stack) setRoutes(cfg Config) error {
 		}
 		r := tcpip.Route{Destination: subnetOf(dest), NIC: id}
 		if gw.IsValid() {
-			r.Gateway = tcpip.AddrFromSlice(gw.Unmap().AsSlice())
+			r.Gateway = Address(gw)
 		}
 		routes = append(routes, r)
 		return nil
@@ -293,13 +293,6 @@ func (s *Stack) setRoutes(cfg Config) error {
 	})
 	s.s.SetRouteTable(routes)
 	return nil
-}
-
-func protocolOf(a netip.Addr) tcpip.NetworkProtocolNumber {
-	if a.Unmap().Is4() {
-		return ipv4.ProtocolNumber
-	}
-	return ipv6.ProtocolNumber
 }
 
 func subnetOf(p netip.Prefix) tcpip.Subnet {
