@@ -147,13 +147,34 @@ func (w *sockWriter) Write(b []byte) (int, error) {
 }
 
 // waitWritable blocks until the socket has room (or fails, or is closed).
+//
+// It must look before it waits: RawConn.Write first resets the
+// netpoller's readiness for the descriptor, so a "writable" edge that
+// arrived after the Write that found the socket full (the host peer's
+// ACKs freed the buffer while gVisor's Read was still returning) is
+// forgotten, and a socket that has drained raises no other. Waiting
+// without looking stalled uploads at a zero window until the transfer
+// ended (TestSockWriterWaitAfterSpaceFreed; docs/run.md).
 func (w *sockWriter) waitWritable() error {
 	waited := false
-	return w.rc.Write(func(uintptr) bool {
+	return w.rc.Write(func(fd uintptr) bool {
 		if waited {
 			return true
 		}
 		waited = true
-		return false // wait in the netpoller
+		return writable(int(fd))
 	})
+}
+
+// writable reports whether fd polls writable (or failed) right now.
+func writable(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	for {
+		n, err := unix.Poll(pfd, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		// On an error, let the caller's next write find out what it is.
+		return err != nil || n > 0 && pfd[0].Revents != 0
+	}
 }
