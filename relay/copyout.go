@@ -31,7 +31,7 @@ type nsEndpoint struct {
 func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfClosed *atomic.Bool, inDone <-chan struct{}) {
 	rc, err := host.SyscallConn()
 	if err != nil {
-		r.copyHalf(host, ns, halfClosed, &r.c.bytesOut)
+		r.copyHalf(host, ns, halfClosed, &r.c.bytesOut, nil)
 		return
 	}
 	w := &sockWriter{rc: rc}

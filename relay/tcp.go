@@ -176,9 +176,13 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	var halfClosed atomic.Bool
 	done := make(chan struct{})
 	inDone := make(chan struct{})
-	out := func() { r.copyHalf(host, ns, &halfClosed, &r.c.bytesOut) }
+	out := func() { r.copyHalf(host, ns, &halfClosed, &r.c.bytesOut, nil) }
+	var in *directIn
 	if hc, ok := host.(*net.TCPConn); ok && nsEP.ep != nil {
 		out = func() { r.copyOut(hc, ns, nsEP, &halfClosed, inDone) }
+		var done func()
+		in, done = newDirectIn(hc, nsEP)
+		defer done()
 	}
 	if !r.goTracked(func() {
 		defer close(done)
@@ -186,7 +190,7 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	}) {
 		return
 	}
-	r.copyHalf(ns, host, &halfClosed, &r.c.bytesIn)
+	r.copyHalf(ns, host, &halfClosed, &r.c.bytesIn, in)
 	close(inDone)
 	<-done
 	r.untrack(ns, host)
@@ -196,13 +200,26 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 // side. It reads into a pooled buffer of BufferSize itself rather than
 // through io.Copy, whose ReadFrom/WriteTo fast paths ignore the buffer and
 // move 32 KiB at a time.
-func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count *atomic.Uint64) {
+//
+// direct, if not nil, moves what src holds straight into dst's endpoint
+// before each Read (see directIn).
+func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count *atomic.Uint64, direct *directIn) {
 	bp := r.getBuf()
 	defer r.putBuf(bp)
 	buf := *bp
 	for {
 		if halfClosed.Load() {
 			src.SetReadDeadline(time.Now().Add(r.cfg.HalfCloseTimeout))
+		}
+		if direct != nil {
+			switch direct.step(count) {
+			case stepMoved:
+				continue
+			case stepAbort:
+				src.Close()
+				dst.Close()
+				return
+			}
 		}
 		n, err := src.Read(buf)
 		if n > 0 {
