@@ -31,7 +31,7 @@ type directIn struct {
 // done; nil if host's descriptor cannot be reached.
 func newDirectIn(host *net.TCPConn, ep nsEndpoint) (*directIn, func()) {
 	rc, err := host.SyscallConn()
-	if err != nil {
+	if err != nil || ioctlInq == 0 {
 		return nil, func() {}
 	}
 	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
@@ -88,7 +88,7 @@ func (d *directIn) step(count *atomic.Uint64) directStep {
 func (d *directIn) inq() int {
 	n := 0
 	d.rc.Control(func(fd uintptr) {
-		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ); err == nil {
+		if v, err := unix.IoctlGetInt(int(fd), ioctlInq); err == nil {
 			n = v
 		}
 	})
