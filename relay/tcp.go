@@ -52,6 +52,16 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		}
 		r.c.tcpDialFailed.Add(1)
 		r.logf("tcp %v: %v", dst, err)
+		if r.ctx.Err() == nil && dialTimedOut(err) {
+			// The destination never answered: neither does the relay,
+			// as the real network would not, so CMD's connect times
+			// out on its own clock (ETIMEDOUT, or its tool's timeout)
+			// rather than failing early as refused. A SYN CMD sends
+			// again (its retransmission) is a new request and dials
+			// again; nothing is kept in between.
+			req.Complete(false)
+			return
+		}
 		r.refuse(req, err)
 		return
 	}
@@ -90,6 +100,15 @@ func (r *Relay) dial(target netip.AddrPort) (halfCloser, error) {
 		return nil, fmt.Errorf("relay: Config.Dial returned a %T, which cannot half-close", c)
 	}
 	return hc, nil
+}
+
+// dialTimedOut reports whether a dial failed because the destination
+// did not answer within DialTimeout (or the host kernel's own SYN
+// retries ran out).
+func dialTimedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) ||
+		errors.As(err, &ne) && ne.Timeout()
 }
 
 // refuse answers a SYN whose real dial failed the way the real network
