@@ -188,17 +188,18 @@ func TestRunPing6(t *testing.T) {
 	}
 }
 
-// TestRunConnectTimeout: a TCP destination that never answers (SYNs into
-// a dummy device) is not refused when ustack's dial gives up
-// (--dial-timeout 1s): CMD's connect, with its own longer timeout (3 s),
-// times out as it would on the real network. ustack dials again for each
-// SYN CMD sends again, and logs each unanswered dial (--debug).
+// TestRunConnectTimeout: a TCP destination that never answers (SYNs
+// routed into silence) is not refused when ustack's dial gives up
+// (--dial-timeout 500ms, shorter than the 1 s before the kernel sends its
+// SYN again): CMD's connect, with its own longer timeout (3 s), times out
+// as it would on the real network. ustack dials again for each SYN CMD
+// sends again, and logs each unanswered dial (--debug).
 func TestRunConnectTimeout(t *testing.T) {
 	bin := runBinary(t)
 	roottest.RequireCommand(t, "socat")
 	name := runSilentNS(t)
 	start := time.Now()
-	res := runUstack(t, "ip", "netns", "exec", name, bin, "run", "--debug", "--dial-timeout", "1s", "--",
+	res := runUstack(t, "ip", "netns", "exec", name, bin, "run", "--debug", "--dial-timeout", "500ms", "--",
 		"socat", "-u", "OPEN:/dev/null", "TCP4:198.18.0.1:80,connect-timeout=3")
 	elapsed := time.Since(start)
 	if res.status == 0 || !strings.Contains(res.stderr, "Connection timed out") || elapsed < 3*time.Second {
