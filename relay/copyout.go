@@ -31,7 +31,7 @@ type nsEndpoint struct {
 func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfClosed *atomic.Bool, inDone <-chan struct{}) {
 	rc, err := host.SyscallConn()
 	if err != nil {
-		r.copyHalf(host, ns, halfClosed, &r.c.bytesOut)
+		r.copyHalf(host, ns, halfClosed, &r.c.bytesOut, nil)
 		return
 	}
 	w := &sockWriter{rc: rc}
@@ -41,7 +41,14 @@ func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfCl
 	abort := func() { ns.Close(); host.Close() }
 	lastData := time.Now()
 	for {
+		// What the endpoint holds now is what this Read hands the
+		// socket at least; all but its last write go with MSG_MORE.
+		w.pending, _ = src.ep.GetSockOptInt(tcpip.ReceiveQueueSizeOption)
 		res, terr := src.ep.Read(w, tcpip.ReadOptions{})
+		if w.corked && !w.full && w.err == nil {
+			w.flush()
+		}
+		w.pending = 0
 		if res.Count > 0 {
 			r.c.bytesOut.Add(uint64(res.Count))
 			lastData = time.Now()
@@ -109,10 +116,18 @@ var errSocketFull = errors.New("relay: host socket full")
 
 // sockWriter writes to a socket without blocking: it takes what the
 // socket takes, and reports full (or the error) to stop the caller.
+//
+// Writes are sent with MSG_MORE while more than they carry is pending
+// (the caller sets pending to the bytes it is about to write in all), so
+// that the socket builds full-sized segments instead of pushing one per
+// write: gVisor hands over each received segment a view at a time, two
+// or three writes per 64 KiB TSO segment from the namespace.
 type sockWriter struct {
-	rc   syscall.RawConn
-	full bool  // the last Write stopped on a full socket buffer
-	err  error // the socket failed; stop for good
+	rc      syscall.RawConn
+	pending int   // bytes the caller still means to write in this batch
+	corked  bool  // the last write went with MSG_MORE: flush before waiting
+	full    bool  // the last Write stopped on a full socket buffer
+	err     error // the socket failed; stop for good
 }
 
 func (w *sockWriter) Write(b []byte) (int, error) {
@@ -120,7 +135,11 @@ func (w *sockWriter) Write(b []byte) (int, error) {
 	var errno error
 	if err := w.rc.Write(func(fd uintptr) bool {
 		for n < len(b) {
-			m, err := unix.Write(int(fd), b[n:])
+			flags := 0
+			if w.pending > len(b)-n {
+				flags = msgMore
+			}
+			m, err := unix.SendmsgN(int(fd), b[n:], nil, nil, flags)
 			if err == unix.EINTR {
 				continue
 			}
@@ -129,6 +148,8 @@ func (w *sockWriter) Write(b []byte) (int, error) {
 				return true
 			}
 			n += m
+			w.pending -= m
+			w.corked = flags != 0
 		}
 		return true
 	}); err != nil {
@@ -146,14 +167,44 @@ func (w *sockWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// flush sends what MSG_MORE held back (setting TCP_NODELAY pushes
+// pending frames); the caller wrote less than it announced.
+func (w *sockWriter) flush() {
+	w.corked = false
+	w.rc.Control(func(fd uintptr) {
+		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	})
+}
+
 // waitWritable blocks until the socket has room (or fails, or is closed).
+//
+// It must look before it waits: RawConn.Write first resets the
+// netpoller's readiness for the descriptor, so a "writable" edge that
+// arrived after the Write that found the socket full (the host peer's
+// ACKs freed the buffer while gVisor's Read was still returning) is
+// forgotten, and a socket that has drained raises no other. Waiting
+// without looking stalled uploads at a zero window until the transfer
+// ended (TestSockWriterWaitAfterSpaceFreed; docs/run.md).
 func (w *sockWriter) waitWritable() error {
 	waited := false
-	return w.rc.Write(func(uintptr) bool {
+	return w.rc.Write(func(fd uintptr) bool {
 		if waited {
 			return true
 		}
 		waited = true
-		return false // wait in the netpoller
+		return writable(int(fd))
 	})
+}
+
+// writable reports whether fd polls writable (or failed) right now.
+func writable(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	for {
+		n, err := unix.Poll(pfd, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		// On an error, let the caller's next write find out what it is.
+		return err != nil || n > 0 && pfd[0].Revents != 0
+	}
 }

@@ -13,9 +13,12 @@ import (
 // net.ipv4.ping_group_range), or, where that is refused and the process
 // holds CAP_NET_RAW, a raw ICMP socket.
 func openEcho(k echoKey) (*echoFlow, error) {
-	family, proto := unix.AF_INET, unix.IPPROTO_ICMP
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Addr: k.dst.As4()}
-	if k.dst.Is6() {
+	var family, proto int
+	var sa unix.Sockaddr
+	if k.dst.Is4() {
+		family, proto = unix.AF_INET, unix.IPPROTO_ICMP
+		sa = &unix.SockaddrInet4{Addr: k.dst.As4()}
+	} else {
 		family, proto = unix.AF_INET6, unix.IPPROTO_ICMPV6
 		sa = &unix.SockaddrInet6{Addr: k.dst.As16()}
 	}

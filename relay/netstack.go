@@ -25,7 +25,7 @@ func StackConfig(ep gstack.LinkEndpoint, pcap io.Writer) stack.Config {
 	return stack.Config{
 		NICs: []stack.NICConfig{{
 			Name:     NICName,
-			Endpoint: ep,
+			Endpoint: newTxQueue(ep),
 			Addrs: []netip.Prefix{
 				netip.PrefixFrom(DefaultGateway4, 24), netip.PrefixFrom(DefaultDNS4, 24),
 				netip.PrefixFrom(DefaultGateway6, 64), netip.PrefixFrom(DefaultDNS6, 64),

@@ -75,7 +75,10 @@ type Config struct {
 	// descriptors. Default 4096.
 	MaxFlows int
 	// DialTimeout bounds connecting to a real destination, during which
-	// the namespace's connection stays half-open. Default 30s.
+	// the namespace's connection stays half-open. A destination that has
+	// not answered by then gets no answer from the relay either, so the
+	// namespace's connect times out by its own clock, as on the real
+	// network. Default 30s.
 	DialTimeout time.Duration
 	// HalfCloseTimeout closes a connection that one side has shut down
 	// when the other has then sent nothing for this long. Default 2m.
@@ -101,7 +104,7 @@ type Config struct {
 type Stats struct {
 	TCPRelayed      uint64 `json:"tcp_relayed"`       // connections established to a real destination
 	TCPActive       int64  `json:"tcp_active"`        // relayed connections now open
-	TCPDialFailed   uint64 `json:"tcp_dial_failed"`   // destinations that refused or did not answer (reset sent)
+	TCPDialFailed   uint64 `json:"tcp_dial_failed"`   // dials that failed: refused (reset sent), unreachable (ICMP sent) or unanswered (nothing sent)
 	UDPFlows        uint64 `json:"udp_flows"`         // UDP flows opened
 	UDPActive       int64  `json:"udp_active"`        // UDP flows now open
 	UDPExpired      uint64 `json:"udp_expired"`       // UDP flows closed after UDPIdleTimeout

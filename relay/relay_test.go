@@ -420,3 +420,54 @@ func TestDNSFailover(t *testing.T) {
 		t.Fatalf("query after failover = %q, %v; want it answered by the second upstream", got, err)
 	}
 }
+
+// TestTCPDialTimeoutSilent: when the real destination never answers,
+// the namespace's connect is not refused when the relay's dial gives up
+// (the real network would not refuse it either); it times out on its
+// own clock, each SYN it sends again is dialled again, and once it has
+// given up the relay holds nothing for it.
+func TestTCPDialTimeoutSilent(t *testing.T) {
+	leakcheck.Check(t)
+	dials := make(chan struct{}, 16)
+	h := newHarness(t, Config{
+		DialTimeout: 200 * time.Millisecond,
+		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			dials <- struct{}{}
+			<-ctx.Done() // a destination that never answers
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctx.Err()}
+		},
+	})
+	fa, proto := full(netip.MustParseAddrPort("192.0.2.1:80"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	c, err := gonet.DialContextTCP(ctx, h.ns.GVisor(), fa, proto)
+	if err == nil {
+		c.Close()
+		t.Fatal("connect to a destination that never answers succeeded")
+	}
+	if elapsed := time.Since(start); elapsed < 2*time.Second || strings.Contains(err.Error(), "refused") {
+		t.Fatalf("connect failed after %v with %v; want the caller's own timeout (2.5s), not a refusal after the relay's dial timeout (200ms)", elapsed.Round(time.Millisecond), err)
+	}
+	// The first SYN and at least its retransmission (gVisor's first
+	// retransmission timeout is 1s) were each dialled.
+	if n := len(dials); n < 2 {
+		t.Errorf("%d dials for a connect that sent its SYN again, want one per SYN", n)
+	}
+	// Nothing stays behind once the last dial has timed out.
+	notes := func() int {
+		h.r.synMu.Lock()
+		defer h.r.synMu.Unlock()
+		return len(h.r.syns)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for h.r.flows.Load() != 0 || notes() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d flows and %d SYN notes held after the namespace gave up", h.r.flows.Load(), notes())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := h.r.Stats(); s.TCPActive != 0 || s.TCPDialFailed < 2 {
+		t.Errorf("stats %+v: want no active connection and every dial counted as failed", s)
+	}
+}

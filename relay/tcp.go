@@ -52,6 +52,16 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		}
 		r.c.tcpDialFailed.Add(1)
 		r.logf("tcp %v: %v", dst, err)
+		if r.ctx.Err() == nil && dialTimedOut(err) {
+			// The destination never answered: neither does the relay,
+			// as the real network would not, so CMD's connect times
+			// out on its own clock (ETIMEDOUT, or its tool's timeout)
+			// rather than failing early as refused. A SYN CMD sends
+			// again (its retransmission) is a new request and dials
+			// again; nothing is kept in between.
+			req.Complete(false)
+			return
+		}
 		r.refuse(req, err)
 		return
 	}
@@ -90,6 +100,15 @@ func (r *Relay) dial(target netip.AddrPort) (halfCloser, error) {
 		return nil, fmt.Errorf("relay: Config.Dial returned a %T, which cannot half-close", c)
 	}
 	return hc, nil
+}
+
+// dialTimedOut reports whether a dial failed because the destination
+// did not answer within DialTimeout (or the host kernel's own SYN
+// retries ran out).
+func dialTimedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) ||
+		errors.As(err, &ne) && ne.Timeout()
 }
 
 // refuse answers a SYN whose real dial failed the way the real network
@@ -176,9 +195,13 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	var halfClosed atomic.Bool
 	done := make(chan struct{})
 	inDone := make(chan struct{})
-	out := func() { r.copyHalf(host, ns, &halfClosed, &r.c.bytesOut) }
+	out := func() { r.copyHalf(host, ns, &halfClosed, &r.c.bytesOut, nil) }
+	var in *directIn
 	if hc, ok := host.(*net.TCPConn); ok && nsEP.ep != nil {
 		out = func() { r.copyOut(hc, ns, nsEP, &halfClosed, inDone) }
+		var done func()
+		in, done = newDirectIn(hc, nsEP)
+		defer done()
 	}
 	if !r.goTracked(func() {
 		defer close(done)
@@ -186,7 +209,7 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	}) {
 		return
 	}
-	r.copyHalf(ns, host, &halfClosed, &r.c.bytesIn)
+	r.copyHalf(ns, host, &halfClosed, &r.c.bytesIn, in)
 	close(inDone)
 	<-done
 	r.untrack(ns, host)
@@ -196,13 +219,26 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 // side. It reads into a pooled buffer of BufferSize itself rather than
 // through io.Copy, whose ReadFrom/WriteTo fast paths ignore the buffer and
 // move 32 KiB at a time.
-func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count *atomic.Uint64) {
+//
+// direct, if not nil, moves what src holds straight into dst's endpoint
+// before each Read (see directIn).
+func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count *atomic.Uint64, direct *directIn) {
 	bp := r.getBuf()
 	defer r.putBuf(bp)
 	buf := *bp
 	for {
 		if halfClosed.Load() {
 			src.SetReadDeadline(time.Now().Add(r.cfg.HalfCloseTimeout))
+		}
+		if direct != nil {
+			switch direct.step(count) {
+			case stepMoved:
+				continue
+			case stepAbort:
+				src.Close()
+				dst.Close()
+				return
+			}
 		}
 		n, err := src.Read(buf)
 		if n > 0 {

@@ -3,6 +3,9 @@
 # kernel veth pair, all measured in one run on this machine.
 #
 # Usage (as root): tests/bench-run.sh [SECONDS]     (default 5 per figure)
+#   BENCH_ROUNDS=N measures every stack N times, in turns (all stacks, then
+#   all again), and prints the median of each cell: steadier ratios on a
+#   busy machine than one pass.
 #
 # For each way of networking a namespace it runs, from inside the
 # namespace against servers on the host:
@@ -24,6 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 T=${1:-5}
+ROUNDS=${BENCH_ROUNDS:-1} # rounds over all stacks, alternating; each cell is the median
 [ "$(id -u)" = 0 ] || { echo "bench-run.sh: run as root" >&2; exit 1; }
 for c in iperf3 pasta slirp4netns ip unshare nsenter; do
 	command -v "$c" >/dev/null || { echo "bench-run.sh: $c is not installed" >&2; exit 1; }
@@ -95,23 +99,43 @@ slirp() { # runs "$@" in a fresh namespace networked by slirp4netns
 	return $st
 }
 
-measure "ustack-run" env H=10.0.2.2 P=5201 Q=5301 ustack run --allow-host-loopback --
-measure "pasta" env H=gw P=5201 Q=5301 pasta --config-net --runas 0 -q --
-measure "pasta-mtu1500" env H=gw P=5201 Q=5301 pasta --config-net --runas 0 -q --mtu 1500 --
-measure "slirp4netns" slirp
-measure "veth" env H=10.200.0.1 P=5202 Q=5302 ip netns exec "$ns"
+for round in $(seq "$ROUNDS"); do
+	[ "$ROUNDS" = 1 ] || echo "round $round of $ROUNDS" >&2
+	measure "ustack-run" env H=10.0.2.2 P=5201 Q=5301 ustack run --allow-host-loopback --
+	measure "pasta" env H=gw P=5201 Q=5301 pasta --config-net --runas 0 -q --
+	measure "pasta-mtu1500" env H=gw P=5201 Q=5301 pasta --config-net --runas 0 -q --mtu 1500 --
+	measure "slirp4netns" slirp
+	measure "veth" env H=10.200.0.1 P=5202 Q=5302 ip netns exec "$ns"
+done
 
 echo
-echo "bench-run.sh $T s per figure, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, kernel $(uname -r)"
+echo "bench-run.sh $T s per figure, $ROUNDS round(s) (median per cell), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, kernel $(uname -r)"
 printf '%s\n' "${results[@]}" | awk '
-	{ name[NR]=$1; up[NR]=$2; down[NR]=$3; conn[NR]=$4; rrm[NR]=$5; rrp[NR]=$6
-	  if ($1=="pasta") p=NR; if ($1=="veth") v=NR }
+	# Each line is one round of one stack; a cell is the median of the
+	# rounds that gave a figure.
 	function r(a, b) { return (a=="-" || b=="-" || b==0) ? "-" : sprintf("%.2f", a/b) }
+	function median(list,   a, n, i, j, t) {
+		n = split(list, a, " ")
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1]+0 > a[j]+0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+		if (n == 0) return "-"
+		if (n % 2) return a[(n+1)/2]
+		t = (a[n/2] + a[n/2+1]) / 2
+		return (t >= 100) ? sprintf("%.0f", t) : sprintf("%.3g", t)
+	}
+	{ if (!($1 in idx)) { idx[$1] = ++N; name[N] = $1 }
+	  k = idx[$1]
+	  for (c = 2; c <= 6; c++) if ($c != "-") cell[k, c] = cell[k, c] " " $c }
 	END {
+
+		for (k = 1; k <= N; k++) {
+			up[k] = median(cell[k, 2]); down[k] = median(cell[k, 3]); conn[k] = median(cell[k, 4])
+			rrm[k] = median(cell[k, 5]); rrp[k] = median(cell[k, 6])
+			if (name[k] == "pasta") p = k; if (name[k] == "veth") v = k
+		}
 		printf "%-14s %8s %8s %8s %8s %8s | %7s %7s %7s | %7s %7s %7s\n", "stack", "up", "down", "conn/s", "rr-mean", "rr-p99",
 			"up/pas", "dn/pas", "cps/pas", "up/veth", "dn/veth", "cps/vth"
 		printf "%-14s %8s %8s %8s %8s %8s |\n", "", "Gbit/s", "Gbit/s", "", "us", "us"
-		for (i=1; i<=NR; i++)
+		for (i=1; i<=N; i++)
 			printf "%-14s %8s %8s %8s %8s %8s | %7s %7s %7s | %7s %7s %7s\n", name[i], up[i], down[i], conn[i], rrm[i], rrp[i],
 				r(up[i], up[p]), r(down[i], down[p]), r(conn[i], conn[p]), r(up[i], up[v]), r(down[i], down[v]), r(conn[i], conn[v])
 	}'

@@ -134,6 +134,86 @@ func TestRunPing(t *testing.T) {
 	}
 }
 
+// runSilentNS creates a network namespace of the test's, to run ustack
+// in as its "host": lo up, and 198.18.0.0/24 and 2001:db8:6::/64 routed
+// into silence (through a gateway with a made-up MAC address on one end
+// of a veth pair whose other end takes no frames for it), plus the
+// commands in extra.
+func runSilentNS(t *testing.T, extra ...[]string) string {
+	t.Helper()
+	roottest.RequireCommand(t, "ip")
+	name := runRandomName()
+	if _, err := netns.CreateNamed(name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netns.DeleteNamed(name) })
+	cmds := append([][]string{
+		{"link", "set", "lo", "up"},
+		{"link", "add", "silent0", "type", "veth", "peer", "name", "silent1"},
+		{"link", "set", "silent0", "up"},
+		{"link", "set", "silent1", "up"},
+		{"addr", "add", "10.9.9.1/30", "dev", "silent0"},
+		{"-6", "addr", "add", "2001:db8:9::1/64", "dev", "silent0", "nodad"},
+		{"neigh", "add", "10.9.9.2", "lladdr", "02:00:00:00:00:02", "dev", "silent0", "nud", "permanent"},
+		{"-6", "neigh", "add", "2001:db8:9::2", "lladdr", "02:00:00:00:00:02", "dev", "silent0", "nud", "permanent"},
+		{"route", "add", "198.18.0.0/24", "via", "10.9.9.2"},
+		{"-6", "route", "add", "2001:db8:6::/64", "via", "2001:db8:9::2"},
+	}, extra...)
+	for _, args := range cmds {
+		if out, err := exec.Command("ip", append([]string{"-n", name}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %q: %v: %s", args, err, out)
+		}
+	}
+	return name
+}
+
+// TestRunPing6 pings a host-side IPv6 address from inside. ustack runs in
+// a namespace of the test's whose own address is 2001:db8:5::1 (this
+// machine's global IPv6 address, fd00::2, is the gateway address inside
+// the namespace, so it cannot stand for the host): the echo goes out
+// through a host ICMPv6 socket and the host kernel's real reply comes
+// back. An address that does not answer gets no reply, never a forged one.
+func TestRunPing6(t *testing.T) {
+	bin := runBinary(t)
+	roottest.RequireCommand(t, "ping")
+	name := runSilentNS(t, []string{"-6", "addr", "add", "2001:db8:5::1/128", "dev", "lo"})
+	// The gateway gets three tries: in about one run in twenty the
+	// namespace's kernel drops the reply to its very first IPv6 packet
+	// (the capture shows the reply leaving ustack; main does it too).
+	res := runUstack(t, "ip", "netns", "exec", name, bin, "run", "--", "sh", "-c",
+		"ping -6 -c 3 -i 0.2 -W 5 fd00::2; ping -6 -c 2 -W 5 2001:db8:5::1")
+	if res.status != 0 || strings.Count(res.stdout, "bytes from fd00::2") < 1 || strings.Count(res.stdout, "bytes from 2001:db8:5::1") != 2 {
+		t.Fatalf("ping -6 gateway and 2001:db8:5::1: status %d, stdout %q, stderr %q", res.status, res.stdout, res.stderr)
+	}
+	res = runUstack(t, "ip", "netns", "exec", name, bin, "run", "--", "ping", "-6", "-c", "1", "-W", "2", "2001:db8:6::1")
+	if res.status == 0 || strings.Contains(res.stdout, "bytes from") {
+		t.Fatalf("ping -6 to an address that does not answer: status %d, stdout %q; want no reply", res.status, res.stdout)
+	}
+}
+
+// TestRunConnectTimeout: a TCP destination that never answers (SYNs
+// routed into silence) is not refused when ustack's dial gives up
+// (--dial-timeout 500ms, shorter than the 1 s before the kernel sends its
+// SYN again): CMD's connect, with its own longer timeout (3 s), times out
+// as it would on the real network. ustack dials again for each SYN CMD
+// sends again, and logs each unanswered dial (--debug).
+func TestRunConnectTimeout(t *testing.T) {
+	bin := runBinary(t)
+	roottest.RequireCommand(t, "socat")
+	name := runSilentNS(t)
+	start := time.Now()
+	res := runUstack(t, "ip", "netns", "exec", name, bin, "run", "--debug", "--dial-timeout", "500ms", "--",
+		"socat", "-u", "OPEN:/dev/null", "TCP4:198.18.0.1:80,connect-timeout=3")
+	elapsed := time.Since(start)
+	if res.status == 0 || !strings.Contains(res.stderr, "Connection timed out") || elapsed < 3*time.Second {
+		t.Fatalf("connect to a silent destination: status %d after %v, stderr %q; want CMD's own timeout after 3s, not a refusal",
+			res.status, elapsed.Round(time.Millisecond), res.stderr)
+	}
+	if n := strings.Count(res.stderr, "tcp 198.18.0.1:80:"); n < 2 {
+		t.Errorf("%d dials logged for a connect that sent its SYN again within 3 s; want one per SYN\nstderr: %s", n, res.stderr)
+	}
+}
+
 // runDNSServer answers A queries for name with addr (others with an empty
 // answer) on host loopback; it returns its address.
 func runDNSServer(t *testing.T, name string, addr [4]byte) string {
