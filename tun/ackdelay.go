@@ -84,12 +84,13 @@ func newACKDelayer(write func([]*stack.PacketBuffer)) *ackDelayer {
 	return &ackDelayer{write: write, epoch: time.Now()}
 }
 
-// filter returns the packets to write for pkts, in order: a held ACK that
-// must go out first is put before the packet that requires it, and a
-// packet the delayer holds is left out. Both kinds of held packet in the
-// result and in drop carry a reference of the delayer that the caller
-// releases after writing.
-func (d *ackDelayer) filter(pkts []*stack.PacketBuffer, out []*stack.PacketBuffer) (res, owned []*stack.PacketBuffer) {
+// filter appends to out the packets to write for pkts, in order: a held
+// ACK that must go out first is put before the packet that requires it,
+// and a packet the delayer now holds is left out. Every previously held
+// ACK it lets go (written or dropped) is also appended to owned: it
+// carries the delayer's reference, which the caller releases after
+// writing out.
+func (d *ackDelayer) filter(pkts, out, owned []*stack.PacketBuffer) ([]*stack.PacketBuffer, []*stack.PacketBuffer) {
 	now := time.Since(d.epoch)
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -90,7 +90,7 @@ func TestACKDelayerFilter(t *testing.T) {
 			defer d.stop()
 			for i, s := range tc.segs {
 				pkt := s.build()
-				out, owned := d.filter([]*stack.PacketBuffer{pkt}, nil)
+				out, owned := d.filter([]*stack.PacketBuffer{pkt}, nil, nil)
 				got := []uint32{}
 				for _, p := range out {
 					got = append(got, header.TCP(p.TransportHeader().Slice()).AckNumber())

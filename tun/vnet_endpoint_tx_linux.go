@@ -16,6 +16,7 @@ type txState struct {
 	iov     []unix.Iovec
 	pkts    []*stack.PacketBuffer
 	out     []*stack.PacketBuffer // WritePackets' list after the ACK delayer
+	owned   []*stack.PacketBuffer // held ACKs the delayer let go, to release
 	next    int                   // index in pkts of the packet to write next
 	written int
 	err     unix.Errno
@@ -38,13 +39,14 @@ func (e *VnetEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 		return e.writeList(list)
 	}
 	t := e.txs.Get().(*txState)
-	out, owned := e.acks.filter(list, t.out[:0])
+	out, owned := e.acks.filter(list, t.out[:0], t.owned[:0])
 	n, err := e.writeList(out)
 	for _, p := range owned {
 		p.DecRef()
 	}
 	clear(out)
-	t.out = out[:0]
+	clear(owned)
+	t.out, t.owned = out[:0], owned[:0]
 	e.txs.Put(t)
 	if err != nil {
 		// Count only the caller's packets before the failure.
