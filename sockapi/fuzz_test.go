@@ -358,10 +358,10 @@ func (z *fuzzer) connectedBlocker() (int, bool) {
 // What the fuzzer means by a blocked call is one already blocked when the
 // program closes its descriptor, so it waits for that.
 func (z *fuzzer) waitIn(name string, fd int, call func() error) {
-	_, sk, err := z.s.sock(fd)
-	if err != nil {
-		panic(fmt.Sprintf("waitIn(%s, %d): %v", name, fd, err)) // blocker made it: a harness bug
-	}
+	// fd can be closed already: a blocked accept closes the descriptor it
+	// accepted, which may be a number the program had closed and the new
+	// blocker took. The call then returns EBADF, and there is no wait.
+	_, sk, lookupErr := z.s.sock(fd)
 	done := make(chan struct{})
 	z.blocked.Add(1)
 	go func() {
@@ -374,6 +374,9 @@ func (z *fuzzer) waitIn(name string, fd int, call func() error) {
 	// Only the call registers on a blocker's queue (the program's calls
 	// never take a blocker's number), and block() registers after the
 	// lookup, so a registered waiter means the call is waiting on fd.
+	if lookupErr != nil {
+		return
+	}
 	tick := time.NewTicker(20 * time.Microsecond)
 	defer tick.Stop()
 	for sk.wq.Events() == 0 {
