@@ -22,6 +22,8 @@ type Dialer struct {
 	// Sockets is the socket layer the connections are made on. Required.
 	Sockets *Sockets
 	// Timeout bounds each dial, name resolution included; 0 means none.
+	// As in net.Dialer, a name's addresses tried one after another share
+	// it (see DialContext).
 	Timeout time.Duration
 	// Deadline, if not zero, is the time by which a dial fails.
 	Deadline time.Time
