@@ -22,6 +22,8 @@ type Dialer struct {
 	// Sockets is the socket layer the connections are made on. Required.
 	Sockets *Sockets
 	// Timeout bounds each dial, name resolution included; 0 means none.
+	// As in net.Dialer, a name's addresses tried one after another share
+	// it (see DialContext).
 	Timeout time.Duration
 	// Deadline, if not zero, is the time by which a dial fails.
 	Deadline time.Time
@@ -31,6 +33,12 @@ type Dialer struct {
 	// KeepAlive is the keep-alive period of TCP connections, as
 	// net.Dialer's: 0 means 15s, a negative value turns keep-alives off.
 	KeepAlive time.Duration
+	// FallbackDelay is, as net.Dialer's, how long a "tcp" dial to a name
+	// with both IPv4 and IPv6 addresses waits for the addresses of the
+	// first one's family before it races the others too (RFC 6555 Fast
+	// Fallback): 0 means 300ms, a negative value turns the race off so
+	// that the addresses are tried one after another.
+	FallbackDelay time.Duration
 }
 
 // Dial is DialContext with context.Background().
@@ -44,10 +52,20 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // or a name resolved through the Sockets' Getaddrinfo (hosts table, then
 // DNS over the stack), and port a number or a service name; an empty or
 // unspecified host means this host, as connect(2) to INADDR_ANY does on
-// Linux. Each resolved address is tried in turn until one connects.
+// Linux.
 //
-// Cancelling ctx, or its deadline, aborts a connect in progress; a DNS
-// lookup ends at ctx's deadline. A TCP connection is a *TCPConn, a UDP
+// Several resolved addresses are dialled as net.Dialer dials them. With a
+// deadline, addresses tried one after another each get a share of the
+// time left (see attemptDeadline), so that one address that never answers
+// cannot use it all. For network "tcp" with addresses of both families,
+// those of the first address's family are tried first and, after
+// FallbackDelay (or at once if they all fail), the others in parallel; the
+// first connection made wins and the other attempt is cancelled and
+// closed before DialContext returns. If every address fails, the error is
+// the first address's.
+//
+// Cancelling ctx, or its deadline, aborts every connect in progress; a
+// DNS lookup ends at ctx's deadline. A TCP connection is a *TCPConn, a UDP
 // one a *UDPConn.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	if d.Sockets == nil {
@@ -67,20 +85,15 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	if err != nil {
 		return nil, netOpErr("dial", network, d.LocalAddr, nil, err)
 	}
-	var first error
-	for _, ra := range remotes {
-		fd, err := d.Sockets.dialOne(ctx, nw, local, ra)
-		if err == nil {
-			return d.Sockets.wrapConnected(fd, nw, d.KeepAlive), nil
-		}
-		if first == nil {
-			first = err
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	primaries, fallbacks := remotes, []netip.AddrPort(nil)
+	if d.FallbackDelay >= 0 && nw.name == "tcp" {
+		primaries, fallbacks = partitionFamily(remotes)
 	}
-	return nil, first
+	fd, err := d.dialParallel(ctx, nw, local, primaries, fallbacks)
+	if err != nil {
+		return nil, err
+	}
+	return d.Sockets.wrapConnected(fd, nw, d.KeepAlive), nil
 }
 
 // context returns ctx bounded by the Dialer's Timeout and Deadline.
