@@ -88,3 +88,17 @@ func BenchmarkCPUPingPong(b *testing.B) {
 	reportCPU(b, sides[0], sides[1])
 	reportSegments(b, st, segs)
 }
+
+// BenchmarkCPUConnectUstack is the ustack half of
+// BenchmarkCPUConnectAcceptClose alone, for profiles that the kernel's
+// share would otherwise dilute:
+//
+//	go test ./sockapi -run '^$' -bench CPUConnectUstack -benchtime=80000x -cpuprofile cpu.prof
+func BenchmarkCPUConnectUstack(b *testing.B) {
+	_, u, st := benchEnvs(b)
+	side := connectSide("ustack", u)
+	segs := st.Stats().TCP.SegmentsSent
+	interleaveCPU(b, side)
+	b.ReportMetric(float64(side.total.Microseconds())/float64(b.N), "ustack-cpu-µs/op")
+	reportSegments(b, st, segs)
+}

@@ -268,14 +268,17 @@ func (z *fuzzer) startBlocked(kind int) {
 	case 0:
 		if fd, ok := z.blocker(unix.SOCK_DGRAM, true); ok {
 			z.noteAddr(z.s.Getsockname(fd))
-			z.waitIn("recvfrom", func() error { _, _, err := z.s.Recvfrom(fd, make([]byte, 64), 0); return err })
+			z.waitIn("recvfrom", fd, func() error { _, _, err := z.s.Recvfrom(fd, make([]byte, 64), 0); return err })
 		}
 	case 1:
 		if fd, ok := z.blocker(unix.SOCK_STREAM, true); ok && z.s.Listen(fd, 4) == nil {
 			z.noteAddr(z.s.Getsockname(fd))
-			z.waitIn("accept", func() error {
+			z.waitIn("accept", fd, func() error {
 				// Non-blocking, so that the program's calls, which may
-				// stumble on its number, never block on it.
+				// stumble on its number, never block on it. Closed here,
+				// not left to CloseAll: an Accept past its wait when
+				// CloseAll runs installs its descriptor after it, as
+				// accept(2) racing close_range(2) would.
 				nfd, _, err := z.s.Accept4(fd, unix.SOCK_NONBLOCK)
 				if err == nil {
 					z.s.Close(nfd)
@@ -285,7 +288,7 @@ func (z *fuzzer) startBlocked(kind int) {
 		}
 	case 2:
 		if fd, ok := z.connectedBlocker(); ok {
-			z.waitIn("read", func() error {
+			z.waitIn("read", fd, func() error {
 				_, err := z.s.Read(fd, make([]byte, 64))
 				if err == unix.ECONNRESET { // the program reset the other end
 					err = nil
@@ -340,16 +343,49 @@ func (z *fuzzer) connectedBlocker() (int, bool) {
 	return c, true
 }
 
-// waitIn runs call in a goroutine that the end of the program waits for;
-// call must end with data (nil) or, once its descriptor is closed, EBADF.
-func (z *fuzzer) waitIn(name string, call func() error) {
+// waitIn runs call, a blocking call on fd, in a goroutine that the end of
+// the program waits for; call must end with data (nil) or, once fd is
+// closed, EBADF.
+//
+// waitIn returns only once the call is under way: waiting on fd's socket,
+// or finished. Until the call has looked its descriptor up, the number
+// names whatever socket holds it when the lookup happens; had the program
+// closed fd by then and a new socket taken the number (lowest free first),
+// the call would act on that socket, on Linux as here (close(2): a call
+// another thread has not yet entered is not one "in progress"). That is
+// the calling program's race, not the stack's, and would make the check
+// above report the new socket's errno (recvfrom on a listener: ENOTCONN).
+// What the fuzzer means by a blocked call is one already blocked when the
+// program closes its descriptor, so it waits for that.
+func (z *fuzzer) waitIn(name string, fd int, call func() error) {
+	// fd can be closed already: a blocked accept closes the descriptor it
+	// accepted, which may be a number the program had closed and the new
+	// blocker took. The call then returns EBADF, and there is no wait.
+	_, sk, lookupErr := z.s.sock(fd)
+	done := make(chan struct{})
 	z.blocked.Add(1)
 	go func() {
 		defer z.blocked.Done()
+		defer close(done)
 		if err := call(); err != nil && err != unix.EBADF {
 			z.badWake <- name + ":" + errs(err)
 		}
 	}()
+	// Only the call registers on a blocker's queue (the program's calls
+	// never take a blocker's number), and block() registers after the
+	// lookup, so a registered waiter means the call is waiting on fd.
+	if lookupErr != nil {
+		return
+	}
+	tick := time.NewTicker(20 * time.Microsecond)
+	defer tick.Stop()
+	for sk.wq.Events() == 0 {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // waitBlocked checks, after CloseAll, that every blocked call has woken.
@@ -381,17 +417,7 @@ func (z *fuzzer) waitBlocked(t *testing.T, prog []byte) {
 // userspace implementation, keyed by the blocked call, with their cause.
 // Like knownUserspaceFailures they are bugs to fix, not accepted
 // behaviour.
-var knownFuzzFailures = map[string]string{
-	// Not a sockapi bug but a race in this harness, left for the fuzzer's
-	// next engineer: waitIn's goroutine may first look its descriptor up
-	// after the program has closed it and a new socket has taken the
-	// number (lowest free first, as on Linux), and then operates on that
-	// socket (program 1a00000001000800010000081a001b011a010000000004010a:
-	// recvfrom on a TCP listener, ENOTCONN, as Linux gives). The fix is to
-	// let waitIn know the call has looked its descriptor up before the
-	// program goes on.
-	"recvfrom": "harness race: the blocked call started after its number was closed and reused",
-}
+var knownFuzzFailures = map[string]string{}
 
 // fuzzSeeds are programs written out by hand (see prog) so that the
 // fuzzer starts from sequences that reach deep states: a TCP connection

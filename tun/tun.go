@@ -47,6 +47,11 @@ type Config struct {
 	Routes []Route
 	// Driver is the packet path; "" means DefaultDriver.
 	Driver Driver
+	// DisableDelayedACK makes the vnet driver write every pure ACK the
+	// stack sends at once. Default off: on a connection that answers what
+	// it receives, a pure ACK is held up to 1 ms so that the answer carries
+	// it, as Linux's delayed ACK does (see ackDelayer in tun/ackdelay.go).
+	DisableDelayedACK bool
 }
 
 // Route sends Dest through the device, via Gateway if it is valid.

@@ -55,8 +55,9 @@ type VnetEndpoint struct {
 	running  bool      // guarded by loopMu: the dispatch loop has not returned
 	reading  bool      // guarded by loopMu: the loop is reading the file
 
-	rx  *rxState  // owned by the dispatch loop
-	txs sync.Pool // of *txState, one per concurrent WritePackets
+	rx   *rxState    // owned by the dispatch loop
+	acks *ackDelayer // nil when delayed ACKs are off
+	txs  sync.Pool   // of *txState, one per concurrent WritePackets
 }
 
 var (
@@ -87,6 +88,7 @@ func NewVnetEndpoint(f *os.File, mtu uint32) (*VnetEndpoint, error) {
 	e.mtu.Store(mtu)
 	e.rx = newRxState(e)
 	e.txs.New = func() any { return newTxState(e) }
+	e.acks = newACKDelayer(func(p []*stack.PacketBuffer) { e.writeList(p) })
 	return e, nil
 }
 
@@ -174,6 +176,9 @@ func (e *VnetEndpoint) shutdown() {
 		close(e.stop)
 		e.loopCond.Broadcast()
 		e.loopMu.Unlock()
+		if e.acks != nil {
+			e.acks.stop()
+		}
 		past := time.Unix(1, 0)
 		e.f.SetReadDeadline(past)
 		e.f.SetWriteDeadline(past)

@@ -347,3 +347,78 @@ func TestVnetKernelGSOAccepted(t *testing.T) {
 		})
 	}
 }
+
+// TestVnetDelayedACK: on an interactive connection the stack's reply
+// carries the acknowledgement of the request, with no pure ACK written
+// before it, and a request that gets no reply is still acknowledged.
+func TestVnetDelayedACK(t *testing.T) {
+	leakcheck.Check(t)
+	k := newDouble(t, stack.TCPConfig{})
+	server := netip.AddrPortFrom(stackV4.Addr(), 7)
+	fa, proto := gvisorAddr(server)
+	l, err := gonet.ListenTCP(k.s.GVisor(), fa, proto)
+	if err != nil {
+		t.Fatalf("ListenTCP = %v", err)
+	}
+	defer l.Close()
+	done := make(chan struct{})
+	defer func() { <-done }()
+	go func() {
+		// Echo each byte back, except 'q', which gets no answer.
+		defer close(done)
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		b := make([]byte, 1)
+		for {
+			if _, err := c.Read(b); err != nil {
+				return
+			}
+			if b[0] != 'q' {
+				c.Write(b)
+			}
+		}
+	}()
+	client := netip.AddrPortFrom(hostV4.Addr(), 40000)
+	iss := uint32(1000)
+	k.send(virtioHdr{}, tcpSpec{src: client, dst: server, seq: iss, flags: header.TCPFlagSyn, mss: 1460}.build())
+	_, _, synack := k.recvTCP(40000)
+	seq, sack := iss+1, synack.SequenceNumber()+1
+	k.send(virtioHdr{}, tcpSpec{src: client, dst: server, seq: seq, ack: sack, flags: header.TCPFlagAck}.build())
+
+	pureBefore := make([]int, 10)
+	for round := range pureBefore {
+		k.send(virtioHdr{}, tcpSpec{src: client, dst: server, seq: seq, ack: sack, flags: header.TCPFlagAck | header.TCPFlagPsh, payload: []byte{'x'}}.build())
+		seq++
+		for {
+			_, pkt, tcp := k.recvTCP(40000)
+			if len(pkt)-header.IPv4MinimumSize-int(tcp.DataOffset()) == 0 {
+				pureBefore[round]++
+				continue
+			}
+			if tcp.AckNumber() != seq {
+				t.Fatalf("round %d: reply acknowledges %d, want %d", round, tcp.AckNumber(), seq)
+			}
+			sack++
+			break
+		}
+	}
+	// The first round may ACK on its own: the connection is not known to
+	// be interactive yet. After that, the reply carries every ACK.
+	for round, n := range pureBefore[2:] {
+		if n != 0 {
+			t.Errorf("round %d: %d pure ACKs before the reply, want 0 (all rounds: %v)", round+2, n, pureBefore)
+		}
+	}
+	k.send(virtioHdr{}, tcpSpec{src: client, dst: server, seq: seq, ack: sack, flags: header.TCPFlagAck | header.TCPFlagPsh, payload: []byte{'q'}}.build())
+	start := time.Now()
+	_, _, tcp := k.recvTCP(40000)
+	if tcp.AckNumber() != seq+1 || tcp.Flags() != header.TCPFlagAck {
+		t.Fatalf("unanswered request: got flags %v ack %d, want a pure ACK of %d", tcp.Flags(), tcp.AckNumber(), seq+1)
+	}
+	t.Logf("unanswered request acknowledged after %v", time.Since(start))
+	k.send(virtioHdr{}, tcpSpec{src: client, dst: server, seq: seq + 1, ack: sack, flags: header.TCPFlagRst}.build())
+}

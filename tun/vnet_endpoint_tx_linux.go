@@ -15,7 +15,9 @@ type txState struct {
 	hdr     [virtioNetHdrLen]byte
 	iov     []unix.Iovec
 	pkts    []*stack.PacketBuffer
-	next    int // index in pkts of the packet to write next
+	out     []*stack.PacketBuffer // WritePackets' list after the ACK delayer
+	owned   []*stack.PacketBuffer // held ACKs the delayer let go, to release
+	next    int                   // index in pkts of the packet to write next
 	written int
 	err     unix.Errno
 	writeFn func(uintptr) bool // write, bound once
@@ -29,9 +31,37 @@ func newTxState(e *VnetEndpoint) *txState {
 
 // WritePackets implements stack.LinkEndpoint: one writev per packet, of its
 // virtio-net header and the packet's slices. A TUN takes each write whole.
+// With delayed ACKs on, some pure ACKs are held or dropped (see
+// ackDelayer); they count as written.
 func (e *VnetEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	list := pkts.AsSlice()
+	if e.acks == nil {
+		return e.writeList(list)
+	}
 	t := e.txs.Get().(*txState)
-	t.pkts, t.next, t.written, t.err = pkts.AsSlice(), 0, 0, 0
+	out, owned := e.acks.filter(list, t.out[:0], t.owned[:0])
+	n, err := e.writeList(out)
+	for _, p := range owned {
+		p.DecRef()
+	}
+	clear(out)
+	clear(owned)
+	t.out, t.owned = out[:0], owned[:0]
+	e.txs.Put(t)
+	if err != nil {
+		// Count only the caller's packets before the failure.
+		return min(n, len(list)), err
+	}
+	return len(list), nil
+}
+
+// writeList writes pkts in order and returns how many were written.
+func (e *VnetEndpoint) writeList(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
+	if len(pkts) == 0 {
+		return 0, nil
+	}
+	t := e.txs.Get().(*txState)
+	t.pkts, t.next, t.written, t.err = pkts, 0, 0, 0
 	err := e.rc.Write(t.writeFn)
 	n, errno := t.written, t.err
 	// Drop the pooled state's hold on the caller's list, but leave the

@@ -31,6 +31,9 @@ func openVnet(cfg Config) (*Device, error) {
 		f.Close()
 		return nil, err
 	}
+	if cfg.DisableDelayedACK {
+		ep.acks = nil
+	}
 	return &Device{name: name, mtu: cfg.MTU, ep: ep, close: f.Close}, nil
 }
 

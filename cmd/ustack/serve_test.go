@@ -122,3 +122,21 @@ func TestServeRuntimeErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestServeProcs(t *testing.T) {
+	for _, tc := range []struct {
+		cpus int
+		env  string
+		want int
+	}{
+		{1, "", 1},
+		{2, "", 1},
+		{4, "", 0},
+		{2, "2", 0}, // the user's GOMAXPROCS wins
+		{64, "8", 0},
+	} {
+		if got := serveProcs(tc.cpus, tc.env); got != tc.want {
+			t.Errorf("serveProcs(%d, %q) = %d, want %d", tc.cpus, tc.env, got, tc.want)
+		}
+	}
+}
