@@ -29,9 +29,12 @@ for _ in $(seq "$rounds"); do
 		out=$( { time "$b" run --allow-host-loopback -- \
 			iperf3 -c 10.0.2.2 -p 25211 -f g -i 0.5 $args; } 2>&1 ) || true
 		echo "$out" | awk -v bin="$b" '
+			# "[  5] ..." splits into one field more than "[SUM] ..." (-P N).
 			/^\[ *[0-9]+\] +[0-9.]+-[0-9.]+ +sec/ && !/sender|receiver/ { iv = iv " " $7 }
-			/receiver/ { gbit = $7; bytes = $5; unit = $6 }
+			/^\[SUM\] +[0-9.]+-[0-9.]+ +sec/ && !/sender|receiver/ { sum = sum " " $6 }
+			/receiver/ { o = ($1 == "[SUM]") ? -1 : 0; gbit = $(7+o); bytes = $(5+o); unit = $(6+o) }
 			END {
+				if (sum != "") iv = sum
 				# the last line is bash time: user sys
 				cpu = $1 + $2
 				gb = (unit == "GBytes") ? bytes : (unit == "MBytes" ? bytes / 1024 : 0)
