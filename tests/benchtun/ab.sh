@@ -51,9 +51,11 @@ for ((r = 0; r < ROUNDS; r++)); do
 	for side in A B; do
 		bin=$A envs=${AB_ENV_A:-}
 		[ $side = B ] && bin=$B envs=${AB_ENV_B:-}
+		rm -f "$tmp/serve.out" # so the wait below never sees the last run's "ready"
 		env $envs "$bin" serve --netns "/run/netns/$NS" --tun tpab0 --tun-driver "$DRV" --mtu "$MTU" ${AB_ARGS:-} >"$tmp/serve.out" 2>&1 &
 		sp=$!
-		for _ in $(seq 100); do grep -qs "ready" "$tmp/serve.out" && break; sleep 0.05; done
+		for _ in $(seq 200); do grep -qs "ready" "$tmp/serve.out" && break; sleep 0.05; done
+		grep -qs "ready" "$tmp/serve.out" || { echo "serve ($side) did not start:" >&2; cat "$tmp/serve.out" >&2; exit 1; }
 		for f in $FIGS; do
 			c0=$(cpu_ns $sp)
 			read -r v ops < <(fig "$f")
