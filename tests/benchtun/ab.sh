@@ -23,7 +23,7 @@ tmp=$(mktemp -d)
 NS=tunperf-ab-$$
 sp=
 cleanup() {
-	[ -n "$sp" ] && kill -TERM "$sp" 2>/dev/null && wait "$sp" 2>/dev/null
+	if [ -n "$sp" ]; then kill -TERM "$sp" 2>/dev/null; wait "$sp" 2>/dev/null || true; fi
 	ip netns del "$NS" 2>/dev/null || true
 	rm -rf "$tmp"
 }
