@@ -304,6 +304,32 @@ func (r *rec) unusedPort(f fam, typ int) int {
 	return saPort(sa)
 }
 
+// unusedPortBoth finds, unlogged, a port of typ that is free on both
+// ::1 and 127.0.0.1. A port the kernel picks for ::1 can be held on
+// 127.0.0.1 by another process on the host (the kernel checks only the
+// address it binds), which made kernel transcripts fail with EADDRINUSE
+// now and then; on the userspace stack nothing else holds ports.
+func (r *rec) unusedPortBoth(typ int) int {
+	for try := 0; try < 20; try++ {
+		port := r.unusedPort(v6, typ)
+		if port == 0 {
+			return 0
+		}
+		fd, err := r.api.Socket(unix.AF_INET, typ, 0)
+		if err != nil {
+			r.t.Errorf("unusedPortBoth: socket: %v", err)
+			return 0
+		}
+		err = r.api.Bind(fd, v4.lo(port))
+		r.api.Close(fd)
+		if err == nil {
+			return port
+		}
+	}
+	r.t.Errorf("unusedPortBoth: no port free on both loopbacks in 20 tries")
+	return 0
+}
+
 // listener opens a TCP listener on f's loopback address with an
 // ephemeral port and returns it and its address.
 func (r *rec) listener(f fam) (int, unix.Sockaddr) {

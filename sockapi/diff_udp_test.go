@@ -404,9 +404,9 @@ func ipv6Scenarios() []scenario {
 			r.Bind(b, v4.any(port))
 		}),
 		sc("ipv6/loopbacks-do-not-conflict", func(r *rec) {
+			port := r.unusedPortBoth(unix.SOCK_STREAM)
 			a := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
-			r.Bind(a, v6.lo(0))
-			port := saPort(r.Getsockname(a))
+			r.Bind(a, v6.lo(port))
 			b := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			r.Bind(b, v4.lo(port))
 		}),

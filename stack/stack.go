@@ -110,6 +110,10 @@ func New(cfg Config) (*Stack, error) {
 			// as coming from itself (network/ipv4/ipv4.go, "The source
 			// address is one of our own").
 			HandleLocal: !cfg.promiscuous(),
+			// gVisor's timers in a heap of their own rather than the Go
+			// runtime's, whose rescans cost 10% of connection setup
+			// (clock.go).
+			Clock: newHeapClock(),
 		}),
 		nics: map[string]tcpip.NICID{},
 	}

@@ -115,6 +115,7 @@ done
 mkns "$NS_TUN"
 for drv in vnet water; do
 	for mtu in 1500 65520; do
+		rm -f "$tmp/serve.out" # the wait below must not see the last run's "ready"
 		"$tmp/ustack" serve --netns "/run/netns/$NS_TUN" --tun sbench0 --tun-driver $drv --mtu $mtu >"$tmp/serve.out" 2>&1 &
 		sp=$!
 		pids+=($sp)

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ustack/ustack/stack"
@@ -54,6 +55,9 @@ type Server struct {
 	conns   connTable
 	http    *http.Server
 
+	jobs chan func()  // unbuffered: a send succeeds only to an idle worker
+	idle atomic.Int32 // workers waiting on jobs
+
 	mu        sync.Mutex // guards listeners, packets
 	listeners []*listener
 	packets   []*gonet.UDPConn
@@ -83,7 +87,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, started: time.Now(), done: make(chan struct{})}
+	s := &Server{cfg: cfg, started: time.Now(), done: make(chan struct{}), jobs: make(chan func())}
 	s.http = &http.Server{
 		Handler: s.statusHandler(),
 		// A client that never finishes its request headers must not
@@ -159,6 +163,63 @@ func (s *Server) goServe(f func()) {
 	}()
 }
 
+// Workers: a connection is served on a goroutine that has served one
+// before when one is idle. gVisor's send path runs on the writer's
+// goroutine and is deep, so a fresh goroutine grows its stack (copying it)
+// on its first write; with short connections (daytime, a request and a
+// reply) that growth was about a tenth of ustack serve's CPU per
+// connection.
+const (
+	// maxIdleWorkers bounds the goroutines kept waiting for work, and
+	// with them the memory a burst of connections leaves behind.
+	maxIdleWorkers = 64
+	// workerIdle is how long an idle worker waits for a connection
+	// before it exits.
+	workerIdle = 10 * time.Second
+)
+
+// goConn runs f on an idle worker if one is waiting, else on a new
+// worker goroutine, which the Server's WaitGroup tracks like every other.
+func (s *Server) goConn(f func()) {
+	select {
+	case s.jobs <- f:
+		return
+	default:
+	}
+	s.wg.Add(1)
+	go s.worker(f)
+}
+
+// worker runs f, then waits for more work until workerIdle passes, the
+// Server closes, or maxIdleWorkers others are already waiting.
+func (s *Server) worker(f func()) {
+	defer s.wg.Done()
+	var t *time.Timer
+	for {
+		f()
+		if s.idle.Add(1) > maxIdleWorkers {
+			s.idle.Add(-1)
+			return
+		}
+		if t == nil {
+			t = time.NewTimer(workerIdle)
+			defer t.Stop()
+		} else {
+			t.Reset(workerIdle)
+		}
+		select {
+		case f = <-s.jobs:
+			s.idle.Add(-1)
+		case <-t.C:
+			s.idle.Add(-1)
+			return
+		case <-s.done:
+			s.idle.Add(-1)
+			return
+		}
+	}
+}
+
 func fullAddress(a netip.Addr, port uint16) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
 	a = a.Unmap()
 	proto := ipv6.ProtocolNumber
@@ -205,7 +266,7 @@ func (s *Server) acceptLoop(l *listener, port uint16, serve func(net.Conn)) {
 		if !ok {
 			continue // Close is under way; add closed c
 		}
-		s.goServe(func() {
+		s.goConn(func() {
 			defer s.conns.remove(tc)
 			serve(tc)
 		})

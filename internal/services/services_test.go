@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -318,5 +319,62 @@ func TestCloseWithOpenConnections(t *testing.T) {
 	chargen.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadAll(chargen); err != nil && strings.Contains(err.Error(), "timeout") {
 		t.Errorf("chargen client after Close: %v, want the connection ended", err)
+	}
+}
+
+// TestIdleWorkers checks what serving connections on reused goroutines
+// promises: a burst of connections leaves at most maxIdleWorkers
+// goroutines waiting for work, sequential connections reuse them instead
+// of adding goroutines, and Close ends the idle ones (leakcheck).
+func TestIdleWorkers(t *testing.T) {
+	leakcheck.Check(t)
+	st, srv := start(t)
+	waitConns := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(srv.Conns()) != n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := len(srv.Conns()); got != n {
+			t.Fatalf("Conns() = %d entries, want %d", got, n)
+		}
+	}
+	waitConns(0)
+	base := runtime.NumGoroutine()
+
+	// A burst: more echo connections open at once than may stay idle.
+	const burst = 2 * maxIdleWorkers
+	conns := make([]*gonet.TCPConn, burst)
+	for i := range conns {
+		conns[i] = dial(t, st, lo4, PortEcho)
+	}
+	waitConns(burst)
+	for _, c := range conns {
+		c.Close()
+	}
+	waitConns(0)
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > base+maxIdleWorkers && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > base+maxIdleWorkers {
+		t.Fatalf("after a burst of %d connections: %d goroutines, want at most %d more than the %d before", burst, n, maxIdleWorkers, base)
+	}
+	if n := srv.idle.Load(); n != maxIdleWorkers {
+		t.Errorf("idle workers after the burst = %d, want %d", n, maxIdleWorkers)
+	}
+
+	// Sequential connections are served by the idle workers.
+	after := runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		c := dial(t, st, lo4, PortDaytime)
+		if line, err := io.ReadAll(c); err != nil || !strings.HasPrefix(string(line), fixedNow.Format("Monday")) {
+			t.Fatalf("daytime %d = %q, %v", i, line, err)
+		}
+		c.Close()
+		waitConns(0)
+	}
+	if n := runtime.NumGoroutine(); n > after+2 {
+		t.Errorf("20 sequential connections raised goroutines from %d to %d: workers not reused", after, n)
 	}
 }

@@ -12,7 +12,8 @@
 # AB_FIGS (default "rr conn1 conn8 send recv"), AB_MTU (default 1500),
 # AB_DRIVER (default vnet), AB_ARGS (extra serve flags for both),
 # AB_ENV_A / AB_ENV_B (environment assignments for one side, e.g.
-# "GOMAXPROCS=1").
+# "GOMAXPROCS=1"), AB_ARGS_A / AB_ARGS_B (serve flags for one side, e.g.
+# "--tun-driver water"; a later flag overrides AB_DRIVER's).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 A=$(realpath "$1") B=$(realpath "$2")
@@ -22,7 +23,7 @@ tmp=$(mktemp -d)
 NS=tunperf-ab-$$
 sp=
 cleanup() {
-	[ -n "$sp" ] && kill -TERM "$sp" 2>/dev/null && wait "$sp" 2>/dev/null
+	if [ -n "$sp" ]; then kill -TERM "$sp" 2>/dev/null; wait "$sp" 2>/dev/null || true; fi
 	ip netns del "$NS" 2>/dev/null || true
 	rm -rf "$tmp"
 }
@@ -49,11 +50,13 @@ fig() {
 
 for ((r = 0; r < ROUNDS; r++)); do
 	for side in A B; do
-		bin=$A envs=${AB_ENV_A:-}
-		[ $side = B ] && bin=$B envs=${AB_ENV_B:-}
-		env $envs "$bin" serve --netns "/run/netns/$NS" --tun tpab0 --tun-driver "$DRV" --mtu "$MTU" ${AB_ARGS:-} >"$tmp/serve.out" 2>&1 &
+		bin=$A envs=${AB_ENV_A:-} args=${AB_ARGS_A:-}
+		[ $side = B ] && bin=$B envs=${AB_ENV_B:-} args=${AB_ARGS_B:-}
+		rm -f "$tmp/serve.out" # so the wait below never sees the last run's "ready"
+		env $envs "$bin" serve --netns "/run/netns/$NS" --tun tpab0 --tun-driver "$DRV" --mtu "$MTU" ${AB_ARGS:-} $args >"$tmp/serve.out" 2>&1 &
 		sp=$!
-		for _ in $(seq 100); do grep -qs "ready" "$tmp/serve.out" && break; sleep 0.05; done
+		for _ in $(seq 200); do grep -qs "ready" "$tmp/serve.out" && break; sleep 0.05; done
+		grep -qs "ready" "$tmp/serve.out" || { echo "serve ($side) did not start:" >&2; cat "$tmp/serve.out" >&2; exit 1; }
 		for f in $FIGS; do
 			c0=$(cpu_ns $sp)
 			read -r v ops < <(fig "$f")
