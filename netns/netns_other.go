@@ -2,7 +2,11 @@
 
 package netns
 
-import "errors"
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
 
 var errUnsupported = errors.New("netns: network namespaces need Linux")
 
@@ -23,3 +27,8 @@ func CreateNamed(name string) (string, error) { return "", errUnsupported }
 
 // DeleteNamed is only supported on Linux.
 func DeleteNamed(name string) error { return errUnsupported }
+
+// WaitLocal is only supported on Linux.
+func WaitLocal(path string, addrs []netip.Addr, timeout time.Duration) error {
+	return errUnsupported
+}
