@@ -31,8 +31,15 @@ type PacketEndpoint struct {
 	onClose    closeAction             // the action SetOnCloseAction set
 	stop       chan struct{}           // closed by Attach(nil) or Close
 	stopOnce   sync.Once
-	wg         sync.WaitGroup // the dispatch loop
-	writeMu    sync.Mutex     // serialises writes so packets are never interleaved
+	writeMu    sync.Mutex // serialises writes so packets are never interleaved
+
+	// The dispatch loop's state, for Wait: running while the loop
+	// goroutine exists, reading while it is inside rw.Read. loopCond
+	// (on loopMu) is signalled when either changes or stop closes.
+	loopMu   sync.Mutex
+	loopCond sync.Cond
+	running  bool // guarded by loopMu
+	reading  bool // guarded by loopMu
 }
 
 var _ stack.LinkEndpoint = (*PacketEndpoint)(nil)
@@ -43,6 +50,7 @@ var _ stack.LinkEndpoint = (*PacketEndpoint)(nil)
 // when rw's owner closes it.
 func NewPacketEndpoint(rw io.ReadWriter, mtu uint32) *PacketEndpoint {
 	e := &PacketEndpoint{rw: rw, stop: make(chan struct{})}
+	e.loopCond.L = &e.loopMu
 	e.mtu.Store(mtu)
 	return e
 }
@@ -61,8 +69,10 @@ func (e *PacketEndpoint) IsAttached() bool {
 // the dispatch loop; nil (the NIC is being removed) stops it.
 func (e *PacketEndpoint) Attach(d stack.NetworkDispatcher) {
 	if d == nil {
+		// No waiting here: gVisor calls Attach(nil) (and Wait) with the
+		// stack's lock held, which a delivery under way may be waiting
+		// for. Wait says when the loop no longer touches rw.
 		e.shutdown()
-		e.wg.Wait()
 		return
 	}
 	e.mu.Lock()
@@ -76,12 +86,26 @@ func (e *PacketEndpoint) Attach(d stack.NetworkDispatcher) {
 	default:
 	}
 	e.dispatcher = d
-	e.wg.Add(1)
+	e.loopMu.Lock()
+	e.running = true
+	e.loopMu.Unlock()
 	go e.dispatchLoop(d)
 }
 
-// Wait implements stack.LinkEndpoint: it waits for the dispatch loop.
-func (e *PacketEndpoint) Wait() { e.wg.Wait() }
+// Wait implements stack.LinkEndpoint. Once the endpoint is stopped, it
+// returns as soon as the loop no longer reads rw and never will, so the
+// owner may close it; a delivery into the stack already under way
+// finishes on its own (it may be waiting for the very lock the stack holds
+// while calling Wait, see Attach), then the loop returns at once. Before
+// the endpoint is stopped, Wait waits for the loop to end (rw failing or
+// reaching EOF).
+func (e *PacketEndpoint) Wait() {
+	e.loopMu.Lock()
+	defer e.loopMu.Unlock()
+	for e.running && (e.reading || !e.stopped()) {
+		e.loopCond.Wait()
+	}
+}
 
 // Close implements stack.LinkEndpoint: it stops the dispatch loop.
 func (e *PacketEndpoint) Close() {
@@ -96,7 +120,10 @@ type readDeadliner interface{ SetReadDeadline(time.Time) error }
 
 func (e *PacketEndpoint) shutdown() {
 	e.stopOnce.Do(func() {
+		e.loopMu.Lock()
 		close(e.stop)
+		e.loopCond.Broadcast()
+		e.loopMu.Unlock()
 		if rd, ok := e.rw.(readDeadliner); ok {
 			// Wakes a Read blocked in the netpoller; it returns
 			// os.ErrDeadlineExceeded and the loop sees stop.
@@ -115,10 +142,29 @@ func (e *PacketEndpoint) stopped() bool {
 }
 
 func (e *PacketEndpoint) dispatchLoop(d stack.NetworkDispatcher) {
-	defer e.wg.Done()
+	defer func() {
+		e.loopMu.Lock()
+		e.running = false
+		e.loopCond.Broadcast()
+		e.loopMu.Unlock()
+	}()
 	buf := make([]byte, 65536)
 	for {
+		// Checked under loopMu with reading set in the same critical
+		// section, so a Wait that saw the endpoint stopped and not
+		// reading is never followed by another Read of rw.
+		e.loopMu.Lock()
+		if e.stopped() {
+			e.loopMu.Unlock()
+			return
+		}
+		e.reading = true
+		e.loopMu.Unlock()
 		n, err := e.rw.Read(buf)
+		e.loopMu.Lock()
+		e.reading = false
+		e.loopCond.Broadcast()
+		e.loopMu.Unlock()
 		if e.stopped() {
 			return
 		}

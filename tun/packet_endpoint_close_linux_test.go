@@ -1,0 +1,73 @@
+package tun
+
+import (
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+	"golang.org/x/sys/unix"
+)
+
+// TestPacketTeardownWhileDelivering is TestVnetTeardownWhileDelivering for
+// the water driver's endpoint: gVisor removes a NIC by calling Attach(nil)
+// and Wait with the stack's lock held, while a delivery under way may be
+// waiting for that lock. Both must return, the owner may then close the
+// device, and the loop must end once the lock is released.
+func TestPacketTeardownWhileDelivering(t *testing.T) {
+	leakcheck.Check(t)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socketpair: %v", err)
+	}
+	f, peer := os.NewFile(uintptr(fds[0]), "ep"), os.NewFile(uintptr(fds[1]), "peer")
+	defer peer.Close()
+	ep := NewPacketEndpoint(f, 1500)
+	var stackLock sync.Mutex
+	d := &lockingDispatcher{mu: &stackLock, entered: make(chan struct{})}
+	ep.Attach(d)
+	stackLock.Lock()
+	if _, err := peer.Write(icmpEcho(1)); err != nil {
+		t.Fatalf("write to the endpoint: %v", err)
+	}
+	<-d.entered
+	done := make(chan struct{})
+	go func() { ep.Attach(nil); ep.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		stackLock.Unlock()
+		t.Fatalf("Attach(nil)+Wait blocked on a delivery waiting for the caller's lock")
+	}
+	f.Close() // the owner may close the device once Wait returned
+	stackLock.Unlock()
+}
+
+// TestPacketWaitBeforeStop: before the endpoint is stopped, Wait waits for
+// the loop, which ends when the device reaches EOF.
+func TestPacketWaitBeforeStop(t *testing.T) {
+	leakcheck.Check(t)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socketpair: %v", err)
+	}
+	f, peer := os.NewFile(uintptr(fds[0]), "ep"), os.NewFile(uintptr(fds[1]), "peer")
+	defer f.Close()
+	ep := NewPacketEndpoint(f, 1500)
+	var mu sync.Mutex
+	ep.Attach(&lockingDispatcher{mu: &mu, entered: make(chan struct{})})
+	done := make(chan struct{})
+	go func() { ep.Wait(); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("Wait returned while the loop was still reading a live device")
+	case <-time.After(100 * time.Millisecond):
+	}
+	peer.Close() // EOF on the endpoint's side
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return after the device reached EOF")
+	}
+}
