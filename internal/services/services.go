@@ -57,6 +57,8 @@ type Server struct {
 
 	jobs chan func()  // unbuffered: a send succeeds only to an idle worker
 	idle atomic.Int32 // workers waiting on jobs
+	// workers counts the worker goroutines ever started (for tests).
+	workers atomic.Int64
 
 	mu        sync.Mutex // guards listeners, packets
 	listeners []*listener
@@ -187,6 +189,7 @@ func (s *Server) goConn(f func()) {
 	default:
 	}
 	s.wg.Add(1)
+	s.workers.Add(1)
 	go s.worker(f)
 }
 
