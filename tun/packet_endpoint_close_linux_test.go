@@ -1,13 +1,11 @@
 package tun
 
 import (
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
-	"golang.org/x/sys/unix"
 )
 
 // TestPacketTeardownWhileDelivering is TestVnetTeardownWhileDelivering for
@@ -17,12 +15,7 @@ import (
 // device, and the loop must end once the lock is released.
 func TestPacketTeardownWhileDelivering(t *testing.T) {
 	leakcheck.Check(t)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("socketpair: %v", err)
-	}
-	f, peer := os.NewFile(uintptr(fds[0]), "ep"), os.NewFile(uintptr(fds[1]), "peer")
-	defer peer.Close()
+	f, peer := packetPair(t, 0)
 	ep := NewPacketEndpoint(f, 1500)
 	var stackLock sync.Mutex
 	d := &lockingDispatcher{mu: &stackLock, entered: make(chan struct{})}
@@ -48,12 +41,7 @@ func TestPacketTeardownWhileDelivering(t *testing.T) {
 // the loop, which ends when the device reaches EOF.
 func TestPacketWaitBeforeStop(t *testing.T) {
 	leakcheck.Check(t)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("socketpair: %v", err)
-	}
-	f, peer := os.NewFile(uintptr(fds[0]), "ep"), os.NewFile(uintptr(fds[1]), "peer")
-	defer f.Close()
+	f, peer := packetPair(t, 0)
 	ep := NewPacketEndpoint(f, 1500)
 	var mu sync.Mutex
 	ep.Attach(&lockingDispatcher{mu: &mu, entered: make(chan struct{})})

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
-	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -17,13 +16,7 @@ import (
 // promptly, and writes after it fail with ErrClosedForSend.
 func TestVnetCloseStopsLoop(t *testing.T) {
 	leakcheck.Check(t)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("socketpair: %v", err)
-	}
-	f, peer := os.NewFile(uintptr(fds[0]), "ep"), os.NewFile(uintptr(fds[1]), "peer")
-	defer f.Close()
-	defer peer.Close()
+	f, _ := packetPair(t, 0)
 	ep, err := NewVnetEndpoint(f, 1500)
 	if err != nil {
 		t.Fatalf("NewVnetEndpoint = %v", err)
@@ -101,12 +94,7 @@ func (*lockingDispatcher) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *gstack
 // and the loop end once the lock is released.
 func TestVnetTeardownWhileDelivering(t *testing.T) {
 	leakcheck.Check(t)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("socketpair: %v", err)
-	}
-	f, peer := os.NewFile(uintptr(fds[0]), "ep"), os.NewFile(uintptr(fds[1]), "peer")
-	defer peer.Close()
+	f, peer := packetPair(t, 0)
 	ep, err := NewVnetEndpoint(f, 1500)
 	if err != nil {
 		t.Fatalf("NewVnetEndpoint = %v", err)

@@ -29,20 +29,34 @@ type kernelDouble struct {
 	s  *stack.Stack
 }
 
-// newDouble returns a stack whose NIC is a VnetEndpoint on one end of a
-// socketpair, and the other end. Everything is closed when the test ends.
-func newDouble(t testing.TB, tcp stack.TCPConfig) *kernelDouble {
+// packetPair returns the two ends of a non-blocking SOCK_SEQPACKET
+// socketpair, a stand-in for a TUN device's file (one packet per read and
+// write): the endpoint's end and the "kernel's". buf, if not 0, sets both
+// ends' send and receive buffers. Both are closed when the test ends;
+// closing one earlier is fine.
+func packetPair(t testing.TB, buf int) (ep, peer *os.File) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("socketpair: %v", err)
 	}
-	for _, fd := range fds {
-		// Room for a few 64 KiB packets in flight each way.
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	if buf != 0 {
+		for _, fd := range fds {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, buf)
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, buf)
+		}
 	}
-	epFile, peer := os.NewFile(uintptr(fds[0]), "vnet-ep"), os.NewFile(uintptr(fds[1]), "vnet-kernel")
+	ep, peer = os.NewFile(uintptr(fds[0]), "ep"), os.NewFile(uintptr(fds[1]), "peer")
+	t.Cleanup(func() { ep.Close(); peer.Close() })
+	return ep, peer
+}
+
+// newDouble returns a stack whose NIC is a VnetEndpoint on one end of a
+// socketpair, and the other end. Everything is closed when the test ends.
+func newDouble(t testing.TB, tcp stack.TCPConfig) *kernelDouble {
+	t.Helper()
+	// Room for a few 64 KiB packets in flight each way.
+	epFile, peer := packetPair(t, 4<<20)
 	ep, err := NewVnetEndpoint(epFile, 1500)
 	if err != nil {
 		t.Fatalf("NewVnetEndpoint = %v", err)
