@@ -10,6 +10,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// tcpPair returns both ends of a TCP connection over host loopback, closed
+// when the test ends.
+func tcpPair(t *testing.T) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
 // TestSockWriterWaitAfterSpaceFreed fills a host socket through
 // sockWriter until it reports full, lets the peer read everything (so
 // the socket's one "writable" edge fires while nobody waits), and then
@@ -20,25 +42,10 @@ import (
 // zero window for good.
 func TestSockWriterWaitAfterSpaceFreed(t *testing.T) {
 	leakcheck.Check(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	tc := c.(*net.TCPConn)
-	tc.SetWriteBuffer(64 << 10)
-	s.(*net.TCPConn).SetReadBuffer(64 << 10)
-	rc, err := tc.SyscallConn()
+	c, s := tcpPair(t)
+	c.SetWriteBuffer(64 << 10)
+	s.SetReadBuffer(64 << 10)
+	rc, err := c.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +81,7 @@ func TestSockWriterWaitAfterSpaceFreed(t *testing.T) {
 	// Let the runtime's netpoller collect the edge (it polls whenever
 	// this goroutine sleeps).
 	time.Sleep(50 * time.Millisecond)
-	tc.SetWriteDeadline(time.Now().Add(3 * time.Second))
+	c.SetWriteDeadline(time.Now().Add(3 * time.Second))
 	if err := w.waitWritable(); err != nil {
 		t.Fatalf("waitWritable on an empty socket: %v, want it to return at once", err)
 	}
@@ -86,22 +93,8 @@ func TestSockWriterWaitAfterSpaceFreed(t *testing.T) {
 // that wrote less than the endpoint had announced.
 func TestSockWriterMoreThenFlush(t *testing.T) {
 	leakcheck.Check(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	rc, err := c.(*net.TCPConn).SyscallConn()
+	c, s := tcpPair(t)
+	rc, err := c.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
