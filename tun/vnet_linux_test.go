@@ -62,16 +62,10 @@ func gvisorAddr(a netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumbe
 	return tcpip.FullAddress{Addr: tcpip.AddrFromSlice(a.Addr().AsSlice()), Port: a.Port()}, proto
 }
 
-// bulkKernelToStack sends n bytes from a kernel socket in ns to a listener
-// of the stack at addr and checks they arrive intact.
-func bulkKernelToStack(t *testing.T, ns *roottest.NS, s *stack.Stack, addr netip.AddrPort, n int64) {
-	t.Helper()
-	fa, proto := gvisorAddr(addr)
-	l, err := gonet.ListenTCP(s.GVisor(), fa, proto)
-	if err != nil {
-		t.Fatalf("ListenTCP(%v) = %v", addr, err)
-	}
-	defer l.Close()
+// acceptAndHash accepts one connection on l in a goroutine of its own and
+// sends on the returned channel how many bytes it read to EOF and their
+// SHA-256.
+func acceptAndHash(l net.Listener) <-chan hashResult {
 	got := make(chan hashResult, 1)
 	go func() {
 		c, err := l.Accept()
@@ -85,6 +79,20 @@ func bulkKernelToStack(t *testing.T, ns *roottest.NS, s *stack.Stack, addr netip
 		r.n, r.sum, r.err = hashAll(c)
 		got <- r
 	}()
+	return got
+}
+
+// bulkKernelToStack sends n bytes from a kernel socket in ns to a listener
+// of the stack at addr and checks they arrive intact.
+func bulkKernelToStack(t *testing.T, ns *roottest.NS, s *stack.Stack, addr netip.AddrPort, n int64) {
+	t.Helper()
+	fa, proto := gvisorAddr(addr)
+	l, err := gonet.ListenTCP(s.GVisor(), fa, proto)
+	if err != nil {
+		t.Fatalf("ListenTCP(%v) = %v", addr, err)
+	}
+	defer l.Close()
+	got := acceptAndHash(l)
 	c := dialIn(t, ns, addr)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Minute))
@@ -110,19 +118,7 @@ func bulkStackToKernel(t *testing.T, ns *roottest.NS, s *stack.Stack, addr netip
 		t.Fatalf("listen %v in namespace: %v", addr, err)
 	}
 	defer l.Close()
-	got := make(chan hashResult, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			got <- hashResult{err: err}
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(2 * time.Minute))
-		var r hashResult
-		r.n, r.sum, r.err = hashAll(c)
-		got <- r
-	}()
+	got := acceptAndHash(l)
 	fa, proto := gvisorAddr(addr)
 	c, err := gonet.DialTCP(s.GVisor(), fa, proto)
 	if err != nil {
