@@ -108,7 +108,10 @@ var netSetups = []struct {
 	{"pair6", "tcp6", "[" + netA6.String() + "]:0", true},
 }
 
-func TestNetConnConformance(t *testing.T) {
+// forNetSetups runs f as a subtest for each of netSetups, with leak
+// checks, on the setup's server and client Sockets (one loopback stack,
+// or two stacks joined in memory).
+func forNetSetups(t *testing.T, f func(t *testing.T, server, client *Sockets, network, laddr string)) {
 	for _, su := range netSetups {
 		t.Run(su.name, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -117,11 +120,17 @@ func TestNetConnConformance(t *testing.T) {
 			if su.pair {
 				server, client = netPair(t)
 			}
-			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-				return netConnPair(t, server, client, su.network, su.laddr)
-			})
+			f(t, server, client, su.network, su.laddr)
 		})
 	}
+}
+
+func TestNetConnConformance(t *testing.T) {
+	forNetSetups(t, func(t *testing.T, server, client *Sockets, network, laddr string) {
+		nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+			return netConnPair(t, server, client, network, laddr)
+		})
+	})
 }
 
 // netPipe is netConnPair on a fresh loopback stack, failing t on error.
@@ -277,22 +286,14 @@ func TestNetUseAfterClose(t *testing.T) {
 }
 
 func TestNetHalfClose(t *testing.T) {
-	for _, su := range netSetups {
-		t.Run(su.name, func(t *testing.T) {
-			leakcheck.Check(t)
-			server := netLoopback(t)
-			client := server
-			if su.pair {
-				server, client = netPair(t)
-			}
-			c1, c2, stop, err := netConnPair(t, server, client, su.network, su.laddr)
-			if err != nil {
-				t.Fatalf("netConnPair = %v", err)
-			}
-			defer stop()
-			netTestHalfClose(t, c1.(*TCPConn), c2.(*TCPConn))
-		})
-	}
+	forNetSetups(t, func(t *testing.T, server, client *Sockets, network, laddr string) {
+		c1, c2, stop, err := netConnPair(t, server, client, network, laddr)
+		if err != nil {
+			t.Fatalf("netConnPair = %v", err)
+		}
+		defer stop()
+		netTestHalfClose(t, c1.(*TCPConn), c2.(*TCPConn))
+	})
 }
 
 func netTestHalfClose(t *testing.T, client, server *TCPConn) {
@@ -358,34 +359,26 @@ func TestNetReset(t *testing.T) {
 }
 
 func TestNetConnAddrs(t *testing.T) {
-	for _, su := range netSetups {
-		t.Run(su.name, func(t *testing.T) {
-			leakcheck.Check(t)
-			server := netLoopback(t)
-			client := server
-			if su.pair {
-				server, client = netPair(t)
+	forNetSetups(t, func(t *testing.T, server, client *Sockets, network, laddr string) {
+		c1, c2, stop, err := netConnPair(t, server, client, network, laddr)
+		if err != nil {
+			t.Fatalf("netConnPair = %v", err)
+		}
+		defer stop()
+		for _, a := range []net.Addr{c1.LocalAddr(), c1.RemoteAddr(), c2.LocalAddr(), c2.RemoteAddr()} {
+			if _, ok := a.(*net.TCPAddr); !ok {
+				t.Fatalf("address %v is a %T, want *net.TCPAddr", a, a)
 			}
-			c1, c2, stop, err := netConnPair(t, server, client, su.network, su.laddr)
-			if err != nil {
-				t.Fatalf("netConnPair = %v", err)
-			}
-			defer stop()
-			for _, a := range []net.Addr{c1.LocalAddr(), c1.RemoteAddr(), c2.LocalAddr(), c2.RemoteAddr()} {
-				if _, ok := a.(*net.TCPAddr); !ok {
-					t.Fatalf("address %v is a %T, want *net.TCPAddr", a, a)
-				}
-			}
-			if c1.LocalAddr().String() != c2.RemoteAddr().String() || c1.RemoteAddr().String() != c2.LocalAddr().String() {
-				t.Errorf("client %v -> %v, server %v <- %v: want mirrored addresses",
-					c1.LocalAddr(), c1.RemoteAddr(), c2.LocalAddr(), c2.RemoteAddr())
-			}
-			want := netip.MustParseAddrPort(su.laddr).Addr()
-			if got := c1.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); got != want {
-				t.Errorf("client RemoteAddr = %v, want %v", got, want)
-			}
-		})
-	}
+		}
+		if c1.LocalAddr().String() != c2.RemoteAddr().String() || c1.RemoteAddr().String() != c2.LocalAddr().String() {
+			t.Errorf("client %v -> %v, server %v <- %v: want mirrored addresses",
+				c1.LocalAddr(), c1.RemoteAddr(), c2.LocalAddr(), c2.RemoteAddr())
+		}
+		want := netip.MustParseAddrPort(laddr).Addr()
+		if got := c1.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); got != want {
+			t.Errorf("client RemoteAddr = %v, want %v", got, want)
+		}
+	})
 }
 
 func TestNetLargeTransfer(t *testing.T) {

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ustack/ustack/internal/leakcheck"
 )
 
 // TestNetHTTP runs net/http's Server and Client, unchanged, over the
@@ -19,17 +17,9 @@ import (
 // makes the server abort its background read with a deadline in the
 // past), request and response bodies, and a graceful Shutdown.
 func TestNetHTTP(t *testing.T) {
-	for _, su := range netSetups {
-		t.Run(su.name, func(t *testing.T) {
-			leakcheck.Check(t)
-			server := netLoopback(t)
-			client := server
-			if su.pair {
-				server, client = netPair(t)
-			}
-			netTestHTTP(t, server, client, su.network, su.laddr)
-		})
-	}
+	forNetSetups(t, func(t *testing.T, server, client *Sockets, network, laddr string) {
+		netTestHTTP(t, server, client, network, laddr)
+	})
 }
 
 func netTestHTTP(t *testing.T, server, client *Sockets, network, laddr string) {
