@@ -97,22 +97,13 @@ func (d *directIn) inq() int {
 
 // waitReadable waits in the netpoller until the socket has bytes, EOF or
 // an error (or its read deadline passes, or it is closed). As every
-// netpoller wait must, it waits only after a non-blocking attempt (a
-// one-byte MSG_PEEK) found nothing: readiness that arrived earlier (say,
-// a FIN behind data already taken) raises no new edge.
+// netpoller wait must, it waits only after pollNow found the socket not
+// readable: readiness that arrived earlier (say, a FIN behind data
+// already taken) raises no new edge. POLLIN covers bytes and EOF, and
+// poll always reports an error; the caller's read finds out which.
 func (d *directIn) waitReadable() error {
-	var b [1]byte
 	return d.rc.Read(func(fd uintptr) bool {
-		for {
-			_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-			switch err {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // wait
-			}
-			return true // bytes, EOF or an error: the caller finds out which
-		}
+		return pollNow(int(fd), unix.POLLIN)
 	})
 }
 

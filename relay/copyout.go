@@ -192,13 +192,16 @@ func (w *sockWriter) waitWritable() error {
 			return true
 		}
 		waited = true
-		return writable(int(fd))
+		return pollNow(int(fd), unix.POLLOUT)
 	})
 }
 
-// writable reports whether fd polls writable (or failed) right now.
-func writable(fd int) bool {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+// pollNow reports whether fd polls ready for events (or failed) right now,
+// without waiting. Every wait of the relay in the netpoller looks with it
+// first: the netpoller forgets readiness that arrived before the wait, and
+// a socket that is already ready raises no new edge.
+func pollNow(fd int, events int16) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: events}}
 	for {
 		n, err := unix.Poll(pfd, 0)
 		if err == unix.EINTR {
