@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"time"
 
 	"github.com/songgao/water"
 	"github.com/ustack/ustack/netns"
@@ -50,8 +52,27 @@ func Open(cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A peer may send its first packet as soon as Open returns: wait
+	// until the kernel accepts packets to the device's addresses. Right
+	// after the link comes up an IPv6 one can still lack its local route
+	// for milliseconds on a busy machine, and a reply arriving then was
+	// dropped (Ip6InAddrErrors), costing the first IPv6 connection or DNS
+	// query a retransmission (see netns.WaitLocal).
+	addrs := make([]netip.Addr, len(cfg.Addrs))
+	for i, a := range cfg.Addrs {
+		addrs[i] = a.Addr()
+	}
+	if err := netns.WaitLocal(cfg.NetNS, addrs, localWait); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("tun: %w", err)
+	}
 	return d, nil
 }
+
+// localWait bounds how long Open waits for the kernel to finish setting up
+// the device's addresses: milliseconds at worst on a busy machine; seconds
+// mean something is wrong.
+const localWait = 5 * time.Second
 
 // openDriver opens /dev/net/tun for cfg.Driver on the calling thread (which
 // is in the target namespace) and returns the device with its endpoint.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/ustack/ustack/netns"
 	"github.com/ustack/ustack/relay"
@@ -32,11 +31,6 @@ type runNet struct {
 	captureErr error // set by close: why the --pcap capture stopped, if it did
 }
 
-// localWait bounds how long startNet waits for the namespace's kernel to
-// finish setting up the device's addresses: milliseconds at worst on a
-// busy machine; seconds mean something is wrong.
-const localWait = 5 * time.Second
-
 // startNet opens the TUN device in the namespace at nsPath, configures
 // it, and starts the stack and relay behind it.
 func startNet(o *runOptions, nsPath string, stderr io.Writer) (*runNet, error) {
@@ -45,15 +39,14 @@ func startNet(o *runOptions, nsPath string, stderr io.Writer) (*runNet, error) {
 	}
 	n := &runNet{}
 	var err error
-	guests := []netip.Addr{relay.DefaultGuest4, relay.DefaultGuest6}
 	n.dev, err = tun.Open(tun.Config{
 		Name:   o.tunName,
 		NetNS:  nsPath,
 		MTU:    o.mtu,
 		Driver: tun.Driver(o.tunDriver),
 		Addrs: []netip.Prefix{
-			netip.PrefixFrom(guests[0], 24),
-			netip.PrefixFrom(guests[1], 64),
+			netip.PrefixFrom(relay.DefaultGuest4, 24),
+			netip.PrefixFrom(relay.DefaultGuest6, 64),
 		},
 		Routes: []tun.Route{
 			{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: relay.DefaultGateway4},
@@ -61,16 +54,6 @@ func startNet(o *runOptions, nsPath string, stderr io.Writer) (*runNet, error) {
 		},
 	})
 	if err != nil {
-		return nil, err
-	}
-	// CMD may send its first packet as soon as it starts: wait until the
-	// namespace's kernel accepts replies to its own addresses. Right after
-	// the link comes up the IPv6 one can still lack its local route for a
-	// few milliseconds, and a reply arriving then was dropped
-	// (Ip6InAddrErrors), costing CMD's first IPv6 connection or query a
-	// retransmission (see netns.WaitLocal).
-	if err := netns.WaitLocal(nsPath, guests, localWait); err != nil {
-		n.close()
 		return nil, err
 	}
 	if err := n.startStack(o, stderr); err != nil {
