@@ -33,7 +33,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ustack serve: %v\nRun 'ustack serve -h' for help.\n", err)
 		return exitUsage
 	}
-	setServeProcs()
+	setServeRuntime()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	// After the first signal, restore the default action, so that a
