@@ -52,30 +52,71 @@ func newListener(s *Server, a netip.Addr, port uint16) (*listener, error) {
 	return l, nil
 }
 
-// Accept waits for a connection, the way gonet and sockapi block: register
-// on the wait queue, retry the non-blocking Accept, then wait for a
-// notification or Close. Each accepted connection gets TCP_NODELAY, as Go's
-// net package gives every TCP connection (net/tcpsock_posix.go): echo
-// answers a small request at once instead of waiting out Nagle.
+// accepted is a connection accept returns, with its addresses.
+type accepted struct {
+	conn          *gonet.TCPConn
+	local, remote netip.AddrPort
+}
+
+// Accept implements net.Listener.
 func (l *listener) Accept() (net.Conn, error) {
-	entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
-	l.wq.EventRegister(&entry)
-	defer l.wq.EventUnregister(&entry)
-	for {
-		ep, wq, terr := l.ep.Accept(nil)
-		if terr == nil {
-			ep.SocketOptions().SetDelayOption(false)
-			return gonet.NewTCPConn(wq, ep), nil
-		}
-		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
-			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: errors.New(terr.String())}
-		}
-		select {
-		case <-l.closed:
-			return nil, errListenerClosed
-		case <-notify:
+	a, err := l.accept()
+	if err != nil {
+		return nil, err
+	}
+	return a.conn, nil
+}
+
+// accept waits for a connection, the way gonet and sockapi block: try the
+// non-blocking Accept, and only when none is queued register on the wait
+// queue, retry, then wait for a notification or Close (with several
+// clients connecting, one is often queued already). Each accepted
+// connection gets TCP_NODELAY, as Go's net package gives every TCP
+// connection (net/tcpsock_posix.go): echo answers a small request at once
+// instead of waiting out Nagle. The addresses are read from the endpoint
+// here, without the allocations of gonet's LocalAddr and RemoteAddr.
+func (l *listener) accept() (accepted, error) {
+	ep, wq, terr := l.ep.Accept(nil)
+	if _, ok := terr.(*tcpip.ErrWouldBlock); ok {
+		entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
+		l.wq.EventRegister(&entry)
+		defer l.wq.EventUnregister(&entry)
+		for {
+			ep, wq, terr = l.ep.Accept(nil)
+			if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
+				break
+			}
+			select {
+			case <-l.closed:
+				return accepted{}, errListenerClosed
+			case <-notify:
+			}
 		}
 	}
+	if terr != nil {
+		return accepted{}, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: errors.New(terr.String())}
+	}
+	ep.SocketOptions().SetDelayOption(false)
+	a := accepted{conn: gonet.NewTCPConn(wq, ep)}
+	if fa, err := ep.GetLocalAddress(); err == nil {
+		a.local = fullAddrPort(fa)
+	}
+	if fa, err := ep.GetRemoteAddress(); err == nil {
+		a.remote = fullAddrPort(fa)
+	}
+	return a, nil
+}
+
+// fullAddrPort converts a gVisor address and port to a netip.AddrPort.
+func fullAddrPort(fa tcpip.FullAddress) netip.AddrPort {
+	var a netip.Addr
+	switch fa.Addr.Len() {
+	case 4:
+		a = netip.AddrFrom4(fa.Addr.As4())
+	case 16:
+		a = netip.AddrFrom16(fa.Addr.As16())
+	}
+	return netip.AddrPortFrom(a, fa.Port)
 }
 
 // Close stops listening and wakes a blocked Accept.

@@ -69,12 +69,13 @@ type connTable struct {
 	closed bool                  // guarded by mu; set by closeAll
 }
 
-// add wraps c and enters it in the table. After closeAll it closes c and
-// reports false.
-func (t *connTable) add(c net.Conn, service string) (*trackedConn, bool) {
+// add wraps a and enters it in the table. After closeAll it closes the
+// connection and reports false.
+func (t *connTable) add(a accepted, service string) (*trackedConn, bool) {
+	c := a.conn
 	tc := &trackedConn{
 		Conn: c, t: t, service: service, since: time.Now(),
-		local: addrPort(c.LocalAddr()), remote: addrPort(c.RemoteAddr()),
+		local: a.local, remote: a.remote,
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -130,12 +131,4 @@ func (t *connTable) list() []ConnInfo {
 		return out[i].Remote.String() < out[j].Remote.String()
 	})
 	return out
-}
-
-// addrPort converts a *net.TCPAddr (what gonet returns) to a netip.AddrPort.
-func addrPort(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.AddrPort()
-	}
-	return netip.AddrPort{}
 }

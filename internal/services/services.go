@@ -259,13 +259,13 @@ func (s *Server) listenUDP(a netip.Addr, port uint16) (*gonet.UDPConn, error) {
 // l is closed.
 func (s *Server) acceptLoop(l *listener, port uint16, serve func(net.Conn)) {
 	for {
-		c, err := l.Accept()
+		a, err := l.accept()
 		if err != nil {
 			// Close was called, or the endpoint failed for good (gVisor
 			// has no transient accept errors): either way this port is done.
 			return
 		}
-		tc, ok := s.conns.add(c, serviceName(port))
+		tc, ok := s.conns.add(a, serviceName(port))
 		if !ok {
 			continue // Close is under way; add closed c
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/stack"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 )
 
@@ -377,5 +378,23 @@ func TestIdleWorkers(t *testing.T) {
 	}
 	if n := srv.workers.Load() - started; n != 0 {
 		t.Errorf("20 sequential connections started %d new worker goroutines, want 0 (idle workers reused)", n)
+	}
+}
+
+func TestFullAddrPort(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   tcpip.FullAddress
+		want netip.AddrPort
+	}{
+		{"v4", tcpip.FullAddress{Addr: tcpip.AddrFrom4([4]byte{10, 99, 0, 1}), Port: 4242}, netip.MustParseAddrPort("10.99.0.1:4242")},
+		{"v6", tcpip.FullAddress{Addr: tcpip.AddrFrom16(netip.MustParseAddr("fd00:99::1").As16()), Port: 80}, netip.MustParseAddrPort("[fd00:99::1]:80")},
+		{"none", tcpip.FullAddress{}, netip.AddrPort{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fullAddrPort(tc.in); got != tc.want {
+				t.Errorf("fullAddrPort(%v) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
 	}
 }

@@ -23,11 +23,11 @@ type trackedListener struct {
 
 func (l trackedListener) Accept() (net.Conn, error) {
 	for {
-		c, err := l.listener.Accept()
+		a, err := l.listener.accept()
 		if err != nil {
 			return nil, err
 		}
-		if tc, ok := l.s.conns.add(c, serviceName(l.port)); ok {
+		if tc, ok := l.s.conns.add(a, serviceName(l.port)); ok {
 			return tc, nil
 		}
 	}
