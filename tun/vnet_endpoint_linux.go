@@ -3,6 +3,7 @@ package tun
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -199,13 +200,19 @@ func (e *VnetEndpoint) stopped() bool {
 func (e *VnetEndpoint) dispatchLoop(d stack.NetworkDispatcher) {
 	defer e.setLoop(false, false)
 	defer e.rx.release()
+	var since int // bytes delivered since the loop last yielded
 	for e.setLoop(true, true) {
 		err := e.rc.Read(e.rx.readFn)
 		e.setLoop(true, false)
 		if e.stopped() || err != nil || e.rx.err != nil {
 			return
 		}
+		since += e.rx.bytes
 		e.rx.deliver(d, e.stop)
+		if since >= rxYieldBytes {
+			since = 0
+			runtime.Gosched()
+		}
 	}
 }
 
