@@ -211,7 +211,11 @@ func (e *VnetEndpoint) dispatchLoop(d stack.NetworkDispatcher) {
 		e.rx.deliver(d, e.stop)
 		if since >= rxYieldBytes {
 			since = 0
-			runtime.Gosched()
+			// With more Ps the goroutines woken already run on
+			// another; yielding would only move this loop around.
+			if runtime.GOMAXPROCS(0) == 1 {
+				runtime.Gosched()
+			}
 		}
 	}
 }

@@ -34,15 +34,15 @@ const (
 	// delays the ACK the kernel's sender waits for.
 	rxBatch      = 16
 	rxBatchBytes = 32 << 10
-	// rxYieldBytes: after delivering this much, the dispatch loop yields
-	// its P, so that the goroutines the deliveries woke (the TCP
-	// processor, which acknowledges, and the reader, whose reads open
-	// the window) run before it reads on. With one P (ustack serve on a
-	// small machine) they otherwise run only once the device is empty:
-	// in bulk kernel->stack the kernel's sender sent about 1 MB, then
-	// waited ~250 us for the one ACK that came after ustack had
-	// processed all of it (tcpdump on the TUN), with both CPUs partly
-	// idle. Small packets (round trips, handshakes) seldom add up to it.
+	// rxYieldBytes: after delivering this much, the dispatch loop of a
+	// program with one P yields it, so that the goroutines the
+	// deliveries woke (the TCP processor, which acknowledges, and the
+	// reader, whose reads open the window) run before it reads on.
+	// Otherwise they run only once the device is empty: in bulk
+	// kernel->stack the kernel's sender sent about 1 MB, then waited
+	// ~250 us for the one ACK that came after ustack had processed all
+	// of it (tcpdump on the TUN), with both CPUs partly idle. Small
+	// packets (round trips, handshakes) seldom add up to it.
 	rxYieldBytes = 256 << 10
 )
 
