@@ -15,6 +15,10 @@ const somaxconn = 4096
 
 // Bind assigns sa to fd's socket.
 func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
+	sa, err := checkSockaddr(sa)
+	if err != nil {
+		return err
+	}
 	_, sk, err := s.sock(fd)
 	if err != nil {
 		return err
@@ -135,6 +139,10 @@ func (s *Sockets) Connect(fd int, sa unix.Sockaddr) error {
 }
 
 func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
+	sa, err := checkSockaddr(sa)
+	if err != nil {
+		return err
+	}
 	fe, sk, err := s.sock(fd)
 	if err != nil {
 		return err

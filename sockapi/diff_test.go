@@ -72,7 +72,7 @@ func allScenarios() []scenario {
 		socketScenarios(), bindScenarios(), listenScenarios(), connectScenarios(),
 		streamScenarios(), optionScenarios(), udpScenarios(), icmpScenarios(),
 		ipv6Scenarios(), pollScenarios(), epollScenarios(), fcntlScenarios(),
-		badfScenarios(), resolverScenarios(), edgeScenarios(), inProgressScenarios(), moreReadinessScenarios(), lateScenarios(),
+		badfScenarios(), resolverScenarios(), edgeScenarios(), inProgressScenarios(), moreReadinessScenarios(), lateScenarios(), argScenarios(),
 	} {
 		all = append(all, g...)
 	}

@@ -214,6 +214,10 @@ func (s *Sockets) Sendto(fd int, p []byte, flags int, to unix.Sockaddr) error {
 }
 
 func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitOpts) (int, error) {
+	to, err := checkSockaddr(to)
+	if err != nil {
+		return -1, err
+	}
 	fe, sk, err := s.sock(fd)
 	if err != nil {
 		return -1, err
