@@ -3,11 +3,14 @@
 package sockapi
 
 import (
+	"math"
+
 	"golang.org/x/sys/unix"
 )
 
 // Arguments a caller can get wrong: addresses that are nil or whose port
-// does not fit. The kernel side is x/sys/unix, so
+// does not fit, nil option pointers, empty buffers, option values at and
+// beyond the ends of their ranges. The kernel side is x/sys/unix, so
 // where x/sys checks an argument before the system call (a port outside
 // 0..65535 is EINVAL), that check is part of the behaviour compared.
 
@@ -45,6 +48,74 @@ func argScenarios() []scenario {
 			r.Bind(-1, nil)
 			r.Getsockname(fd)
 			r.Getsockname(u)
+		}),
+		sc("args/nil-option-pointers", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			err := r.api.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, nil)
+			r.logf("setsockopt(%s, SO_LINGER, nil) = %s", r.fd(fd), errs(err))
+			err = r.api.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, nil)
+			r.logf("setsockopt(%s, SO_RCVTIMEO, nil) = %s", r.fd(fd), errs(err))
+			ep := r.EpollCreate1(0)
+			err = r.api.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, nil)
+			r.logf("epoll_ctl(%s, ADD, %s, nil) = %s", r.fd(ep), r.fd(fd), errs(err))
+			r.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN)
+			err = r.api.EpollCtl(ep, unix.EPOLL_CTL_MOD, fd, nil)
+			r.logf("epoll_ctl(%s, MOD, %s, nil) = %s", r.fd(ep), r.fd(fd), errs(err))
+			err = r.api.EpollCtl(ep, unix.EPOLL_CTL_DEL, fd, nil)
+			r.logf("epoll_ctl(%s, DEL, %s, nil) = %s", r.fd(ep), r.fd(fd), errs(err))
+		}),
+		sc("args/empty-buffers", func(r *rec) {
+			// A nil buffer reads nothing, but on UDP it still takes
+			// the datagram; MSG_TRUNC reports the datagram's length.
+			a, _ := r.udp(v4)
+			b, baddr := r.udp(v4)
+			r.Sendto(a, []byte("hello"), 0, baddr)
+			r.Sendto(a, []byte("world!"), 0, baddr)
+			r.waitFor(b, unix.POLLIN)
+			n, err := r.api.Read(b, nil)
+			r.logf("read(%s, nil) = %s", r.fd(b), countOrErr(n, err))
+			r.Recv(b, 0, unix.MSG_TRUNC|unix.MSG_PEEK)
+			r.Recv(b, 2, unix.MSG_TRUNC)
+			r.Connect(a, baddr)
+			n, err = r.api.Write(a, nil)
+			r.logf("write(%s, nil) = %s", r.fd(a), countOrErr(n, err))
+			r.waitFor(b, unix.POLLIN)
+			r.Recvfrom(b, 10, 0)
+			_, c, s := r.pair(v4)
+			r.Write(c, []byte("abc"))
+			r.waitFor(s, unix.POLLIN)
+			n, err = r.api.Read(s, nil)
+			r.logf("read(%s, nil) = %s", r.fd(s), countOrErr(n, err))
+			n, err = r.api.Write(c, nil)
+			r.logf("write(%s, nil) = %s", r.fd(c), countOrErr(n, err))
+			r.Read(s, 10)
+			r.Recv(s, 0, unix.MSG_DONTWAIT)
+		}),
+		sc("opt/int-value-ranges", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			set := func(level, opt int, vals ...int) {
+				for _, v := range vals {
+					r.SetInt(fd, level, opt, v)
+					r.GetInt(fd, level, opt)
+				}
+			}
+			set(unix.IPPROTO_IP, unix.IP_TTL, -1, 0, 1, 255, 256)
+			set(unix.IPPROTO_IP, unix.IP_TOS, 0xff, 3, -1, 256) // TCP keeps ECN bits its own
+			set(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, -1, 0, 1, 32767, 32768)
+			set(unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, -1, 0, 1, 32767, 32768)
+			set(unix.IPPROTO_TCP, unix.TCP_KEEPCNT, -1, 0, 1, 127, 128)
+			set(unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, -1, 0, math.MaxInt32)
+			set(unix.IPPROTO_TCP, unix.TCP_MAXSEG, -1, 0, 87, 88, 65535)
+			set(unix.IPPROTO_TCP, unix.TCP_NODELAY, 2, -1, 0)
+			set(unix.SOL_SOCKET, unix.SO_KEEPALIVE, 2, -1, 0)
+			set(unix.SOL_SOCKET, unix.SO_RCVLOWAT, 0, -1, 5)
+			set(unix.SOL_SOCKET, unix.SO_RCVBUF, 0)
+			set(unix.SOL_SOCKET, unix.SO_SNDBUF, 0)
+			v6 := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
+			fd = v6
+			set(unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, -2, -1, 0, 255, 256)
+			set(unix.IPPROTO_IPV6, unix.IPV6_TCLASS, 0xff, -1, 256)
+			set(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 2)
 		}),
 	}
 }
