@@ -91,6 +91,23 @@ func argScenarios() []scenario {
 			r.Read(s, 10)
 			r.Recv(s, 0, unix.MSG_DONTWAIT)
 		}),
+		sc("loopback/source-for-other-127-address", func(r *rec) {
+			// 127.0.0.0/8 is local, and Linux sends to any of it from
+			// the loopback route's preferred source, 127.0.0.1.
+			ln := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Bind(ln, sa4(0, 0, 0, 0, 0))
+			r.Listen(ln, 4)
+			port := saPort(r.Getsockname(ln))
+			c := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Connect(c, sa4(127, 0, 0, 2, port))
+			r.Getsockname(c)
+			r.Getsockname(r.Accept(ln))
+			u := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Bind(u, sa4(0, 0, 0, 0, 0))
+			uport := saPort(r.Getsockname(u))
+			r.Sendto(r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0), []byte("hi"), 0, sa4(127, 0, 0, 5, uport))
+			r.Recvfrom(u, 10, 0)
+		}),
 		sc("opt/int-value-ranges", func(r *rec) {
 			fd := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			set := func(level, opt int, vals ...int) {
