@@ -79,6 +79,13 @@ func (s *Sockets) Listen(fd int, backlog int) error {
 			}
 		}
 	}
+	if terr == nil {
+		// A shutdown recorded while unconnected (ENOTCONN, but Linux
+		// keeps it in sk_shutdown) means nothing to a listener: tcp_poll
+		// and SO_ACCEPTCONN go by the LISTEN state alone. Kept, it read
+		// here as a listener shut down for reading, never readable.
+		sk.shut.Store(0)
+	}
 	return errnoOf(terr)
 }
 
