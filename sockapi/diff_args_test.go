@@ -3,7 +3,9 @@
 package sockapi
 
 import (
+	"fmt"
 	"math"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -107,6 +109,22 @@ func argScenarios() []scenario {
 			uport := saPort(r.Getsockname(u))
 			r.Sendto(r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0), []byte("hi"), 0, sa4(127, 0, 0, 5, uport))
 			r.Recvfrom(u, 10, 0)
+		}),
+		sc("opt/rcvtimeo-beyond-duration-is-infinite", func(r *rec) {
+			// sock_set_timeout makes any timeout too long for jiffies
+			// MAX_SCHEDULE_TIMEOUT: no timeout. 18446744074 s is one
+			// whose nanoseconds wrap around int64 to about 0.29 s.
+			_, c, s := r.pair(v4)
+			r.SetTimevalRaw(s, unix.SOL_SOCKET, unix.SO_RCVTIMEO, unix.Timeval{Sec: 18446744074})
+			got := make(chan string, 1)
+			go func() {
+				p := make([]byte, 8)
+				n, err := r.api.Read(s, p)
+				got <- fmt.Sprintf("%s %q", countOrErr(n, err), p[:max(n, 0)])
+			}()
+			time.Sleep(600 * time.Millisecond)
+			r.Write(c, []byte("late"))
+			r.logf("read(%s) blocked across 600ms = %s", r.fd(s), <-got)
 		}),
 		sc("opt/int-value-ranges", func(r *rec) {
 			fd := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
