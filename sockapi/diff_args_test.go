@@ -16,6 +16,9 @@ import (
 // where x/sys checks an argument before the system call (a port outside
 // 0..65535 is EINVAL), that check is part of the behaviour compared.
 
+// msgProbe is MSG_PROBE, which x/sys/unix does not name.
+const msgProbe = 0x10
+
 func argScenarios() []scenario {
 	return []scenario{
 		sc("args/port-out-of-range", func(r *rec) {
@@ -125,6 +128,20 @@ func argScenarios() []scenario {
 			time.Sleep(600 * time.Millisecond)
 			r.Write(c, []byte("late"))
 			r.logf("read(%s) blocked across 600ms = %s", r.fd(s), <-got)
+		}),
+		sc("udp/msg-probe-sends-nothing", func(r *rec) {
+			// MSG_PROBE: "do not send, only probe the path"
+			// (ip_append_data and ip_make_skb return before building a
+			// packet); the call still succeeds with the length, and an
+			// unbound socket is still bound (inet_send_prepare).
+			u, addr := r.udp(v4)
+			s := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Sendto(s, []byte("probe"), msgProbe, addr)
+			r.Getsockname(s)
+			r.Sendto(s, []byte("real"), 0, addr)
+			r.waitFor(u, unix.POLLIN)
+			r.Recv(u, 8, unix.MSG_DONTWAIT)
+			r.Recv(u, 8, unix.MSG_DONTWAIT)
 		}),
 		sc("opt/int-value-ranges", func(r *rec) {
 			fd := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
