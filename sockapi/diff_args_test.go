@@ -16,9 +16,6 @@ import (
 // where x/sys checks an argument before the system call (a port outside
 // 0..65535 is EINVAL), that check is part of the behaviour compared.
 
-// msgProbe is MSG_PROBE, which x/sys/unix does not name.
-const msgProbe = 0x10
-
 func argScenarios() []scenario {
 	return []scenario{
 		sc("args/port-out-of-range", func(r *rec) {
@@ -141,6 +138,20 @@ func argScenarios() []scenario {
 			r.Sendto(s, []byte("real"), 0, addr)
 			r.waitFor(u, unix.POLLIN)
 			r.Recv(u, 8, unix.MSG_DONTWAIT)
+			r.Recv(u, 8, unix.MSG_DONTWAIT)
+			// Its checks: a destination, a port, at most 65535 bytes
+			// (the 65507 limit comes with the packet it never builds).
+			s2 := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Sendto(s2, []byte("x"), msgProbe, nil)
+			r.Sendto(s2, []byte("x"), msgProbe, sa4(127, 0, 0, 1, 0))
+			r.Sendto(s2, make([]byte, 65508), msgProbe, addr)
+			r.Sendto(s2, make([]byte, 65536), msgProbe, addr)
+			r.Connect(s2, addr)
+			r.Sendto(s2, []byte("x"), msgProbe, nil)
+			u6, addr6 := r.udp(v6)
+			r.Sendto(r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, 0), []byte("x"), msgProbe, addr6)
+			r.Sendto(r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, 0), []byte("x"), msgProbe, mapped4(saPort(addr)))
+			r.Recv(u6, 8, unix.MSG_DONTWAIT)
 			r.Recv(u, 8, unix.MSG_DONTWAIT)
 		}),
 		sc("opt/int-value-ranges", func(r *rec) {

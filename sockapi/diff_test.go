@@ -67,11 +67,7 @@ var knownDifferences = map[string]string{
 // implementation because of bugs not yet fixed there. They are not
 // accepted differences: each is a bug to fix, and the entry goes once it
 // passes (the test logs when one does).
-var knownUserspaceFailures = map[string]string{
-	"udp/msg-probe-sends-nothing": "sendto(MSG_PROBE) on a datagram socket sends the datagram: the flag " +
-		"is passed over, where Linux stops before building the packet (ip_append_data, ip_make_skb) and only " +
-		"binds and checks the destination and route; docs/qa.md says what a fix needs",
-}
+var knownUserspaceFailures = map[string]string{}
 
 func allScenarios() []scenario {
 	var all []scenario
