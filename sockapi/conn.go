@@ -15,6 +15,10 @@ const somaxconn = 4096
 
 // Bind assigns sa to fd's socket.
 func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
+	sa, err := checkSockaddr(sa)
+	if err != nil {
+		return err
+	}
 	_, sk, err := s.sock(fd)
 	if err != nil {
 		return err
@@ -74,6 +78,13 @@ func (s *Sockets) Listen(fd int, backlog int) error {
 				break
 			}
 		}
+	}
+	if terr == nil {
+		// A shutdown recorded while unconnected (ENOTCONN, but Linux
+		// keeps it in sk_shutdown) means nothing to a listener: tcp_poll
+		// and SO_ACCEPTCONN go by the LISTEN state alone. Kept, it read
+		// here as a listener shut down for reading, never readable.
+		sk.shut.Store(0)
 	}
 	return errnoOf(terr)
 }
@@ -135,6 +146,10 @@ func (s *Sockets) Connect(fd int, sa unix.Sockaddr) error {
 }
 
 func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
+	sa, err := checkSockaddr(sa)
+	if err != nil {
+		return err
+	}
 	fe, sk, err := s.sock(fd)
 	if err != nil {
 		return err

@@ -390,6 +390,23 @@ func moreReadinessScenarios() []scenario {
 // SHUT_RD, connecting a socket to itself, peeking for more than is there.
 func lateScenarios() []scenario {
 	return []scenario{
+		sc("listen/after-shutdown-unconnected", func(r *rec) {
+			// shutdown on an unconnected socket is ENOTCONN, yet Linux
+			// records it (inet_shutdown's "hack to wake up other
+			// listeners"); a listener ignores it (tcp_poll and
+			// SO_ACCEPTCONN look at the state alone).
+			ln := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Bind(ln, v4.lo(0))
+			r.Shutdown(ln, unix.SHUT_RDWR)
+			r.Listen(ln, 1)
+			r.GetInt(ln, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+			r.Poll(0, pq{ln, unix.POLLIN | unix.POLLOUT})
+			r.Recv(ln, 4, unix.MSG_DONTWAIT)
+			c := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Connect(c, r.Getsockname(ln))
+			r.waitFor(ln, unix.POLLIN)
+			r.Accept(ln)
+		}),
 		sc("listen/shut-rd-then-listen-again", func(r *rec) {
 			// SHUT_RD on a listener closes it (tcp_disconnect), and
 			// the port goes with it: listening again binds a new one.
