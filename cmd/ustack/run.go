@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/ustack/ustack/netns"
 	"github.com/ustack/ustack/relay"
+	"github.com/ustack/ustack/tun"
 )
 
 func init() {
@@ -157,6 +158,9 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 	}
 	if o.tunName == "" || len(o.tunName) > 15 || strings.ContainsAny(o.tunName, "/ \t\n") {
 		return fmt.Errorf("--tun-name %q: want 1 to 15 bytes without '/' or spaces", o.tunName)
+	}
+	if o.tunDriver != "" && !knownServeDriver(tun.Driver(o.tunDriver)) {
+		return fmt.Errorf("--tun-driver %q: want %s", o.tunDriver, joinDrivers())
 	}
 	if o.maxFlows < 1 {
 		return fmt.Errorf("--max-flows %d: want at least 1", o.maxFlows)
