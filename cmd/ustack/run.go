@@ -132,6 +132,11 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 		return nil, pflag.ErrHelp
 	}
 	o.argv = fs.Args()
+	if fs.Changed("pid") && pid <= 0 {
+		// 0 would otherwise read as "not given" and the error would be
+		// about a missing command.
+		return nil, fmt.Errorf("--pid %d: not a process ID", pid)
+	}
 	return &o, o.check(deny, dns, publish, nsPath, pid)
 }
 

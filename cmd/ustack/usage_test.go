@@ -15,6 +15,8 @@ func TestUsageErrorsNameTheFlag(t *testing.T) {
 		want string
 	}{
 		{[]string{"run", "--tun-driver", "x", "--", "true"}, `--tun-driver "x": want vnet or water`},
+		{[]string{"run", "--pid", "0"}, "--pid 0: not a process ID"},
+		{[]string{"run", "--pid=0", "--", "true"}, "--pid 0: not a process ID"},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
