@@ -164,6 +164,9 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 	if o.tunName == "" || len(o.tunName) > 15 || strings.ContainsAny(o.tunName, "/ \t\n") {
 		return fmt.Errorf("--tun-name %q: want 1 to 15 bytes without '/' or spaces", o.tunName)
 	}
+	if bad := badIfName(o.tunName); bad != "" {
+		return fmt.Errorf("--tun-name %q: %s", o.tunName, bad)
+	}
 	if o.tunDriver != "" && !knownServeDriver(tun.Driver(o.tunDriver)) {
 		return fmt.Errorf("--tun-driver %q: want %s", o.tunDriver, joinDrivers())
 	}

@@ -114,6 +114,9 @@ func (c *serveConfig) check() error {
 	if len(c.tunName) > 15 {
 		return fmt.Errorf("--tun %q: interface names have at most 15 bytes", c.tunName)
 	}
+	if bad := badIfName(c.tunName); bad != "" {
+		return fmt.Errorf("--tun %q: %s", c.tunName, bad)
+	}
 	if !knownServeDriver(c.driver) {
 		return fmt.Errorf("--tun-driver %q: want %s", c.driver, joinDrivers())
 	}

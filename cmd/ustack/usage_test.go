@@ -17,6 +17,14 @@ func TestUsageErrorsNameTheFlag(t *testing.T) {
 		{[]string{"run", "--tun-driver", "x", "--", "true"}, `--tun-driver "x": want vnet or water`},
 		{[]string{"run", "--pid", "0"}, "--pid 0: not a process ID"},
 		{[]string{"run", "--pid=0", "--", "true"}, "--pid 0: not a process ID"},
+		{[]string{"serve", "--tun", "a/b"}, `--tun "a/b": not an interface name`},
+		{[]string{"serve", "--tun", "."}, `--tun ".": not an interface name`},
+		{[]string{"serve", "--tun", ".."}, `--tun "..": not an interface name`},
+		{[]string{"serve", "--tun", "a b"}, `--tun "a b": not an interface name`},
+		{[]string{"serve", "--tun", "a:b"}, `--tun "a:b": not an interface name`},
+		{[]string{"serve", "--tun", "a\tb"}, `--tun "a\tb": not an interface name`},
+		{[]string{"run", "--tun-name", ".", "--", "true"}, `--tun-name ".": not an interface name`},
+		{[]string{"run", "--tun-name", "a:b", "--", "true"}, `--tun-name "a:b": not an interface name`},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
