@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"strings"
@@ -152,6 +153,9 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 	case nsPath != "":
 		o.attachPath = nsPath
 	}
+	if err := checkAttach(o.attachPath, nsPath, pid); err != nil {
+		return err
+	}
 	if o.attachPath != "" && len(o.argv) > 0 {
 		return fmt.Errorf("a command (%q) cannot be given with --netns or --pid", o.argv[0])
 	}
@@ -202,6 +206,26 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 			return fmt.Errorf("-p: %v", err)
 		}
 		o.forwards = append(o.forwards, f)
+	}
+	return nil
+}
+
+// checkAttach refuses, as usage errors naming the flag, an attach target
+// that is missing or not a network namespace; setns would only say
+// "invalid argument" about an internal descriptor. Anything else (no
+// permission to look) is left to the attach to report.
+func checkAttach(path, nsPath string, pid int) error {
+	if path == "" {
+		return nil
+	}
+	err := netns.Check(path)
+	switch {
+	case pid > 0 && errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("--pid %d: no such process", pid)
+	case pid > 0 && errors.Is(err, netns.ErrNotNetNS):
+		return fmt.Errorf("--pid %d: %s: %v", pid, path, err)
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrNotNetNS):
+		return fmt.Errorf("--netns %s: %v", nsPath, err)
 	}
 	return nil
 }

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
+	"github.com/ustack/ustack/netns"
 	"github.com/ustack/ustack/tun"
 )
 
@@ -121,8 +122,11 @@ func (c *serveConfig) check() error {
 		return fmt.Errorf("--tun-driver %q: want %s", c.driver, joinDrivers())
 	}
 	if c.netns != "" {
-		if _, err := os.Stat(c.netns); err != nil {
-			return fmt.Errorf("--netns %s: %v", c.netns, errors.Unwrap(err))
+		// Missing or not a network namespace: the user's mistake, said
+		// here rather than as setns's "invalid argument". Anything else
+		// (no permission to look) is left to the setup to report.
+		if err := netns.Check(c.netns); errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrNotNetNS) {
+			return fmt.Errorf("--netns %s: %v", c.netns, err)
 		}
 	}
 	for _, fam := range []struct {

@@ -25,6 +25,10 @@ func TestUsageErrorsNameTheFlag(t *testing.T) {
 		{[]string{"serve", "--tun", "a\tb"}, `--tun "a\tb": not an interface name`},
 		{[]string{"run", "--tun-name", ".", "--", "true"}, `--tun-name ".": not an interface name`},
 		{[]string{"run", "--tun-name", "a:b", "--", "true"}, `--tun-name "a:b": not an interface name`},
+		{[]string{"serve", "--netns", "/etc/passwd"}, "--netns /etc/passwd: not a network namespace"},
+		{[]string{"serve", "--netns", "/proc/self/ns/uts"}, "--netns /proc/self/ns/uts: not a network namespace"},
+		{[]string{"run", "--netns", "/etc/passwd"}, "--netns /etc/passwd: not a network namespace"},
+		{[]string{"run", "--netns", "/nonexistent/netns"}, "--netns /nonexistent/netns: no such file or directory"},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
