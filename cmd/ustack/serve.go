@@ -102,7 +102,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	for i, p := range cfg.addrs {
 		addrs[i] = p.Addr()
 	}
-	srv, err := services.Start(services.Config{Stack: st, Addrs: addrs, Version: version})
+	srv, err := services.Start(services.Config{Stack: st, Addrs: addrs, Version: version, DeviceStats: dev.Stats})
 	if err != nil {
 		return err
 	}
