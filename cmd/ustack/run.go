@@ -205,6 +205,11 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 		if err != nil {
 			return fmt.Errorf("-p: %v", err)
 		}
+		for _, g := range o.forwards {
+			if forwardsClash(f, g) {
+				return fmt.Errorf("-p %v: host port %d/%s already forwarded by -p %v", f, f.HostPort, f.Proto, g)
+			}
+		}
 		o.forwards = append(o.forwards, f)
 	}
 	return nil
@@ -228,6 +233,24 @@ func checkAttach(path, nsPath string, pid int) error {
 		return fmt.Errorf("--netns %s: %v", nsPath, err)
 	}
 	return nil
+}
+
+// forwardsClash reports whether two port forwards would listen on the
+// same host socket, which the second would fail to bind (or, for the
+// same forward twice, find "already exists") only once ustack is running.
+// No host address means all of them, IPv4 and IPv6.
+func forwardsClash(f, g relay.Forward) bool {
+	if f.Proto != g.Proto || f.HostPort != g.HostPort {
+		return false
+	}
+	a, b := f.HostAddr, g.HostAddr
+	switch {
+	case !a.IsValid() || !b.IsValid():
+		return true
+	case a.IsUnspecified() || b.IsUnspecified():
+		return a.Is4() == b.Is4()
+	}
+	return a == b
 }
 
 // parseUpstream reads ADDR, ADDR:PORT or [V6ADDR]:PORT; the port defaults

@@ -103,6 +103,13 @@ func parsePrefixes(flag string, vals []string) ([]netip.Prefix, error) {
 		case a.IsUnspecified(), a.IsMulticast(), a.IsLoopback():
 			return nil, fmt.Errorf("%s %q: not a unicast address an interface can have", flag, v)
 		}
+		for _, q := range out {
+			if q.Addr() == a {
+				// Caught here rather than as the stack's "duplicate
+				// address" at run time.
+				return nil, fmt.Errorf("%s %v: given twice", flag, a)
+			}
+		}
 		out = append(out, p)
 	}
 	return out, nil

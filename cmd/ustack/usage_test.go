@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 )
@@ -29,6 +30,11 @@ func TestUsageErrorsNameTheFlag(t *testing.T) {
 		{[]string{"serve", "--netns", "/proc/self/ns/uts"}, "--netns /proc/self/ns/uts: not a network namespace"},
 		{[]string{"run", "--netns", "/etc/passwd"}, "--netns /etc/passwd: not a network namespace"},
 		{[]string{"run", "--netns", "/nonexistent/netns"}, "--netns /nonexistent/netns: no such file or directory"},
+		{[]string{"serve", "--addr", "10.99.0.2/24", "--addr", "10.99.0.2/24", "--host-addr", "10.99.0.1/24"}, "--addr 10.99.0.2: given twice"},
+		{[]string{"serve", "--addr", "10.99.0.2/24,10.99.0.2/16", "--host-addr", "10.99.0.1/24"}, "--addr 10.99.0.2: given twice"},
+		{[]string{"serve", "--addr", "10.99.0.2/24", "--host-addr", "10.99.0.1/24", "--host-addr", "10.99.0.1/24"}, "--host-addr 10.99.0.1: given twice"},
+		{[]string{"run", "-p", "8080:80", "-p", "8080:80", "--", "true"}, "-p 8080:80/tcp: host port 8080/tcp already forwarded by -p 8080:80/tcp"},
+		{[]string{"run", "-p", "8080:80", "-p", "127.0.0.1:8080:81", "--", "true"}, "-p 127.0.0.1:8080:81/tcp: host port 8080/tcp already forwarded by -p 8080:80/tcp"},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -39,5 +45,18 @@ func TestUsageErrorsNameTheFlag(t *testing.T) {
 				t.Errorf("ustack %q stderr = %q, want it to contain %q", tc.args, stderr.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestRunForwardsThatDoNotClash: the same host port on another protocol,
+// or on two distinct host addresses, is no conflict.
+func TestRunForwardsThatDoNotClash(t *testing.T) {
+	for _, args := range [][]string{
+		{"-p", "8080:80/tcp", "-p", "8080:80/udp", "--", "true"},
+		{"-p", "127.0.0.1:8080:80", "-p", "[::1]:8080:80", "--", "true"},
+	} {
+		if _, err := parseRunFlags(args, io.Discard, io.Discard); err != nil {
+			t.Errorf("parseRunFlags(%q) = %v, want no error", args, err)
+		}
 	}
 }
