@@ -333,7 +333,16 @@ func (s *Sockets) netResolve(ctx context.Context, nw netSpec, address string, li
 		return nil, &net.AddrError{Err: "no suitable address found", Addr: host}
 	}
 	if listen {
-		out = out[:1]
+		// net.ListenConfig.Listen takes addrs.first(isIPv4): a name
+		// with both families is listened on at its first IPv4 address.
+		first := out[0]
+		for _, ap := range out {
+			if ap.Addr().Is4() {
+				first = ap
+				break
+			}
+		}
+		out = []netip.AddrPort{first}
 	}
 	return out, nil
 }

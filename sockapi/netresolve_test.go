@@ -207,3 +207,34 @@ func TestNetPortsAsNetParsesThem(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestNetListenOnNamePrefersIPv4: a name with addresses of both families
+// is listened on at its first IPv4 address, as net.ListenConfig.Listen
+// does (addrs.first(isIPv4)): "localhost:8080" is 127.0.0.1:8080, where a
+// client of package net dials. getaddrinfo's order put ::1 first.
+func TestNetListenOnNamePrefersIPv4(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	lc := &ListenConfig{Sockets: s}
+	for _, nw := range []string{"tcp", "udp"} {
+		var addr net.Addr
+		if nw == "tcp" {
+			l, err := lc.Listen(context.Background(), nw, "localhost:0")
+			if err != nil {
+				t.Fatalf("Listen(%s, localhost:0) = %v", nw, err)
+			}
+			addr = l.Addr()
+			l.Close()
+		} else {
+			pc, err := lc.ListenPacket(context.Background(), nw, "localhost:0")
+			if err != nil {
+				t.Fatalf("ListenPacket(%s, localhost:0) = %v", nw, err)
+			}
+			addr = pc.LocalAddr()
+			pc.Close()
+		}
+		if ap := netip.MustParseAddrPort(addr.String()); ap.Addr() != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("listening on %s localhost:0 took %v, want 127.0.0.1 as package net", nw, addr)
+		}
+	}
+}
