@@ -265,11 +265,17 @@ func dialLocalAddr(nw netSpec, a net.Addr) (netip.AddrPort, error) {
 		return netip.AddrPort{}, nil
 	case *net.TCPAddr:
 		if nw.proto == "tcp" {
-			return a.AddrPort(), nil
+			if a == nil {
+				return netip.AddrPort{}, nil
+			}
+			return netIPPort("bind", nw.family, a.IP, a.Port, a.Zone)
 		}
 	case *net.UDPAddr:
 		if nw.proto == "udp" {
-			return a.AddrPort(), nil
+			if a == nil {
+				return netip.AddrPort{}, nil
+			}
+			return netIPPort("bind", nw.family, a.IP, a.Port, a.Zone)
 		}
 	}
 	return netip.AddrPort{}, &net.AddrError{Err: "mismatched local address type", Addr: a.String()}
