@@ -407,6 +407,23 @@ func lateScenarios() []scenario {
 			r.waitFor(ln, unix.POLLIN)
 			r.Accept(ln)
 		}),
+		sc("stream/recv-after-shutdown-unconnected", func(r *rec) {
+			// tcp_recvmsg checks RCV_SHUTDOWN before TCP_CLOSE: an
+			// unconnected socket shut down for reading (ENOTCONN, but
+			// recorded) reads end of file, blocking or not; shut down
+			// for writing only it is still ENOTCONN.
+			rd := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Shutdown(rd, unix.SHUT_RD)
+			r.Recv(rd, 4, unix.MSG_DONTWAIT)
+			r.Recv(rd, 4, 0)
+			r.Read(rd, 4)
+			wr := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
+			r.Bind(wr, v6.lo(0))
+			r.Shutdown(wr, unix.SHUT_WR)
+			r.Recv(wr, 4, unix.MSG_DONTWAIT)
+			r.Shutdown(wr, unix.SHUT_RDWR)
+			r.Recv(wr, 4, unix.MSG_DONTWAIT)
+		}),
 		sc("listen/shut-rd-then-listen-again", func(r *rec) {
 			// SHUT_RD on a listener closes it (tcp_disconnect), and
 			// the port goes with it: listening again binds a new one.
