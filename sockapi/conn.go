@@ -45,6 +45,13 @@ func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
 	if err := errnoOf(sk.ep().Bind(fa)); err != nil {
 		return err
 	}
+	if a, ok := sa.(*unix.SockaddrInet6); ok && a.Addr != ([16]byte{}) && !isV4Mapped(a.Addr) &&
+		(sk.proto == unix.IPPROTO_TCP || sk.proto == unix.IPPROTO_UDP) {
+		// inet6_bind: bound to an IPv6 address other than :: or a
+		// v4-mapped one, the socket can only speak IPv6, and Linux
+		// sets IPV6_V6ONLY (read back by getsockopt).
+		sk.ep().SocketOptions().SetV6Only(true)
+	}
 	sk.mu.Lock()
 	sk.bound, sk.hasBound = fa, true
 	sk.mu.Unlock()

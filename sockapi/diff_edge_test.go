@@ -424,6 +424,20 @@ func lateScenarios() []scenario {
 			r.Shutdown(wr, unix.SHUT_RDWR)
 			r.Recv(wr, 4, unix.MSG_DONTWAIT)
 		}),
+		sc("bind/v6-address-sets-v6only", func(r *rec) {
+			// inet6_bind: a socket bound to an IPv6 address that is
+			// neither :: nor v4-mapped can only ever speak IPv6, and
+			// Linux sets IPV6_V6ONLY on it.
+			for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_DGRAM} {
+				for _, sa := range []unix.Sockaddr{v6.lo(0), v6.any(0), mapped4(0)} {
+					fd := r.Socket(unix.AF_INET6, typ, 0)
+					r.GetInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+					r.Bind(fd, sa)
+					r.GetInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+					r.Close(fd)
+				}
+			}
+		}),
 		sc("listen/shut-rd-then-listen-again", func(r *rec) {
 			// SHUT_RD on a listener closes it (tcp_disconnect), and
 			// the port goes with it: listening again binds a new one.
