@@ -240,6 +240,14 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 		return errnoOf(terr)
 	}
 	sk.noteShutdown(how)
+	if st := tcp.EndpointState(sk.ep().State()); sk.stream() && (st == tcp.StateInitial || st == tcp.StateBound) {
+		// Never connected: ENOTCONN, the shutdown recorded above. Not
+		// passed to gVisor, which would refuse it too but keep the
+		// flags, so that once the socket listened even a SHUT_WR
+		// stopped the listener (a ShutdownRead from before).
+		sk.wq.Notify(waiter.ReadableEvents | waiter.WritableEvents | waiter.EventHUp | waiter.EventRdHUp)
+		return unix.ENOTCONN
+	}
 	if !sk.stream() && !sk.connectedForShutdown() {
 		// An unconnected datagram socket is in TCP_CLOSE: ENOTCONN
 		// (with the shutdown still recorded), even when bound, where

@@ -406,6 +406,25 @@ func lateScenarios() []scenario {
 			r.Connect(c, r.Getsockname(ln))
 			r.waitFor(ln, unix.POLLIN)
 			r.Accept(ln)
+			// Nor does the earlier SHUT_RD come back with a SHUT_WR.
+			r.Shutdown(ln, unix.SHUT_WR)
+			r.GetInt(ln, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+			r.SetNonblock(ln, true)
+			r.Accept(ln)
+		}),
+		sc("listen/shut-wr-keeps-listening", func(r *rec) {
+			// inet_shutdown on a listener disconnects it only for
+			// SHUT_RD; SHUT_WR is recorded and changes nothing.
+			ln, addr := r.listener(v4)
+			r.Shutdown(ln, unix.SHUT_WR)
+			r.GetInt(ln, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+			r.SetNonblock(ln, true)
+			r.Accept(ln)
+			r.Poll(0, pq{ln, unix.POLLIN | unix.POLLOUT})
+			c := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Connect(c, addr)
+			r.waitFor(ln, unix.POLLIN)
+			r.Accept(ln)
 		}),
 		sc("stream/recv-after-shutdown-unconnected", func(r *rec) {
 			// tcp_recvmsg checks RCV_SHUTDOWN before TCP_CLOSE: an
