@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -187,6 +188,12 @@ type halfCloser interface {
 // endpoint behind ns, which lets the namespace-to-host direction skip the
 // relay buffer (copyOut) when host is a *net.TCPConn.
 func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
+	hc, direct := host.(*net.TCPConn)
+	direct = direct && nsEP.ep != nil
+	if direct {
+		nsEP.mu = new(sync.Mutex)
+		ns = &closeGuard{halfCloser: ns, mu: nsEP.mu}
+	}
 	if !r.track(ns, host) {
 		return
 	}
@@ -197,7 +204,7 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	inDone := make(chan struct{})
 	out := func() { r.copyHalf(host, ns, &halfClosed, &r.c.bytesOut, nil) }
 	var in *directIn
-	if hc, ok := host.(*net.TCPConn); ok && nsEP.ep != nil {
+	if direct {
 		out = func() { r.copyOut(hc, ns, nsEP, &halfClosed, inDone) }
 		var done func()
 		in, done = newDirectIn(hc, nsEP)
