@@ -51,10 +51,10 @@ func (g *closeGuard) Close() error {
 // for it and sends the rest, which stayed in gVisor's queue. inDone is
 // closed when the other direction has ended, so that copyOut re-checks
 // halfClosed and starts the half-close timer.
-func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfClosed *atomic.Bool, inDone <-chan struct{}) {
+func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfClosed *atomic.Bool, count counter, inDone <-chan struct{}) {
 	rc, err := host.SyscallConn()
 	if err != nil {
-		r.copyHalf(host, ns, halfClosed, &r.c.bytesOut, nil)
+		r.copyHalf(host, ns, halfClosed, count, nil)
 		return
 	}
 	w := &sockWriter{rc: rc}
@@ -66,7 +66,7 @@ func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfCl
 	for {
 		n, terr := w.sendFrom(src)
 		if n > 0 {
-			r.c.bytesOut.Add(uint64(n))
+			count.add(n)
 			lastData = time.Now()
 		}
 		if w.err != nil { // the host peer is gone: abort the other side too
