@@ -23,7 +23,10 @@ import (
 // docs/run.md): 15-20% less CPU per GB for one flow either way at the same
 // throughput. But one P caps ustack at one CPU, and four parallel flows
 // lost 15-30% throughput with it, their pipelines being independent. So
-// the relay's count of busy flows decides, every procsTick.
+// the relay's count of busy flows decides, every procsTick. Many new
+// connections count as busy flows too: their set-ups (a host dial and a
+// handshake each) are independent work as well, and the connection rate
+// of 4 parallel clients fell 15% with one P.
 //
 // On machines with more CPUs this was not measured, and Go's default
 // stays; so it does when the GOMAXPROCS environment variable is set.
@@ -34,6 +37,9 @@ const (
 	// as busy: 64 Mbit/s. Flows slower than that never needed a CPU of
 	// their own.
 	procsBulkBytes = 2 << 20
+	// procsConnBurst is how many new relayed connections in a tick
+	// count as two busy flows (200/s).
+	procsConnBurst = 50
 	// procsCalmTicks is how many ticks in a row with at most one busy
 	// flow bring GOMAXPROCS back to 1, so that flows pausing between
 	// requests do not flip it every tick.
@@ -47,8 +53,12 @@ type procsPolicy struct {
 	calm int // ticks in a row with at most one busy flow while cur > 1
 }
 
-// next returns the GOMAXPROCS for a tick that counted busy flows.
-func (p *procsPolicy) next(busy int) int {
+// next returns the GOMAXPROCS for a tick that counted busy flows and
+// newConns new connections.
+func (p *procsPolicy) next(busy int, newConns uint64) int {
+	if newConns >= procsConnBurst {
+		busy += 2
+	}
 	switch {
 	case busy >= 2:
 		p.cur, p.calm = p.max, 0
@@ -75,6 +85,7 @@ func adaptProcs(rl *relay.Relay, logf func(string, ...any), stop <-chan struct{}
 	p := procsPolicy{max: def, cur: 1}
 	runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(def)
+	var lastConns uint64
 	t := time.NewTicker(procsTick)
 	defer t.Stop()
 	for {
@@ -85,10 +96,14 @@ func adaptProcs(rl *relay.Relay, logf func(string, ...any), stop <-chan struct{}
 		}
 		cur := p.cur
 		busy := rl.BusyFlows(procsBulkBytes)
-		if n := p.next(busy); n != cur {
+		st := rl.Stats()
+		conns := st.TCPRelayed + st.ForwardAccepted
+		newConns := conns - lastConns
+		lastConns = conns
+		if n := p.next(busy, newConns); n != cur {
 			runtime.GOMAXPROCS(n)
 			if logf != nil {
-				logf("GOMAXPROCS %d -> %d (%d busy flows)", cur, n, busy)
+				logf("GOMAXPROCS %d -> %d (%d busy flows, %d new connections in %v)", cur, n, busy, newConns, procsTick)
 			}
 		}
 	}
