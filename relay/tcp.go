@@ -202,8 +202,8 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	flow := new(flowBytes)
 	r.addFlow(flow)
 	defer r.removeFlow(flow)
-	outCount := counter{total: &r.c.bytesOut, flow: flow}
-	inCount := counter{total: &r.c.bytesIn, flow: flow}
+	outCount := counter{total: &r.c.bytesOut, flow: &flow.out}
+	inCount := counter{total: &r.c.bytesIn, flow: &flow.in}
 	var halfClosed atomic.Bool
 	done := make(chan struct{})
 	inDone := make(chan struct{})

@@ -1,31 +1,29 @@
 package main
 
-import (
-	"fmt"
-	"testing"
-)
+import "testing"
 
 func TestProcsPolicy(t *testing.T) {
+	type tick struct {
+		out, in int    // busy flows each way
+		conns   uint64 // new connections
+	}
 	for _, tc := range []struct {
-		busy  []int    // busy flows per tick
-		conns []uint64 // new connections per tick (nil: none)
-		want  []int    // GOMAXPROCS after each tick
+		name  string
+		ticks []tick
+		want  []int // GOMAXPROCS after each tick
 	}{
-		{busy: []int{0, 1, 1, 0}, want: []int{1, 1, 1, 1}},                         // one flow: stays at 1
-		{busy: []int{2, 1, 1, 1, 1, 1}, want: []int{2, 2, 2, 2, 1, 1}},             // back to 1 after procsCalmTicks
-		{busy: []int{3, 1, 1, 4, 1, 1, 1, 1}, want: []int{2, 2, 2, 2, 2, 2, 2, 1}}, // a busy tick restarts the count
-		{busy: []int{0, 0, 1}, conns: []uint64{49, 50, 0}, want: []int{1, 2, 2}},   // a burst of connections
-		{busy: []int{0, 0, 0, 0, 0}, conns: []uint64{50, 10, 10, 10, 10}, want: []int{2, 2, 2, 2, 1}},
+		{"one upload", []tick{{0, 0, 0}, {1, 0, 0}, {1, 0, 1}, {0, 0, 0}}, []int{1, 1, 1, 1}},
+		{"one download", []tick{{0, 1, 0}, {0, 0, 0}}, []int{2, 2}},
+		{"a two-way flow", []tick{{1, 1, 0}}, []int{2}},
+		{"back to 1 after procsCalmTicks", []tick{{2, 0, 0}, {1, 0, 0}, {1, 0, 0}, {1, 0, 0}, {1, 0, 0}, {1, 0, 0}}, []int{2, 2, 2, 2, 1, 1}},
+		{"a busy tick restarts the count", []tick{{3, 0, 0}, {1, 0, 0}, {1, 0, 0}, {4, 0, 0}, {1, 0, 0}, {1, 0, 0}, {1, 0, 0}, {1, 0, 0}}, []int{2, 2, 2, 2, 2, 2, 2, 1}},
+		{"a burst of connections", []tick{{0, 0, 49}, {0, 0, 50}, {1, 0, 0}}, []int{1, 2, 2}},
 	} {
-		t.Run(fmt.Sprint(tc.busy, tc.conns), func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			p := procsPolicy{max: 2, cur: 1}
-			for i, b := range tc.busy {
-				var c uint64
-				if tc.conns != nil {
-					c = tc.conns[i]
-				}
-				if got := p.next(b, c); got != tc.want[i] {
-					t.Fatalf("tick %d: next(%d, %d) = %d, want %d", i, b, c, got, tc.want[i])
+			for i, k := range tc.ticks {
+				if got := p.next(k.out, k.in, k.conns); got != tc.want[i] {
+					t.Fatalf("tick %d: next(%d, %d, %d) = %d, want %d", i, k.out, k.in, k.conns, got, tc.want[i])
 				}
 			}
 		})
