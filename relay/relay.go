@@ -164,6 +164,9 @@ type Relay struct {
 	synMu  sync.Mutex                            // guards syns
 	syns   map[gstack.TransportEndpointID]uint32 // ISS of SYNs waiting in the forwarder
 
+	busyMu sync.Mutex // guards busy and its flowBytes' seen
+	busy   map[*flowBytes]struct{}
+
 	bufPool sync.Pool
 }
 
@@ -184,6 +187,7 @@ func New(cfg Config) (*Relay, error) {
 		forwards: map[Forward]*forwarder{},
 		icmp:     map[echoKey]*echoFlow{},
 		syns:     map[gstack.TransportEndpointID]uint32{},
+		busy:     map[*flowBytes]struct{}{},
 	}
 	r.bufPool.New = func() any { b := make([]byte, cfg.BufferSize); return &b }
 	// maxInFlight bounds the handshakes waiting on a dial (half-open

@@ -142,7 +142,15 @@ func (r *reader) stream() error {
 			if r.n > 0 {
 				return nil // Linux returns the bytes; the error comes next
 			}
-			return r.sk.asyncErrno(terr)
+			err := r.sk.asyncErrno(terr)
+			if err == unix.ENOTCONN && r.sk.shut.Load()&shutRD != 0 {
+				// Never connected but shut down for reading (which
+				// Linux records though it says ENOTCONN): tcp_recvmsg
+				// looks at RCV_SHUTDOWN before TCP_CLOSE, so this
+				// is end of file.
+				return nil
+			}
+			return err
 		}
 		if r.n >= target {
 			return nil
