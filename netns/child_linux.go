@@ -3,6 +3,7 @@ package netns
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,7 +23,7 @@ import (
 // left in the PID namespace, and when ustack dies, its parent-death signal
 // kills it: nothing the command started can outlive the run. It never
 // returns; a failure before the command runs exits 127 (command not found)
-// or 126 (anything else), as shells do.
+// or 126 (found but not runnable, or anything else), as shells do.
 func ChildMain() {
 	resolv := os.Getenv(childEnv)
 	ready := os.NewFile(readyFD, "ready")
@@ -40,12 +41,31 @@ func ChildMain() {
 	if len(argv) == 0 {
 		os.Exit(126)
 	}
-	path, err := exec.LookPath(argv[0])
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ustack: %s: command not found\n", argv[0])
-		os.Exit(127)
+	path, status, msg := lookCommand(argv[0])
+	if status != 0 {
+		fmt.Fprintf(os.Stderr, "ustack: %s\n", msg)
+		os.Exit(status)
 	}
 	os.Exit(runInit(path, argv, withoutEnv(os.Environ(), childEnv)))
+}
+
+// lookCommand finds the command as a shell does. When it cannot, it
+// returns the message and the shell's status: 127 when there is no such
+// command, 126 when there is one that cannot be run (a directory, a file
+// without execute permission), as sh, env, unshare and podman report them.
+func lookCommand(name string) (path string, status int, msg string) {
+	path, err := exec.LookPath(name)
+	if err == nil || errors.Is(err, exec.ErrDot) {
+		return path, 0, "" // ErrDot: PATH names "."; a shell runs it too
+	}
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		return "", 127, name + ": command not found"
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return "", 126, name + ": " + errno.Error() // "permission denied", "is a directory", ...
+	}
+	return "", 126, err.Error()
 }
 
 // runInit starts the command and serves as its init until it exits.

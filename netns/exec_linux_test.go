@@ -71,6 +71,8 @@ func TestWaitStatus(t *testing.T) {
 		{[]string{"sh", "-c", "exit 3"}, 3},
 		{[]string{"sh", "-c", "kill -KILL $$"}, 128 + int(syscall.SIGKILL)},
 		{[]string{"/nonexistent/command"}, 127},
+		{[]string{"/etc/passwd"}, 126}, // exists, not executable
+		{[]string{"/"}, 126},           // a directory
 	} {
 		p, out := startCmd(t, "", tc.argv...)
 		p.Release()

@@ -7,3 +7,9 @@
 // (a TUN fd, a netlink socket, a listening socket) stay bound to that
 // namespace after the thread is gone; their opener owns and closes them.
 package netns
+
+import "errors"
+
+// ErrNotNetNS is Check's error for a path that exists but is not a
+// network namespace.
+var ErrNotNetNS = errors.New("not a network namespace")

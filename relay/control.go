@@ -24,7 +24,7 @@ type ControlRequest struct {
 type ControlResponse struct {
 	OK       bool     `json:"ok"`
 	Error    string   `json:"error,omitempty"`
-	Forwards []string `json:"forwards,omitempty"`
+	Forwards []string `json:"forwards,omitzero"` // omitzero: "list" sends [] when there are none; nil is left out
 	Stats    *Stats   `json:"stats,omitempty"`
 }
 

@@ -3,7 +3,6 @@ package relay
 import (
 	"io"
 	"net"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -51,7 +50,7 @@ const (
 
 // step waits until the host socket is readable and moves what it holds
 // into the namespace's endpoint, adding the bytes to count.
-func (d *directIn) step(count *atomic.Uint64) directStep {
+func (d *directIn) step(count counter) directStep {
 	avail := d.inq()
 	if avail == 0 {
 		if d.waitReadable() != nil {
@@ -65,7 +64,7 @@ func (d *directIn) step(count *atomic.Uint64) directStep {
 		d.rd.limit, d.rd.err = avail, nil
 		n, terr := d.src.ep.Write(&d.rd, tcpip.WriteOptions{})
 		if n > 0 {
-			count.Add(uint64(n))
+			count.add(int(n))
 			avail -= int(n)
 			continue
 		}

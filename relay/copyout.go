@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -16,22 +17,44 @@ import (
 type nsEndpoint struct {
 	ep tcpip.Endpoint
 	wq *waiter.Queue
+	// mu is held by copyOut while the host socket is being written
+	// straight from the endpoint's receive queue, and by Close of the
+	// connection splice wraps around ep (closeGuard): Close releases the
+	// queue's buffers to gVisor's pool, where other connections reuse
+	// them, and the socket must not send bytes from a reused buffer.
+	mu *sync.Mutex
+}
+
+// closeGuard is the namespace side of a spliced connection whose Close
+// waits for copyOut to finish a write from the endpoint's buffers (see
+// nsEndpoint.mu).
+type closeGuard struct {
+	halfCloser
+	mu *sync.Mutex
+}
+
+func (g *closeGuard) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.halfCloser.Close()
 }
 
 // copyOut copies the namespace's bytes to the host socket as copyHalf
-// does, but hands gVisor's receive buffers straight to the socket's write
-// (Endpoint.Read into an io.Writer) instead of copying them through a
-// relay buffer first: one copy of every byte fewer, which was an eighth
-// of ustack's CPU in an upload profile (memmove under gonet's Read).
+// does, but without a relay buffer: it writes gVisor's receive buffers
+// to the socket where they are, one writev for everything the endpoint
+// holds (see sockWriter.sendFrom). That saves one copy of every byte,
+// which was an eighth of ustack's CPU in an upload profile (memmove under
+// gonet's Read), and a syscall per view: gVisor holds each 64 KiB TSO
+// segment from the namespace in two or three views.
 //
-// The socket is written without blocking, inside Endpoint.Read; when it
-// is full, copyOut waits for it outside the read. inDone is closed when
-// the other direction has ended, so that copyOut re-checks halfClosed
-// and starts the half-close timer.
-func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfClosed *atomic.Bool, inDone <-chan struct{}) {
+// The socket is written without blocking; when it is full, copyOut waits
+// for it and sends the rest, which stayed in gVisor's queue. inDone is
+// closed when the other direction has ended, so that copyOut re-checks
+// halfClosed and starts the half-close timer.
+func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfClosed *atomic.Bool, count counter, inDone <-chan struct{}) {
 	rc, err := host.SyscallConn()
 	if err != nil {
-		r.copyHalf(host, ns, halfClosed, &r.c.bytesOut, nil)
+		r.copyHalf(host, ns, halfClosed, count, nil)
 		return
 	}
 	w := &sockWriter{rc: rc}
@@ -41,16 +64,9 @@ func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfCl
 	abort := func() { ns.Close(); host.Close() }
 	lastData := time.Now()
 	for {
-		// What the endpoint holds now is what this Read hands the
-		// socket at least; all but its last write go with MSG_MORE.
-		w.pending, _ = src.ep.GetSockOptInt(tcpip.ReceiveQueueSizeOption)
-		res, terr := src.ep.Read(w, tcpip.ReadOptions{})
-		if w.corked && !w.full && w.err == nil {
-			w.flush()
-		}
-		w.pending = 0
-		if res.Count > 0 {
-			r.c.bytesOut.Add(uint64(res.Count))
+		n, terr := w.sendFrom(src)
+		if n > 0 {
+			count.add(n)
 			lastData = time.Now()
 		}
 		if w.err != nil { // the host peer is gone: abort the other side too
@@ -111,69 +127,136 @@ func (r *Relay) waitOut(notify <-chan struct{}, inDone *<-chan struct{}, halfClo
 	return true
 }
 
-// errSocketFull stops Endpoint.Read when the host socket takes no more.
-var errSocketFull = errors.New("relay: host socket full")
+// Limits of one sendFrom: the views gathered for one writev (Linux
+// takes up to IOV_MAX, 1024) and their bytes, so that the endpoint's
+// receive window reopens (bytes are taken off the queue only once sent)
+// in steps well under the 1 MiB gVisor starts with.
+const (
+	maxGather      = 64
+	maxGatherBytes = 256 << 10
+)
+
+// errGathered stops a Peek read once gather is full.
+var errGathered = errors.New("relay: gathered enough")
+
+// gather is the io.Writer of a Peek read: it keeps the slices of gVisor's
+// views it is handed instead of copying them.
+type gather struct {
+	iov   []unix.Iovec
+	bytes int
+}
+
+func (g *gather) Write(b []byte) (int, error) {
+	if len(g.iov) == maxGather || g.bytes >= maxGatherBytes {
+		return 0, errGathered
+	}
+	if len(b) > 0 {
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		g.iov = append(g.iov, v)
+		g.bytes += len(b)
+	}
+	return len(b), nil
+}
+
+// reset forgets the slices (and so stops pinning gVisor's views).
+func (g *gather) reset() {
+	clear(g.iov)
+	g.iov = g.iov[:0]
+	g.bytes = 0
+}
+
+// discard is the io.Writer of the read that takes what was sent off the
+// endpoint's queue: it accepts left bytes, then stops the read.
+type discard struct{ left int }
+
+func (d *discard) Write(b []byte) (int, error) {
+	if len(b) <= d.left {
+		d.left -= len(b)
+		return len(b), nil
+	}
+	n := d.left
+	d.left = 0
+	return n, errGathered
+}
 
 // sockWriter writes to a socket without blocking: it takes what the
 // socket takes, and reports full (or the error) to stop the caller.
-//
-// Writes are sent with MSG_MORE while more than they carry is pending
-// (the caller sets pending to the bytes it is about to write in all), so
-// that the socket builds full-sized segments instead of pushing one per
-// write: gVisor hands over each received segment a view at a time, two
-// or three writes per 64 KiB TSO segment from the namespace.
 type sockWriter struct {
-	rc      syscall.RawConn
-	pending int   // bytes the caller still means to write in this batch
-	corked  bool  // the last write went with MSG_MORE: flush before waiting
-	full    bool  // the last Write stopped on a full socket buffer
-	err     error // the socket failed; stop for good
+	rc   syscall.RawConn
+	g    gather
+	d    discard
+	full bool  // the last write stopped on a full socket buffer
+	err  error // the socket failed; stop for good
 }
 
-func (w *sockWriter) Write(b []byte) (int, error) {
+// sendFrom writes what src's receive queue holds (up to maxGather views
+// and maxGatherBytes) to the socket with one writev, straight from
+// gVisor's buffers, and takes what the socket accepted off the queue. It
+// returns the bytes moved and the error of the endpoint's read (nil,
+// ErrWouldBlock when it held nothing, ErrClosedForReceive at EOF, or why
+// it failed).
+//
+// The views are found with a Peek read, which leaves them on the queue,
+// so they stay the endpoint's while the socket copies them: only Close
+// (or the stack's Abort, after the relay is closed) releases them, and
+// Close waits on src.mu.
+func (w *sockWriter) sendFrom(src nsEndpoint) (int, tcpip.Error) {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	defer w.g.reset()
+	if _, terr := src.ep.Read(&w.g, tcpip.ReadOptions{Peek: true}); terr != nil {
+		return 0, terr
+	}
+	n := w.writev(w.g.iov)
+	if n == 0 {
+		return 0, nil
+	}
+	w.d.left = n
+	res, terr := src.ep.Read(&w.d, tcpip.ReadOptions{})
+	return res.Count, terr
+}
+
+// writev writes iov to the socket without blocking and returns how much
+// it took, setting full or err when it stopped early.
+func (w *sockWriter) writev(iov []unix.Iovec) int {
 	var n int
-	var errno error
+	var errno unix.Errno
 	if err := w.rc.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			flags := 0
-			if w.pending > len(b)-n {
-				flags = msgMore
-			}
-			m, err := unix.SendmsgN(int(fd), b[n:], nil, nil, flags)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				errno = err
+		for {
+			n, errno = writev(fd, iov)
+			if errno != unix.EINTR {
 				return true
 			}
-			n += m
-			w.pending -= m
-			w.corked = flags != 0
 		}
-		return true
 	}); err != nil {
 		w.err = err
-		return n, err
+		return 0
 	}
-	switch {
-	case errno == unix.EAGAIN:
+	switch errno {
+	case 0:
+		return n
+	case unix.EAGAIN:
 		w.full = true
-		return n, errSocketFull
-	case errno != nil:
+		return 0
+	default:
 		w.err = errno
-		return n, errno
+		return 0
 	}
-	return n, nil
 }
 
-// flush sends what MSG_MORE held back (setting TCP_NODELAY pushes
-// pending frames); the caller wrote less than it announced.
-func (w *sockWriter) flush() {
-	w.corked = false
-	w.rc.Control(func(fd uintptr) {
-		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	})
+// Write writes b to the socket without blocking: the tests' way to fill
+// it.
+func (w *sockWriter) Write(b []byte) (int, error) {
+	var g gather
+	if _, err := g.Write(b); err != nil {
+		return 0, err
+	}
+	n := w.writev(g.iov)
+	if w.err != nil {
+		return n, w.err
+	}
+	return n, nil
 }
 
 // waitWritable blocks until the socket has room (or fails, or is closed).

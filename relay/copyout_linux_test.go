@@ -1,8 +1,11 @@
 package relay
 
 import (
+	"bytes"
+	"crypto/rand"
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -87,45 +90,56 @@ func TestSockWriterWaitAfterSpaceFreed(t *testing.T) {
 	}
 }
 
-// TestSockWriterMoreThenFlush checks the MSG_MORE batching: a batch's
-// last write (pending reaches zero) goes out at once, and writes held for
-// more that never came go out on flush, which copyOut calls after a Read
-// that wrote less than the endpoint had announced.
-func TestSockWriterMoreThenFlush(t *testing.T) {
+// TestCopyOutSlowHostReader sends 8 MiB from the namespace to a host
+// peer that reads slowly through a small receive buffer, so that
+// copyOut's writes from gVisor's queue keep stopping part way (the
+// socket full) and the rest must be sent later from where they stopped:
+// the bytes must arrive whole and in order.
+func TestCopyOutSlowHostReader(t *testing.T) {
 	leakcheck.Check(t)
-	c, s := tcpPair(t)
-	rc, err := c.SyscallConn()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &sockWriter{rc: rc}
-	// Linux sends data held by MSG_MORE after about 200 ms anyway; well
-	// before that, it must have come because it was pushed.
-	read := func(n int) error {
-		s.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		_, err := io.ReadFull(s, make([]byte, n))
-		return err
+	defer ln.Close()
+	const size = 8 << 20
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		c.(*net.TCPConn).SetReadBuffer(16 << 10)
+		var b bytes.Buffer
+		chunk := make([]byte, 8<<10)
+		for {
+			n, err := c.Read(chunk)
+			b.Write(chunk[:n])
+			if err != nil {
+				break
+			}
+			if b.Len()%(256<<10) < n {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		got <- b.Bytes()
+	}()
+	h := newHarness(t, Config{AllowHostLoopback: true})
+	dst := netip.AddrPortFrom(DefaultGateway4, ln.Addr().(*net.TCPAddr).AddrPort().Port())
+	c, err := h.dial(t, dst.String())
+	if err != nil {
+		t.Fatalf("dial %v: %v", dst, err)
 	}
-
-	// A batch of two writes: the first held, the last pushes both.
-	w.pending = 300
-	if _, err := w.Write(make([]byte, 100)); err != nil || !w.corked {
-		t.Fatalf("first write of a batch: err %v, corked %v; want nil, true", err, w.corked)
+	defer c.Close()
+	want := make([]byte, size)
+	rand.Read(want)
+	if _, err := c.Write(want); err != nil {
+		t.Fatalf("Write: %v", err)
 	}
-	if _, err := w.Write(make([]byte, 200)); err != nil || w.corked {
-		t.Fatalf("last write of a batch: err %v, corked %v; want nil, false", err, w.corked)
-	}
-	if err := read(300); err != nil {
-		t.Fatalf("reading a finished batch: %v", err)
-	}
-
-	// A batch that ends short: flush sends what was held.
-	w.pending = 1000
-	if _, err := w.Write(make([]byte, 100)); err != nil || !w.corked {
-		t.Fatalf("write of a short batch: err %v, corked %v; want nil, true", err, w.corked)
-	}
-	w.flush()
-	if err := read(100); err != nil {
-		t.Fatalf("reading a flushed short batch: %v", err)
+	c.CloseWrite()
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("the host peer got %d bytes (equal: %v), want the %d sent", len(b), bytes.Equal(b, want), size)
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 var (
 	errDenied     = errors.New("destination denied")
-	errNoUpstream = errors.New("no DNS upstream configured")
+	errNoUpstream = errors.New("no DNS upstream (none configured, or all denied)")
 )
 
 var (
@@ -20,24 +20,32 @@ var (
 //
 //   - the gateway addresses reach host loopback only with
 //     AllowHostLoopback;
-//   - the DNS addresses answer port 53 from the upstreams (for UDP the
-//     caller picks among them; target returns the first);
+//   - the DNS addresses answer port 53 from the upstreams (target returns
+//     the current one);
 //   - unspecified, loopback, multicast and broadcast destinations never
 //     leave: connecting to 0.0.0.0 would reach the host's loopback behind
 //     the caller's back (Linux treats it as 127.0.0.1), and the others
 //     have no meaning as a relayed unicast flow;
-//   - anything in Deny is refused.
+//   - Deny is matched against the host address a flow really goes to:
+//     the destination itself, host loopback behind the gateway, the DNS
+//     upstreams (of which fill already dropped the denied ones). A
+//     sandbox denying every destination must not reach the host's
+//     loopback through the gateway, nor send names out through the DNS
+//     forwarder. The gateway and DNS addresses themselves are the
+//     stack's own, not destinations, so a Deny covering them (10.0.0.0/8
+//     to keep off a LAN) leaves DNS working through an allowed upstream.
 func (r *Relay) target(dst netip.AddrPort) (netip.AddrPort, error) {
 	a := dst.Addr().Unmap()
 	switch a {
 	case r.cfg.Gateway4, r.cfg.Gateway6:
-		if !r.cfg.AllowHostLoopback {
+		host := loopback6
+		if a.Is4() {
+			host = loopback4
+		}
+		if !r.cfg.AllowHostLoopback || r.cfg.denied(host) {
 			return netip.AddrPort{}, errDenied
 		}
-		if a.Is4() {
-			return netip.AddrPortFrom(loopback4, dst.Port()), nil
-		}
-		return netip.AddrPortFrom(loopback6, dst.Port()), nil
+		return netip.AddrPortFrom(host, dst.Port()), nil
 	case r.cfg.DNS4, r.cfg.DNS6:
 		if dst.Port() != 53 {
 			return netip.AddrPort{}, errDenied
@@ -47,15 +55,38 @@ func (r *Relay) target(dst netip.AddrPort) (netip.AddrPort, error) {
 		}
 		return r.dnsUpstream(), nil
 	}
-	if a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+	if a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || r.cfg.denied(a) {
 		return netip.AddrPort{}, errDenied
 	}
-	for _, p := range r.cfg.Deny {
+	return netip.AddrPortFrom(a, dst.Port()), nil
+}
+
+// denied reports whether a lies in a Deny prefix.
+func (c *Config) denied(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range c.Deny {
 		if p.Contains(a) {
-			return netip.AddrPort{}, errDenied
+			return true
 		}
 	}
-	return netip.AddrPortFrom(a, dst.Port()), nil
+	return false
+}
+
+// allowedUpstreams returns the DNS upstreams outside every Deny prefix,
+// logging those it drops: a query sent to a denied resolver would carry
+// the namespace's names to a destination the user has forbidden.
+func (c *Config) allowedUpstreams() []netip.AddrPort {
+	var ups []netip.AddrPort
+	for _, up := range c.DNSUpstreams {
+		if c.denied(up.Addr()) {
+			if c.Logf != nil {
+				c.Logf("dns upstream %v is denied; not used", up)
+			}
+			continue
+		}
+		ups = append(ups, up)
+	}
+	return ups
 }
 
 // isDNS reports whether dst is the DNS forwarder.

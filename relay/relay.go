@@ -62,12 +62,17 @@ type Config struct {
 
 	// AllowHostLoopback lets the gateway addresses reach host loopback.
 	AllowHostLoopback bool
-	// Deny lists destinations the namespace may not reach.
+	// Deny lists destinations the namespace may not reach. It is matched
+	// against the host address the relay would really connect to: the
+	// destination itself, host loopback (127.0.0.1, ::1) for the gateway,
+	// the DNS upstreams for the DNS forwarder. The gateway and DNS
+	// addresses are the stack's own and are not matched themselves.
 	Deny []netip.Prefix
 	// DNSUpstreams are the resolvers DNS queries are forwarded to: new
 	// flows go to the current one, which starts as the first and moves to
 	// the next when one refuses or leaves a flow's queries unanswered.
-	// Empty means DNS to the forwarder address is refused.
+	// Upstreams in a Deny prefix are never used. Empty (or all denied)
+	// means DNS to the forwarder address is refused.
 	DNSUpstreams []netip.AddrPort
 
 	// MaxFlows caps concurrent relayed TCP connections, UDP flows and ICMP
@@ -159,6 +164,9 @@ type Relay struct {
 	synMu  sync.Mutex                            // guards syns
 	syns   map[gstack.TransportEndpointID]uint32 // ISS of SYNs waiting in the forwarder
 
+	busyMu sync.Mutex // guards busy and its flowBytes' seen
+	busy   map[*flowBytes]struct{}
+
 	bufPool sync.Pool
 }
 
@@ -179,6 +187,7 @@ func New(cfg Config) (*Relay, error) {
 		forwards: map[Forward]*forwarder{},
 		icmp:     map[echoKey]*echoFlow{},
 		syns:     map[gstack.TransportEndpointID]uint32{},
+		busy:     map[*flowBytes]struct{}{},
 	}
 	r.bufPool.New = func() any { b := make([]byte, cfg.BufferSize); return &b }
 	// maxInFlight bounds the handshakes waiting on a dial (half-open
@@ -236,6 +245,7 @@ func (c *Config) fill() error {
 			return fmt.Errorf("relay: invalid Deny prefix %v", p)
 		}
 	}
+	c.DNSUpstreams = c.allowedUpstreams()
 	return nil
 }
 

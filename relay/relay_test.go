@@ -148,6 +148,98 @@ func TestTCPGatewayToHostLoopback(t *testing.T) {
 	}
 }
 
+// TestBusyFlows checks the count of connections that moved bulk data
+// each way since the previous call: two that echoed 1 MiB count both ways
+// at a 1 MiB threshold and not at 2 MiB; one sending 1 MiB that is not
+// echoed counts one way only; idle ones do not count the next time.
+func TestBusyFlows(t *testing.T) {
+	leakcheck.Check(t)
+	srv := echoServer(t, "tcp4", "127.0.0.1:0")
+	sink := sinkServer(t)
+	h := newHarness(t, Config{AllowHostLoopback: true})
+	dial := func(ap netip.AddrPort) *gonet.TCPConn {
+		dst := netip.AddrPortFrom(DefaultGateway4, ap.Port()).String()
+		c, err := h.dial(t, dst)
+		if err != nil {
+			t.Fatalf("dial %v: %v", dst, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	conns := []*gonet.TCPConn{dial(srv), dial(srv)}
+	up := dial(sink)
+	if out, in := h.r.BusyFlows(1); out != 0 || in != 0 {
+		t.Errorf("BusyFlows(1) before any data = %d, %d; want 0, 0", out, in)
+	}
+	var total uint64
+	echo := func() {
+		for _, c := range conns {
+			go c.Write(make([]byte, 1<<20))
+			if _, err := io.ReadFull(c, make([]byte, 1<<20)); err != nil {
+				t.Fatalf("reading the echo: %v", err)
+			}
+		}
+		total += 2 << 20
+		waitBytes(t, h.r, total, total)
+	}
+	echo()
+	if out, in := h.r.BusyFlows(2 << 20); out != 0 || in != 0 {
+		t.Errorf("BusyFlows(2 MiB) after 1 MiB each way per connection = %d, %d; want 0, 0", out, in)
+	}
+	echo()
+	if _, err := up.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	waitBytes(t, h.r, total+1<<20, total)
+	if out, in := h.r.BusyFlows(1 << 20); out != 3 || in != 2 {
+		t.Errorf("BusyFlows(1 MiB) = %d, %d; want 3 out (2 echoes, 1 upload), 2 in", out, in)
+	}
+	if out, in := h.r.BusyFlows(1); out != 0 || in != 0 {
+		t.Errorf("BusyFlows(1) with nothing moved since = %d, %d; want 0, 0", out, in)
+	}
+}
+
+// waitBytes waits until the relay's totals show out and in bytes: a copy
+// loop counts what it moved just after moving it (the totals last).
+func waitBytes(t *testing.T, r *Relay, out, in uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		st := r.Stats()
+		if st.BytesOut == out && st.BytesIn == in {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats() = %+v, want %d bytes out, %d in", st, out, in)
+		}
+	}
+}
+
+// sinkServer runs a TCP server on host loopback that reads and discards
+// until the test ends.
+func sinkServer(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(io.Discard, struct{ io.Reader }{c})
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
 func TestTCPRefusedWithoutAllowHostLoopback(t *testing.T) {
 	leakcheck.Check(t)
 	srv := echoServer(t, "tcp4", "127.0.0.1:0")

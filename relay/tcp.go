@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -187,18 +188,29 @@ type halfCloser interface {
 // endpoint behind ns, which lets the namespace-to-host direction skip the
 // relay buffer (copyOut) when host is a *net.TCPConn.
 func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
+	hc, direct := host.(*net.TCPConn)
+	direct = direct && nsEP.ep != nil
+	if direct {
+		nsEP.mu = new(sync.Mutex)
+		ns = &closeGuard{halfCloser: ns, mu: nsEP.mu}
+	}
 	if !r.track(ns, host) {
 		return
 	}
 	r.c.tcpActive.Add(1)
 	defer r.c.tcpActive.Add(-1)
+	flow := new(flowBytes)
+	r.addFlow(flow)
+	defer r.removeFlow(flow)
+	outCount := counter{total: &r.c.bytesOut, flow: &flow.out}
+	inCount := counter{total: &r.c.bytesIn, flow: &flow.in}
 	var halfClosed atomic.Bool
 	done := make(chan struct{})
 	inDone := make(chan struct{})
-	out := func() { r.copyHalf(host, ns, &halfClosed, &r.c.bytesOut, nil) }
+	out := func() { r.copyHalf(host, ns, &halfClosed, outCount, nil) }
 	var in *directIn
-	if hc, ok := host.(*net.TCPConn); ok && nsEP.ep != nil {
-		out = func() { r.copyOut(hc, ns, nsEP, &halfClosed, inDone) }
+	if direct {
+		out = func() { r.copyOut(hc, ns, nsEP, &halfClosed, outCount, inDone) }
 		var done func()
 		in, done = newDirectIn(hc, nsEP)
 		defer done()
@@ -209,7 +221,7 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	}) {
 		return
 	}
-	r.copyHalf(ns, host, &halfClosed, &r.c.bytesIn, in)
+	r.copyHalf(ns, host, &halfClosed, inCount, in)
 	close(inDone)
 	<-done
 	r.untrack(ns, host)
@@ -222,7 +234,7 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 //
 // direct, if not nil, moves what src holds straight into dst's endpoint
 // before each Read (see directIn).
-func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count *atomic.Uint64, direct *directIn) {
+func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count counter, direct *directIn) {
 	bp := r.getBuf()
 	defer r.putBuf(bp)
 	buf := *bp
@@ -242,7 +254,7 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count *at
 		}
 		n, err := src.Read(buf)
 		if n > 0 {
-			count.Add(uint64(n))
+			count.add(n)
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				src.Close() // the peer is gone: abort the other side too
 				dst.Close()

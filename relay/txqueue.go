@@ -119,12 +119,14 @@ func (q *txQueue) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) 
 	return n, nil
 }
 
+// inlineable reports whether pkts is one small packet. Its GSO type does
+// not matter: gVisor marks every packet of a connection over a GSO link
+// (pure ACKs too) with the connection's GSO type, and a packet this small
+// is never segmented anyway. (Requiring GSONone here sent every ACK of an
+// upload through the write loop: 7% of ustack's CPU in an upload
+// profile.)
 func inlineable(pkts gstack.PacketBufferList) bool {
-	if pkts.Len() != 1 {
-		return false
-	}
-	p := pkts.AsSlice()[0]
-	return p.GSOOptions.Type == gstack.GSONone && p.Size() <= txInlineMax
+	return pkts.Len() == 1 && pkts.AsSlice()[0].Size() <= txInlineMax
 }
 
 // loop writes queued packets in order, one batch at a time, until stop.

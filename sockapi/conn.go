@@ -15,6 +15,10 @@ const somaxconn = 4096
 
 // Bind assigns sa to fd's socket.
 func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
+	sa, err := checkSockaddr(sa)
+	if err != nil {
+		return err
+	}
 	_, sk, err := s.sock(fd)
 	if err != nil {
 		return err
@@ -40,6 +44,13 @@ func (s *Sockets) Bind(fd int, sa unix.Sockaddr) error {
 	}
 	if err := errnoOf(sk.ep().Bind(fa)); err != nil {
 		return err
+	}
+	if a, ok := sa.(*unix.SockaddrInet6); ok && a.Addr != ([16]byte{}) && !isV4Mapped(a.Addr) &&
+		(sk.proto == unix.IPPROTO_TCP || sk.proto == unix.IPPROTO_UDP) {
+		// inet6_bind: bound to an IPv6 address other than :: or a
+		// v4-mapped one, the socket can only speak IPv6, and Linux
+		// sets IPV6_V6ONLY (read back by getsockopt).
+		sk.ep().SocketOptions().SetV6Only(true)
 	}
 	sk.mu.Lock()
 	sk.bound, sk.hasBound = fa, true
@@ -74,6 +85,13 @@ func (s *Sockets) Listen(fd int, backlog int) error {
 				break
 			}
 		}
+	}
+	if terr == nil {
+		// A shutdown recorded while unconnected (ENOTCONN, but Linux
+		// keeps it in sk_shutdown) means nothing to a listener: tcp_poll
+		// and SO_ACCEPTCONN go by the LISTEN state alone. Kept, it read
+		// here as a listener shut down for reading, never readable.
+		sk.shut.Store(0)
 	}
 	return errnoOf(terr)
 }
@@ -135,6 +153,10 @@ func (s *Sockets) Connect(fd int, sa unix.Sockaddr) error {
 }
 
 func (s *Sockets) connect(fd int, sa unix.Sockaddr, wo waitOpts) error {
+	sa, err := checkSockaddr(sa)
+	if err != nil {
+		return err
+	}
 	fe, sk, err := s.sock(fd)
 	if err != nil {
 		return err
@@ -218,6 +240,14 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 		return errnoOf(terr)
 	}
 	sk.noteShutdown(how)
+	if st := tcp.EndpointState(sk.ep().State()); sk.stream() && (st == tcp.StateInitial || st == tcp.StateBound) {
+		// Never connected: ENOTCONN, the shutdown recorded above. Not
+		// passed to gVisor, which would refuse it too but keep the
+		// flags, so that once the socket listened even a SHUT_WR
+		// stopped the listener (a ShutdownRead from before).
+		sk.wq.Notify(waiter.ReadableEvents | waiter.WritableEvents | waiter.EventHUp | waiter.EventRdHUp)
+		return unix.ENOTCONN
+	}
 	if !sk.stream() && !sk.connectedForShutdown() {
 		// An unconnected datagram socket is in TCP_CLOSE: ENOTCONN
 		// (with the shutdown still recorded), even when bound, where

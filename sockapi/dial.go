@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -266,11 +265,17 @@ func dialLocalAddr(nw netSpec, a net.Addr) (netip.AddrPort, error) {
 		return netip.AddrPort{}, nil
 	case *net.TCPAddr:
 		if nw.proto == "tcp" {
-			return a.AddrPort(), nil
+			if a == nil {
+				return netip.AddrPort{}, nil
+			}
+			return netIPPort("bind", nw.family, a.IP, a.Port, a.Zone)
 		}
 	case *net.UDPAddr:
 		if nw.proto == "udp" {
-			return a.AddrPort(), nil
+			if a == nil {
+				return netip.AddrPort{}, nil
+			}
+			return netIPPort("bind", nw.family, a.IP, a.Port, a.Zone)
 		}
 	}
 	return netip.AddrPort{}, &net.AddrError{Err: "mismatched local address type", Addr: a.String()}
@@ -300,6 +305,14 @@ func netContextErr(err error) error {
 // (listen true) the one to bind; an invalid address in the result means
 // the wildcard. Addresses of the wrong family for nw are dropped.
 func (s *Sockets) netResolve(ctx context.Context, nw netSpec, address string, listen bool) ([]netip.AddrPort, error) {
+	if address == "" {
+		// net.Listen takes "" as the wildcard and a chosen port; Dial
+		// says "missing address".
+		if !listen {
+			return nil, &net.AddrError{Err: "missing address"}
+		}
+		address = ":0"
+	}
 	host, service, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err
@@ -326,7 +339,16 @@ func (s *Sockets) netResolve(ctx context.Context, nw netSpec, address string, li
 		return nil, &net.AddrError{Err: "no suitable address found", Addr: host}
 	}
 	if listen {
-		out = out[:1]
+		// net.ListenConfig.Listen takes addrs.first(isIPv4): a name
+		// with both families is listened on at its first IPv4 address.
+		first := out[0]
+		for _, ap := range out {
+			if ap.Addr().Is4() {
+				first = ap
+				break
+			}
+		}
+		out = []netip.AddrPort{first}
 	}
 	return out, nil
 }
@@ -357,12 +379,18 @@ func (nw netSpec) suitable(a netip.Addr, listen bool) (netip.Addr, bool) {
 	return a, true
 }
 
-// netLookupPort parses a port number or looks up a service name.
+// netLookupPort parses a port number or looks up a service name, as
+// net.LookupPort does: a decimal number with an optional sign is a port,
+// "invalid port" outside 0..65535. (Left to getaddrinfo, whose strtoul
+// wraps, "99999" would be port 34463.)
 func (s *Sockets) netLookupPort(ctx context.Context, nw netSpec, service string) (uint16, error) {
 	if service == "" {
 		return 0, nil
 	}
-	if n, err := strconv.ParseUint(service, 10, 16); err == nil {
+	if n, numeric := parseNetPort(service); numeric {
+		if n < 0 || n > 0xffff {
+			return 0, &net.AddrError{Err: "invalid port", Addr: service}
+		}
 		return uint16(n), nil
 	}
 	ais, err := s.netLookupAddrinfo(ctx, "", service, &AddrInfo{Flags: AI_PASSIVE, Family: unix.AF_INET, Socktype: nw.socktype()})
@@ -370,6 +398,30 @@ func (s *Sockets) netLookupPort(ctx context.Context, nw netSpec, service string)
 		return s.netAddrPort(ais[0].Addr).Port(), nil
 	}
 	return 0, &net.DNSError{Err: "unknown port", Name: nw.name + "/" + service, IsNotFound: true}
+}
+
+// parseNetPort reads service as package net's parsePort does: an optional
+// sign and decimal digits make a number (clamped far beyond any port);
+// anything else is a name to look up.
+func parseNetPort(service string) (port int, numeric bool) {
+	digits, neg := service, false
+	if len(digits) > 0 && (digits[0] == '+' || digits[0] == '-') {
+		neg, digits = digits[0] == '-', digits[1:]
+	}
+	if digits == "" {
+		return 0, false
+	}
+	n := 0
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = min(n*10+int(c-'0'), 1<<30)
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 // netLookupHost resolves a host name through the Sockets' Getaddrinfo, in

@@ -390,6 +390,73 @@ func moreReadinessScenarios() []scenario {
 // SHUT_RD, connecting a socket to itself, peeking for more than is there.
 func lateScenarios() []scenario {
 	return []scenario{
+		sc("listen/after-shutdown-unconnected", func(r *rec) {
+			// shutdown on an unconnected socket is ENOTCONN, yet Linux
+			// records it (inet_shutdown's "hack to wake up other
+			// listeners"); a listener ignores it (tcp_poll and
+			// SO_ACCEPTCONN look at the state alone).
+			ln := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Bind(ln, v4.lo(0))
+			r.Shutdown(ln, unix.SHUT_RDWR)
+			r.Listen(ln, 1)
+			r.GetInt(ln, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+			r.Poll(0, pq{ln, unix.POLLIN | unix.POLLOUT})
+			r.Recv(ln, 4, unix.MSG_DONTWAIT)
+			c := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Connect(c, r.Getsockname(ln))
+			r.waitFor(ln, unix.POLLIN)
+			r.Accept(ln)
+			// Nor does the earlier SHUT_RD come back with a SHUT_WR.
+			r.Shutdown(ln, unix.SHUT_WR)
+			r.GetInt(ln, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+			r.SetNonblock(ln, true)
+			r.Accept(ln)
+		}),
+		sc("listen/shut-wr-keeps-listening", func(r *rec) {
+			// inet_shutdown on a listener disconnects it only for
+			// SHUT_RD; SHUT_WR is recorded and changes nothing.
+			ln, addr := r.listener(v4)
+			r.Shutdown(ln, unix.SHUT_WR)
+			r.GetInt(ln, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+			r.SetNonblock(ln, true)
+			r.Accept(ln)
+			r.Poll(0, pq{ln, unix.POLLIN | unix.POLLOUT})
+			c := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Connect(c, addr)
+			r.waitFor(ln, unix.POLLIN)
+			r.Accept(ln)
+		}),
+		sc("stream/recv-after-shutdown-unconnected", func(r *rec) {
+			// tcp_recvmsg checks RCV_SHUTDOWN before TCP_CLOSE: an
+			// unconnected socket shut down for reading (ENOTCONN, but
+			// recorded) reads end of file, blocking or not; shut down
+			// for writing only it is still ENOTCONN.
+			rd := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.Shutdown(rd, unix.SHUT_RD)
+			r.Recv(rd, 4, unix.MSG_DONTWAIT)
+			r.Recv(rd, 4, 0)
+			r.Read(rd, 4)
+			wr := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
+			r.Bind(wr, v6.lo(0))
+			r.Shutdown(wr, unix.SHUT_WR)
+			r.Recv(wr, 4, unix.MSG_DONTWAIT)
+			r.Shutdown(wr, unix.SHUT_RDWR)
+			r.Recv(wr, 4, unix.MSG_DONTWAIT)
+		}),
+		sc("bind/v6-address-sets-v6only", func(r *rec) {
+			// inet6_bind: a socket bound to an IPv6 address that is
+			// neither :: nor v4-mapped can only ever speak IPv6, and
+			// Linux sets IPV6_V6ONLY on it.
+			for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_DGRAM} {
+				for _, sa := range []unix.Sockaddr{v6.lo(0), v6.any(0), mapped4(0)} {
+					fd := r.Socket(unix.AF_INET6, typ, 0)
+					r.GetInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+					r.Bind(fd, sa)
+					r.GetInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+					r.Close(fd)
+				}
+			}
+		}),
 		sc("listen/shut-rd-then-listen-again", func(r *rec) {
 			// SHUT_RD on a listener closes it (tcp_disconnect), and
 			// the port goes with it: listening again binds a new one.

@@ -124,8 +124,14 @@ func (r *rec) sa(sa unix.Sockaddr) string {
 	case nil:
 		return "nil"
 	case *unix.SockaddrInet4:
+		if a == nil {
+			return "(*SockaddrInet4)(nil)"
+		}
 		return fmt.Sprintf("%v:%s", netip.AddrFrom4(a.Addr), r.port(a.Port))
 	case *unix.SockaddrInet6:
+		if a == nil {
+			return "(*SockaddrInet6)(nil)"
+		}
 		z := ""
 		if a.ZoneId != 0 {
 			z = fmt.Sprintf("%%%d", a.ZoneId)

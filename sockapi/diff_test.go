@@ -55,6 +55,9 @@ var knownDifferences = map[string]string{
 	"fcntl/dupfd":     "descriptors are never duplicated: F_DUPFD and F_DUPFD_CLOEXEC are EINVAL",
 	"stream/urgent-data": "TCP urgent data is not supported: send(MSG_OOB) fails with EOPNOTSUPP, " +
 		"the errno Linux gives for flags a socket does not support, instead of sending an urgent byte",
+	"loopback/source-for-other-127-address": "gVisor picks the destination itself as the source of a " +
+		"connection or datagram to a local address (stack.findLocalRouteRLocked), so 127.0.0.2 is reached " +
+		"from 127.0.0.2, where Linux uses the loopback route's preferred source 127.0.0.1",
 	"udp/broadcast-needs-so-broadcast": "environment, not ustack: the host's route to 255.255.255.255 " +
 		"(its default route) reaches the SO_BROADCAST check, which refuses with EACCES; the test stack is " +
 		"loopback-only, has no such route and answers ENETUNREACH, as Linux does in a loopback-only namespace",
@@ -72,7 +75,7 @@ func allScenarios() []scenario {
 		socketScenarios(), bindScenarios(), listenScenarios(), connectScenarios(),
 		streamScenarios(), optionScenarios(), udpScenarios(), icmpScenarios(),
 		ipv6Scenarios(), pollScenarios(), epollScenarios(), fcntlScenarios(),
-		badfScenarios(), resolverScenarios(), edgeScenarios(), inProgressScenarios(), moreReadinessScenarios(), lateScenarios(),
+		badfScenarios(), resolverScenarios(), edgeScenarios(), inProgressScenarios(), moreReadinessScenarios(), lateScenarios(), argScenarios(),
 	} {
 		all = append(all, g...)
 	}

@@ -142,7 +142,15 @@ func (r *reader) stream() error {
 			if r.n > 0 {
 				return nil // Linux returns the bytes; the error comes next
 			}
-			return r.sk.asyncErrno(terr)
+			err := r.sk.asyncErrno(terr)
+			if err == unix.ENOTCONN && r.sk.shut.Load()&shutRD != 0 {
+				// Never connected but shut down for reading (which
+				// Linux records though it says ENOTCONN): tcp_recvmsg
+				// looks at RCV_SHUTDOWN before TCP_CLOSE, so this
+				// is end of file.
+				return nil
+			}
+			return err
 		}
 		if r.n >= target {
 			return nil
@@ -207,13 +215,18 @@ func (s *Sockets) Send(fd int, p []byte, flags int) (int, error) {
 // Sendto writes p to fd's socket, to "to" if it is not nil (datagram
 // sockets; stream sockets ignore it as Linux does). flags may hold
 // MSG_DONTWAIT, MSG_NOSIGNAL (always in effect: writes never raise
-// SIGPIPE, they return EPIPE), MSG_MORE and MSG_EOR.
+// SIGPIPE, they return EPIPE), MSG_MORE, MSG_EOR and, on UDP, MSG_PROBE
+// (check and bind, send nothing).
 func (s *Sockets) Sendto(fd int, p []byte, flags int, to unix.Sockaddr) error {
 	_, err := s.sendto(fd, p, flags, to, waitOpts{})
 	return err
 }
 
 func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitOpts) (int, error) {
+	to, err := checkSockaddr(to)
+	if err != nil {
+		return -1, err
+	}
 	fe, sk, err := s.sock(fd)
 	if err != nil {
 		return -1, err
@@ -236,6 +249,9 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 				fa.Port = 0 // ping sockets ignore the port (ping_v4_sendmsg)
 			}
 			w.opts.To = &fa
+		}
+		if flags&msgProbe != 0 && sk.proto == unix.IPPROTO_UDP {
+			return sk.probe(p, w.opts)
 		}
 		// gVisor's datagram endpoints refuse MSG_MORE (EINVAL); UDP
 		// corks in sockapi instead, ping sockets send at once.
@@ -265,6 +281,30 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 		return len(p), nil // a flushed cork counts only this call's bytes
 	}
 	return w.n, nil
+}
+
+// msgProbe is MSG_PROBE, which x/sys/unix does not name.
+const msgProbe = 0x10
+
+// probe is a UDP send with MSG_PROBE, "do not send, only probe the path":
+// udp_sendmsg checks the length and the destination, inet_send_prepare
+// binds an unbound socket, the route is looked up (ENETUNREACH, EACCES
+// for broadcast), and ip_make_skb returns before building a packet; the
+// call reports the whole length. gVisor's Preflight is that, up to the
+// packet. (A UDP cork in progress is left as it is; Linux would push it
+// out when the probe has no MSG_MORE.)
+func (sk *socket) probe(p []byte, opts tcpip.WriteOptions) (int, error) {
+	if len(p) > 0xffff {
+		return -1, unix.EMSGSIZE
+	}
+	pf, ok := sk.ep().(tcpip.EndpointWithPreflight)
+	if !ok {
+		return -1, unix.EOPNOTSUPP
+	}
+	if terr := pf.Preflight(opts); terr != nil {
+		return -1, errnoOf(terr)
+	}
+	return len(p), nil
 }
 
 // cork gathers the data of UDP sends made with MSG_MORE into one

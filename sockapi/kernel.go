@@ -68,7 +68,27 @@ func (kernelAPI) Socket(domain, typ, proto int) (fd int, err error) {
 	return unix.Socket(domain, typ|unix.SOCK_CLOEXEC, proto)
 }
 
-func (kernelAPI) Bind(fd int, sa unix.Sockaddr) error { return unix.Bind(fd, sa) }
+// Bind is bind(2). A nil address (or nil pointer) is bind(fd, NULL, 0),
+// which x/sys cannot express (it would dereference it).
+func (kernelAPI) Bind(fd int, sa unix.Sockaddr) error {
+	sa, err := checkSockaddr(sa)
+	if err != nil {
+		return err
+	}
+	if sa == nil {
+		return nullAddr(unix.SYS_BIND, fd)
+	}
+	return unix.Bind(fd, sa)
+}
+
+// nullAddr makes the call trap (bind or connect) on fd with a NULL
+// address of length 0; the kernel answers EBADF, ENOTSOCK or EINVAL.
+func nullAddr(trap uintptr, fd int) error {
+	if _, _, e := unix.Syscall(trap, uintptr(fd), 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
 
 func (kernelAPI) Listen(fd int, backlog int) error { return unix.Listen(fd, backlog) }
 
@@ -86,9 +106,17 @@ func (kernelAPI) Accept4(fd int, flags int) (nfd int, sa unix.Sockaddr, err erro
 
 // Connect is connect(2). If a blocking connect is interrupted, the
 // handshake goes on in the kernel; Connect waits for it as Linux's own
-// restart would and returns its outcome from SO_ERROR.
+// restart would and returns its outcome from SO_ERROR. A nil address is
+// connect(fd, NULL, 0), as in Bind.
 func (kernelAPI) Connect(fd int, sa unix.Sockaddr) error {
-	err := unix.Connect(fd, sa)
+	sa, err := checkSockaddr(sa)
+	if err != nil {
+		return err
+	}
+	if sa == nil {
+		return nullAddr(unix.SYS_CONNECT, fd)
+	}
+	err = unix.Connect(fd, sa)
 	if err != unix.EINTR {
 		return err
 	}
@@ -135,6 +163,10 @@ func (kernelAPI) Recv(fd int, p []byte, flags int) (n int, err error) {
 }
 
 func (kernelAPI) Sendto(fd int, p []byte, flags int, to unix.Sockaddr) error {
+	to, err := checkSockaddr(to)
+	if err != nil {
+		return err
+	}
 	return retryEINTR(func() error { return unix.Sendto(fd, p, flags|unix.MSG_NOSIGNAL, to) })
 }
 

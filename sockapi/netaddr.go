@@ -5,6 +5,7 @@ package sockapi
 import (
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -28,6 +29,29 @@ func (s *Sockets) netAddrPort(sa unix.Sockaddr) netip.AddrPort {
 		return netip.AddrPortFrom(a, uint16(sa.Port))
 	}
 	return netip.AddrPort{}
+}
+
+// netIPPort is (*net.UDPAddr).AddrPort or (*net.TCPAddr).AddrPort with
+// the checks package net makes on the way to a sockaddr: an IP of neither
+// 4 nor 16 bytes is no address of the family (ipToSockaddr), a port
+// outside 0..65535 is EINVAL from call (the syscall package's sockaddr).
+// AddrPort alone makes the first the wildcard and wraps the port.
+func netIPPort(call string, family int, ip net.IP, port int, zone string) (netip.AddrPort, error) {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok && len(ip) != 0 {
+		e := "non-IPv4 address"
+		if family == unix.AF_INET6 {
+			e = "non-IPv6 address"
+		}
+		return netip.AddrPort{}, &net.AddrError{Err: e, Addr: ip.String()}
+	}
+	if port < 0 || port > 0xffff {
+		return netip.AddrPort{}, os.NewSyscallError(call, unix.EINVAL)
+	}
+	if ok {
+		a = a.WithZone(zone)
+	}
+	return netip.AddrPortFrom(a, uint16(port)), nil
 }
 
 // netTCPAddr and netUDPAddr convert a sockaddr as the net package does: nil for

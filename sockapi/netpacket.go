@@ -105,7 +105,11 @@ func (c *UDPConn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
 	if addr == nil {
 		return 0, c.err("write", nil, netErrMissingAddress)
 	}
-	sa, err := f.s.netSockaddr(f.family(), addr.AddrPort())
+	ap, err := netIPPort("sendto", f.family(), addr.IP, addr.Port, addr.Zone)
+	if err != nil {
+		return 0, c.err("write", addr, err)
+	}
+	sa, err := f.s.netSockaddr(f.family(), ap)
 	if err != nil {
 		return 0, c.err("write", addr, err)
 	}

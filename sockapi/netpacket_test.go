@@ -178,3 +178,42 @@ func TestNetPacketRefused(t *testing.T) {
 		t.Errorf("Read after an ICMP port unreachable = %v, want read: ECONNREFUSED", err)
 	}
 }
+
+// TestNetBadAddressesRefused: a *net.UDPAddr or *net.TCPAddr whose port
+// does not fit or whose IP has neither 4 nor 16 bytes is refused as
+// package net refuses it (sendto/bind: invalid argument; "non-IPv4
+// address"), never wrapped into another port or taken as the wildcard.
+func TestNetBadAddressesRefused(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	lc := &ListenConfig{Sockets: s}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	for _, port := range []int{70000, 65536, -1} {
+		to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+		if _, err := pc.WriteTo([]byte("x"), to); !errors.Is(err, unix.EINVAL) {
+			t.Errorf("WriteTo(%v) = %v, want EINVAL as package net", to, err)
+		}
+		d := &Dialer{Sockets: s, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}}
+		if c, err := d.Dial("tcp", pc.LocalAddr().String()); !errors.Is(err, unix.EINVAL) {
+			t.Errorf("Dial from local port %d = %v, want EINVAL as package net", port, err)
+			if err == nil {
+				c.Close()
+			}
+		}
+	}
+	// A nil *net.TCPAddr as LocalAddr is none, as in net.Dialer.
+	if c, err := (&Dialer{Sockets: s, LocalAddr: (*net.TCPAddr)(nil)}).Dial("tcp", pc.LocalAddr().String()); !errors.Is(err, unix.ECONNREFUSED) {
+		t.Errorf("Dial with a nil *net.TCPAddr LocalAddr = %v, want ECONNREFUSED (nothing listens)", err)
+		if err == nil {
+			c.Close()
+		}
+	}
+	var ae *net.AddrError
+	if _, err := pc.WriteTo([]byte("x"), &net.UDPAddr{IP: net.IP{1, 2, 3}, Port: 9}); !errors.As(err, &ae) {
+		t.Errorf("WriteTo(a 3-byte IP) = %v, want a *net.AddrError as package net", err)
+	}
+}

@@ -157,3 +157,84 @@ func TestNetDialTimeoutBoundsLookup(t *testing.T) {
 		t.Errorf("Dial returned after %v, want about its 200ms Timeout", d)
 	}
 }
+
+// TestNetPortsAsNetParsesThem: a port in an address is read as package
+// net reads it. A number beyond 65535 or below 0 is "invalid port" (going
+// through getaddrinfo's service parsing instead, "99999" wrapped to port
+// 34463, which was then listened on or dialled), "+80" is 80, and Listen
+// with an empty address is the wildcard with a chosen port.
+func TestNetPortsAsNetParsesThem(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	lc := &ListenConfig{Sockets: s}
+	d := &Dialer{Sockets: s, Timeout: time.Second}
+	ctx := context.Background()
+	for _, addr := range []string{"127.0.0.1:99999", "127.0.0.1:65536", "[::1]:-1", "127.0.0.1:4294967376"} {
+		var ae *net.AddrError
+		if l, err := lc.Listen(ctx, "tcp", addr); !errors.As(err, &ae) || ae.Err != "invalid port" {
+			t.Errorf("Listen(tcp, %q) = %v, want an AddrError \"invalid port\"", addr, err)
+			if err == nil {
+				t.Logf("it listened on %v", l.Addr())
+				l.Close()
+			}
+		}
+		if c, err := d.Dial("tcp", addr); !errors.As(err, &ae) || ae.Err != "invalid port" {
+			t.Errorf("Dial(tcp, %q) = %v, want an AddrError \"invalid port\"", addr, err)
+			if err == nil {
+				c.Close()
+			}
+		}
+	}
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:+0")
+	if err != nil {
+		t.Fatalf("Listen(tcp, 127.0.0.1:+0) = %v, want a listener", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	go netAcceptAll(l)
+	c, err := d.Dial("tcp", "127.0.0.1:+"+strconv.Itoa(port))
+	if err != nil {
+		t.Errorf("Dial(tcp, 127.0.0.1:+%d) = %v", port, err)
+	} else {
+		c.Close()
+	}
+	l.Close()
+	if l, err := lc.Listen(ctx, "tcp", ""); err != nil {
+		t.Errorf("Listen(tcp, \"\") = %v; package net listens on the wildcard", err)
+	} else {
+		if a := l.Addr().(*net.TCPAddr); !a.IP.IsUnspecified() || a.Port == 0 {
+			t.Errorf("Listen(tcp, \"\") is on %v, want the wildcard and a chosen port", a)
+		}
+		l.Close()
+	}
+}
+
+// TestNetListenOnNamePrefersIPv4: a name with addresses of both families
+// is listened on at its first IPv4 address, as net.ListenConfig.Listen
+// does (addrs.first(isIPv4)): "localhost:8080" is 127.0.0.1:8080, where a
+// client of package net dials. getaddrinfo's order put ::1 first.
+func TestNetListenOnNamePrefersIPv4(t *testing.T) {
+	leakcheck.Check(t)
+	s := newTestSockets(t)
+	lc := &ListenConfig{Sockets: s}
+	for _, nw := range []string{"tcp", "udp"} {
+		var addr net.Addr
+		if nw == "tcp" {
+			l, err := lc.Listen(context.Background(), nw, "localhost:0")
+			if err != nil {
+				t.Fatalf("Listen(%s, localhost:0) = %v", nw, err)
+			}
+			addr = l.Addr()
+			l.Close()
+		} else {
+			pc, err := lc.ListenPacket(context.Background(), nw, "localhost:0")
+			if err != nil {
+				t.Fatalf("ListenPacket(%s, localhost:0) = %v", nw, err)
+			}
+			addr = pc.LocalAddr()
+			pc.Close()
+		}
+		if ap := netip.MustParseAddrPort(addr.String()); ap.Addr() != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("listening on %s localhost:0 took %v, want 127.0.0.1 as package net", nw, addr)
+		}
+	}
+}

@@ -3,6 +3,7 @@
 package sockapi
 
 import (
+	"math"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -310,6 +311,12 @@ func (s *Sockets) SetsockoptTimeval(fd, level, opt int, tv *unix.Timeval) error 
 	// (DIV_ROUND_UP in sock_set_timeout); with HZ=1000, to the
 	// millisecond, so {3, 999999} reads back as 4 seconds.
 	d = (d + time.Millisecond - 1).Truncate(time.Millisecond)
+	if tv.Sec >= math.MaxInt64/int64(time.Second)-1 {
+		// Beyond what a Duration holds (292 years), where the sum
+		// above wraps around (18446744074 s to 0.29 s): no timeout,
+		// as sock_set_timeout makes of any timeout too long for it.
+		d = 0
+	}
 	if tv.Sec < 0 {
 		// sock_set_timeout stores a zero timeout for a negative
 		// tv_sec: the call gives up at once (EAGAIN) without being

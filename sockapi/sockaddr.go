@@ -17,6 +17,34 @@ const (
 	forSend
 )
 
+// checkSockaddr is what x/sys/unix checks of an address before the
+// system call, so both implementations check it first, before the
+// descriptor: a port outside 0..65535 is EINVAL (x/sys's
+// SockaddrInet4.sockaddr), where a plain conversion to the 16-bit port
+// would bind or send to another port than the caller asked for. It
+// returns a nil pointer of a sockaddr type as nil, which bind and
+// connect refuse as the kernel refuses a NULL address (EINVAL) and
+// sendto takes as no address; x/sys would dereference it.
+func checkSockaddr(sa unix.Sockaddr) (unix.Sockaddr, error) {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		if a == nil {
+			return nil, nil
+		}
+		if a.Port < 0 || a.Port > 0xffff {
+			return nil, unix.EINVAL
+		}
+	case *unix.SockaddrInet6:
+		if a == nil {
+			return nil, nil
+		}
+		if a.Port < 0 || a.Port > 0xffff {
+			return nil, unix.EINVAL
+		}
+	}
+	return sa, nil
+}
+
 // fullAddr converts sa to a gVisor address for sk.
 //
 // An AF_INET socket takes only *unix.SockaddrInet4 (anything else is

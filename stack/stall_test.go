@@ -91,7 +91,10 @@ func echoBulk(t *testing.T, server, client *Stack, addr string, total int64) {
 			}
 		}
 	}()
-	const stallAfter = 5 * time.Second
+	// The stalls this looks for never end; 15 s only has to outlast a
+	// slow moment of a loaded machine (CI saw a 5 s gap once, with -race
+	// and a load average of 6 on 2 CPUs).
+	const stallAfter = 15 * time.Second
 	last, lastChange := int64(-1), time.Now()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

@@ -11,7 +11,7 @@
 # namespace against servers on the host:
 #   up     iperf3 bulk TCP, namespace -> host (Gbit/s, receiver side)
 #   down   iperf3 -R, host -> namespace (Gbit/s)
-#   conn/s TCP connections per second (tests/runbench, 4 workers)
+#   conn/s TCP connections per second (tests/benchtun conn -noread, 4 workers)
 #   rr     1-byte request/response round trip, mean and p99 (µs)
 # and prints a table with ratios to pasta (default MTU) and to veth.
 #
@@ -46,7 +46,7 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/ustack" ./cmd/ustack
-go build -o "$work/runbench" ./tests/runbench
+go build -o "$work/benchtun" ./tests/benchtun
 export PATH="$work:$PATH"
 
 # Servers: on host loopback for the user-mode stacks, on the veth's host
@@ -60,8 +60,8 @@ ip -n "$ns" link set run-bv1 up
 ip -n "$ns" link set lo up
 iperf3 -s -B 127.0.0.1 -p 5201 >/dev/null 2>&1 & pids+=($!)
 iperf3 -s -B 10.200.0.1 -p 5202 >/dev/null 2>&1 & pids+=($!)
-runbench server 127.0.0.1:5301 & pids+=($!)
-runbench server 10.200.0.1:5302 & pids+=($!)
+benchtun echo -addr 127.0.0.1:5301 >/dev/null & pids+=($!)
+benchtun echo -addr 10.200.0.1:5302 >/dev/null & pids+=($!)
 sleep 0.5
 
 # client prints "up down conn/s rr-mean rr-p99" for the host address $H
@@ -70,8 +70,8 @@ client='
 [ "$H" = gw ] && H=$(ip route show default | awk "{print \$3; exit}")
 up=$(iperf3 -c $H -p $P -t '"$T"' -f g | awk "/receiver/{print \$(NF-2)}")
 down=$(iperf3 -c $H -p $P -t '"$T"' -f g -R | awk "/receiver/{print \$(NF-2)}")
-conn=$(runbench connrate $H:$Q '"$T"'s)
-rr=$(runbench rr $H:$Q '"$T"'s)
+conn=$(benchtun conn -addr $H:$Q -t '"$T"'s -c 4 -noread)
+rr=$(benchtun rr -addr $H:$Q -t '"$T"'s -p99)
 echo $up $down $conn $rr'
 
 results=()
@@ -118,8 +118,7 @@ printf '%s\n' "${results[@]}" | awk '
 		n = split(list, a, " ")
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1]+0 > a[j]+0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
 		if (n == 0) return "-"
-		if (n % 2) return a[(n+1)/2]
-		t = (a[n/2] + a[n/2+1]) / 2
+		t = (n % 2) ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
 		return (t >= 100) ? sprintf("%.0f", t) : sprintf("%.3g", t)
 	}
 	{ if (!($1 in idx)) { idx[$1] = ++N; name[N] = $1 }

@@ -9,10 +9,51 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// ipLink holds what every TUN link endpoint answers alike: an MTU, and no
-// link layer (no header, no link address, no ARP).
+// ipLink holds what every TUN link endpoint answers alike: an MTU, no
+// link layer (no header, no link address, no ARP), and how its dispatch
+// loop failed, if it did.
 type ipLink struct {
 	mtu atomic.Uint32
+
+	failMu  sync.Mutex    // guards failCh, failErr
+	failCh  chan struct{} // closed by fail; made on first use
+	failErr error
+}
+
+// Failed returns a channel that is closed when the endpoint's dispatch
+// loop ended on its own because reading the device failed: the device was
+// deleted (`ip link del`: EBADFD), or its file reached EOF. Stopping the
+// endpoint (Close, Attach(nil)) never closes it. The stack is not told:
+// it would wait for packets forever, so the owner should watch this.
+func (l *ipLink) Failed() <-chan struct{} {
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	if l.failCh == nil {
+		l.failCh = make(chan struct{})
+	}
+	return l.failCh
+}
+
+// Err returns the read error that ended the dispatch loop, or nil while
+// it has not failed.
+func (l *ipLink) Err() error {
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	return l.failErr
+}
+
+// fail records the error that ended the dispatch loop; the first wins.
+func (l *ipLink) fail(err error) {
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	if l.failErr != nil {
+		return
+	}
+	l.failErr = err
+	if l.failCh == nil {
+		l.failCh = make(chan struct{})
+	}
+	close(l.failCh)
 }
 
 // MTU implements stack.LinkEndpoint.

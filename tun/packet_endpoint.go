@@ -3,9 +3,9 @@ package tun
 import (
 	"errors"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -169,10 +169,15 @@ func (e *PacketEndpoint) dispatchLoop(d stack.NetworkDispatcher) {
 			return
 		}
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) {
-				return
+			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
+				continue // transient: the read is simply tried again
 			}
-			continue // transient (EINTR-like); a closed device returns one of the above
+			// Anything else is the device failing for good: a TUN
+			// whose device was deleted returns EBADFD to every read
+			// at once, so retrying it only spins. The owner learns of
+			// it through Failed.
+			e.fail(err)
+			return
 		}
 		e.deliver(d, buf[:n])
 	}

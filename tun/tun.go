@@ -121,6 +121,26 @@ func (d *Device) MTU() int { return d.mtu }
 // Endpoint returns the link endpoint to give a stack.
 func (d *Device) Endpoint() stack.LinkEndpoint { return d.ep }
 
+// Failed returns a channel closed when the device stopped working on its
+// own, reading it having failed for good (someone ran `ip link del` on
+// it); Err then says why. Close does not close it. The stack on the
+// endpoint is not told and would wait for packets forever, so whoever
+// serves on the device should watch this.
+func (d *Device) Failed() <-chan struct{} {
+	if f, ok := d.ep.(interface{ Failed() <-chan struct{} }); ok {
+		return f.Failed()
+	}
+	return nil
+}
+
+// Err returns the read error that stopped the device, or nil.
+func (d *Device) Err() error {
+	if f, ok := d.ep.(interface{ Err() error }); ok {
+		return f.Err()
+	}
+	return nil
+}
+
 // Close stops the endpoint, waits for its goroutines and closes the fd,
 // removing the device. It is safe to call more than once.
 func (d *Device) Close() error {

@@ -1,6 +1,7 @@
 package tun
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -204,7 +205,11 @@ func (e *VnetEndpoint) dispatchLoop(d stack.NetworkDispatcher) {
 	for e.setLoop(true, true) {
 		err := e.rc.Read(e.rx.readFn)
 		e.setLoop(true, false)
-		if e.stopped() || err != nil || e.rx.err != nil {
+		if e.stopped() {
+			return
+		}
+		if err != nil || e.rx.err != nil {
+			e.fail(errors.Join(err, e.rx.err)) // the device is gone: say so (Failed)
 			return
 		}
 		since += e.rx.bytes

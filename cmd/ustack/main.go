@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 )
 
 // Exit statuses, as the brief fixes them.
@@ -80,8 +79,15 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'ustack COMMAND -h' for a command's flags.")
 }
 
+// isHelp reports whether arg asks for a command's help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" }
+
 func runVersion(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] != "-h" && args[0] != "--help" {
+	if len(args) > 0 {
+		if isHelp(args[0]) {
+			fmt.Fprintln(stdout, "Usage: ustack version\n\nPrints the version of ustack.")
+			return exitOK
+		}
 		fmt.Fprintf(stderr, "ustack version: unexpected argument %q\n", args[0])
 		return exitUsage
 	}
@@ -94,9 +100,17 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return exitOK
 	}
+	if isHelp(args[0]) || args[0] == "help" {
+		fmt.Fprintln(stdout, "Usage: ustack help [COMMAND]\n\nShows the commands, or COMMAND's flags (the same as 'ustack COMMAND -h').")
+		return exitOK
+	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "ustack help: unknown command %q\n", strings.Join(args, " "))
+		fmt.Fprintf(stderr, "ustack help: unknown command %q\n", args[0])
+		return exitUsage
+	}
+	if len(args) > 1 {
+		fmt.Fprintf(stderr, "ustack help: unexpected argument %q\n", args[1])
 		return exitUsage
 	}
 	return c.run([]string{"-h"}, stdout, stderr)

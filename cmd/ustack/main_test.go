@@ -32,3 +32,27 @@ func TestDispatch(t *testing.T) {
 		})
 	}
 }
+
+// TestHelpEverywhere: `-h` on every command, and `ustack help COMMAND`
+// for every command, print that command's usage on stdout and exit 0,
+// as the README promises; extra arguments to help are a usage error.
+func TestHelpEverywhere(t *testing.T) {
+	for name := range commands {
+		for _, args := range [][]string{{name, "-h"}, {name, "--help"}, {"help", name}} {
+			t.Run(strings.Join(args, "_"), func(t *testing.T) {
+				var stdout, stderr bytes.Buffer
+				if got := dispatch(args, &stdout, &stderr); got != exitOK {
+					t.Fatalf("dispatch(%q) = %d, want 0; stderr %q", args, got, stderr.String())
+				}
+				if want := "Usage: ustack " + name; !strings.Contains(stdout.String(), want) {
+					t.Errorf("dispatch(%q) stdout = %q, want it to contain %q", args, stdout.String(), want)
+				}
+			})
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if got := dispatch([]string{"help", "version", "extra"}, &stdout, &stderr); got != exitUsage ||
+		!strings.Contains(stderr.String(), `unexpected argument "extra"`) {
+		t.Errorf("dispatch(help version extra) = %d, stderr %q; want %d naming \"extra\"", got, stderr.String(), exitUsage)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/ustack/ustack/netns"
 	"github.com/ustack/ustack/relay"
+	"github.com/ustack/ustack/tun"
 )
 
 func init() {
@@ -131,6 +133,11 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 		return nil, pflag.ErrHelp
 	}
 	o.argv = fs.Args()
+	if fs.Changed("pid") && pid <= 0 {
+		// 0 would otherwise read as "not given" and the error would be
+		// about a missing command.
+		return nil, fmt.Errorf("--pid %d: not a process ID", pid)
+	}
 	return &o, o.check(deny, dns, publish, nsPath, pid)
 }
 
@@ -146,6 +153,9 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 	case nsPath != "":
 		o.attachPath = nsPath
 	}
+	if err := checkAttach(o.attachPath, nsPath, pid); err != nil {
+		return err
+	}
 	if o.attachPath != "" && len(o.argv) > 0 {
 		return fmt.Errorf("a command (%q) cannot be given with --netns or --pid", o.argv[0])
 	}
@@ -157,6 +167,12 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 	}
 	if o.tunName == "" || len(o.tunName) > 15 || strings.ContainsAny(o.tunName, "/ \t\n") {
 		return fmt.Errorf("--tun-name %q: want 1 to 15 bytes without '/' or spaces", o.tunName)
+	}
+	if bad := badIfName(o.tunName); bad != "" {
+		return fmt.Errorf("--tun-name %q: %s", o.tunName, bad)
+	}
+	if o.tunDriver != "" && !knownServeDriver(tun.Driver(o.tunDriver)) {
+		return fmt.Errorf("--tun-driver %q: want %s", o.tunDriver, joinDrivers())
 	}
 	if o.maxFlows < 1 {
 		return fmt.Errorf("--max-flows %d: want at least 1", o.maxFlows)
@@ -189,9 +205,52 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 		if err != nil {
 			return fmt.Errorf("-p: %v", err)
 		}
+		for _, g := range o.forwards {
+			if forwardsClash(f, g) {
+				return fmt.Errorf("-p %v: host port %d/%s already forwarded by -p %v", f, f.HostPort, f.Proto, g)
+			}
+		}
 		o.forwards = append(o.forwards, f)
 	}
 	return nil
+}
+
+// checkAttach refuses, as usage errors naming the flag, an attach target
+// that is missing or not a network namespace; setns would only say
+// "invalid argument" about an internal descriptor. Anything else (no
+// permission to look) is left to the attach to report.
+func checkAttach(path, nsPath string, pid int) error {
+	if path == "" {
+		return nil
+	}
+	err := netns.Check(path)
+	switch {
+	case pid > 0 && errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("--pid %d: no such process", pid)
+	case pid > 0 && errors.Is(err, netns.ErrNotNetNS):
+		return fmt.Errorf("--pid %d: %s: %v", pid, path, err)
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrNotNetNS):
+		return fmt.Errorf("--netns %s: %v", nsPath, err)
+	}
+	return nil
+}
+
+// forwardsClash reports whether two port forwards would listen on the
+// same host socket, which the second would fail to bind (or, for the
+// same forward twice, find "already exists") only once ustack is running.
+// No host address means all of them, IPv4 and IPv6.
+func forwardsClash(f, g relay.Forward) bool {
+	if f.Proto != g.Proto || f.HostPort != g.HostPort {
+		return false
+	}
+	a, b := f.HostAddr, g.HostAddr
+	switch {
+	case !a.IsValid() || !b.IsValid():
+		return true
+	case a.IsUnspecified() || b.IsUnspecified():
+		return a.Is4() == b.Is4()
+	}
+	return a == b
 }
 
 // parseUpstream reads ADDR, ADDR:PORT or [V6ADDR]:PORT; the port defaults

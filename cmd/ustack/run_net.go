@@ -28,6 +28,8 @@ type runNet struct {
 	api   net.Listener
 	apiCh chan error
 
+	procsStop, procsDone chan struct{} // adaptProcs
+
 	captureErr error // set by close: why the --pcap capture stopped, if it did
 }
 
@@ -101,6 +103,8 @@ func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
 			return fmt.Errorf("-p %v: %w", f, err)
 		}
 	}
+	n.procsStop, n.procsDone = make(chan struct{}), make(chan struct{})
+	go adaptProcs(n.rl, cfg.Logf, n.procsStop, n.procsDone)
 	// Packets flow only now that the relay is complete.
 	n.st.Resume()
 	if o.apiSocket != "" {
@@ -119,6 +123,10 @@ func (n *runNet) close() relay.Stats {
 	if n.api != nil {
 		n.api.Close() // also removes the socket file
 		<-n.apiCh
+	}
+	if n.procsStop != nil {
+		close(n.procsStop)
+		<-n.procsDone
 	}
 	if n.rl != nil {
 		n.rl.Close()

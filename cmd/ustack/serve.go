@@ -102,7 +102,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	for i, p := range cfg.addrs {
 		addrs[i] = p.Addr()
 	}
-	srv, err := services.Start(services.Config{Stack: st, Addrs: addrs, Version: version})
+	srv, err := services.Start(services.Config{Stack: st, Addrs: addrs, Version: version, DeviceStats: dev.Stats})
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,13 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	fmt.Fprintf(stdout, "ustack serve: device %s in %s, MTU %d, driver %s\n", dev.Name(), where, dev.MTU(), driverName(cfg.driver))
 	fmt.Fprintf(stdout, "  kernel side: %s\n  ustack:      %s\n  serving:     %s\n", joinPrefixes(cfg.hostAddrs), joinPrefixes(cfg.addrs), services.Summary)
 	fmt.Fprintln(stdout, "ustack serve: ready; SIGINT or SIGTERM stops")
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-dev.Failed():
+		// Deleted under us: nothing more can be served, and staying
+		// "ready" would hide it.
+		return fmt.Errorf("device %s gone: %w", dev.Name(), dev.Err())
+	}
 	fmt.Fprintln(stdout, "ustack serve: stopping")
 	return nil
 }

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
+	"github.com/ustack/ustack/netns"
 	"github.com/ustack/ustack/tun"
 )
 
@@ -102,6 +103,13 @@ func parsePrefixes(flag string, vals []string) ([]netip.Prefix, error) {
 		case a.IsUnspecified(), a.IsMulticast(), a.IsLoopback():
 			return nil, fmt.Errorf("%s %q: not a unicast address an interface can have", flag, v)
 		}
+		for _, q := range out {
+			if q.Addr() == a {
+				// Caught here rather than as the stack's "duplicate
+				// address" at run time.
+				return nil, fmt.Errorf("%s %v: given twice", flag, a)
+			}
+		}
 		out = append(out, p)
 	}
 	return out, nil
@@ -114,12 +122,18 @@ func (c *serveConfig) check() error {
 	if len(c.tunName) > 15 {
 		return fmt.Errorf("--tun %q: interface names have at most 15 bytes", c.tunName)
 	}
+	if bad := badIfName(c.tunName); bad != "" {
+		return fmt.Errorf("--tun %q: %s", c.tunName, bad)
+	}
 	if !knownServeDriver(c.driver) {
 		return fmt.Errorf("--tun-driver %q: want %s", c.driver, joinDrivers())
 	}
 	if c.netns != "" {
-		if _, err := os.Stat(c.netns); err != nil {
-			return fmt.Errorf("--netns %s: %v", c.netns, errors.Unwrap(err))
+		// Missing or not a network namespace: the user's mistake, said
+		// here rather than as setns's "invalid argument". Anything else
+		// (no permission to look) is left to the setup to report.
+		if err := netns.Check(c.netns); errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrNotNetNS) {
+			return fmt.Errorf("--netns %s: %v", c.netns, err)
 		}
 	}
 	for _, fam := range []struct {

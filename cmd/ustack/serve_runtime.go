@@ -3,7 +3,8 @@ package main
 import (
 	"os"
 	"runtime"
-	"runtime/debug"
+
+	"github.com/ustack/ustack/internal/gcfloor"
 )
 
 // serveProcs is the GOMAXPROCS `ustack serve` runs with, given the
@@ -31,32 +32,28 @@ func serveProcs(numCPU int, env string) int {
 	return 0
 }
 
-// serveGCPercent is the GOGC `ustack serve` runs with, given the GOGC
-// environment variable: what the variable says if it is set (0: leave
-// it), else 400.
+// serveGCFloor is how far `ustack serve` lets its heap grow past the live
+// heap before the next collection (internal/gcfloor), unless the GOGC
+// environment variable is set: 256 MiB, or GOGC's usual proportion when
+// the live heap is larger.
 //
-// Why 400: gVisor allocates about 14 KB in some 160 objects per TCP
+// Why: gVisor allocates about 14 KB in some 160 objects per TCP
 // connection (docs/perf.md), while the live heap of a busy serve is
-// mostly its TIME_WAIT endpoints. At Go's default of 100 the collector
-// ran every few thousand connections and took 10-20% of serve's CPU.
-// Measured over the vnet TUN (tests/benchtun/ab.sh, docs/tunvnet.md):
-// connections/s with 8 clients +26% against 100 and +16% against 200,
-// serve CPU per connection 0.87; bulk and round trips unchanged. The
-// price is memory: peak RSS over 4 s of 8 clients connecting went from
-// 180-190 MB to 280-290 MB. GOGC and GOMEMLIMIT still apply when set.
-func serveGCPercent(env string) int {
-	if env != "" {
-		return 0 // the runtime already applied it
-	}
-	return 400
-}
+// mostly its TIME_WAIT endpoints, tens of MB. At Go's default GOGC the
+// collector ran every few thousand connections and took 10-20% of serve's
+// CPU. Measured over the vnet TUN (tests/benchtun/ab.sh, docs/tunvnet.md):
+// GOGC=400 gave connections/s with 8 clients +26% against 100, with serve
+// CPU per connection 0.87; bulk and round trips unchanged. A floor gives
+// a small heap that room without letting a large one (many bulk
+// connections' buffers) grow by four times its size.
+const serveGCFloor = 256 << 20
 
-// setServeRuntime applies serveProcs and serveGCPercent to this process.
+// setServeRuntime applies serveProcs and serveGCFloor to this process.
 func setServeRuntime() {
 	if n := serveProcs(runtime.NumCPU(), os.Getenv("GOMAXPROCS")); n > 0 {
 		runtime.GOMAXPROCS(n)
 	}
-	if p := serveGCPercent(os.Getenv("GOGC")); p > 0 {
-		debug.SetGCPercent(p)
+	if os.Getenv("GOGC") == "" {
+		gcfloor.Start(serveGCFloor) // for the life of the process
 	}
 }

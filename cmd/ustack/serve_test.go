@@ -140,14 +140,3 @@ func TestServeProcs(t *testing.T) {
 		}
 	}
 }
-
-func TestServeGCPercent(t *testing.T) {
-	if got := serveGCPercent(""); got != 400 {
-		t.Errorf("serveGCPercent(\"\") = %d, want 400", got)
-	}
-	for _, env := range []string{"100", "off"} { // the user's GOGC wins
-		if got := serveGCPercent(env); got != 0 {
-			t.Errorf("serveGCPercent(%q) = %d, want 0 (leave it)", env, got)
-		}
-	}
-}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/stack"
+	"github.com/ustack/ustack/tun"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
@@ -45,6 +46,10 @@ type Config struct {
 	Now func() time.Time
 	// Version is shown on the status page.
 	Version string
+	// DeviceStats, if set, gives the counters of the device under the
+	// stack (packets its endpoint dropped, which no stack counter
+	// shows), for the status page.
+	DeviceStats func() tun.Stats
 }
 
 // Server is a running set of services. Its methods are safe for

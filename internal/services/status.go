@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/stack"
+	"github.com/ustack/ustack/tun"
 )
 
 // trackedListener enters every connection the HTTP server accepts in the
@@ -39,17 +40,23 @@ type Status struct {
 	Version     string      `json:"version"`
 	Uptime      string      `json:"uptime"`
 	Stats       stack.Stats `json:"stats"`
+	Device      *tun.Stats  `json:"device,omitempty"` // nil without Config.DeviceStats
 	Connections []ConnInfo  `json:"connections"`
 }
 
 // Status returns a snapshot of the stack's counters and open connections.
 func (s *Server) Status() Status {
-	return Status{
+	st := Status{
 		Version:     s.cfg.Version,
 		Uptime:      time.Since(s.started).Round(time.Second).String(),
 		Stats:       s.cfg.Stack.Stats(),
 		Connections: s.Conns(),
 	}
+	if s.cfg.DeviceStats != nil {
+		d := s.cfg.DeviceStats()
+		st.Device = &d
+	}
+	return st
 }
 
 func (s *Server) statusHandler() http.Handler {
@@ -78,6 +85,9 @@ func writeStatus(w io.Writer, st Status) {
 	writeCounters(tw, "IP.", reflect.ValueOf(st.Stats.IP))
 	writeCounters(tw, "TCP.", reflect.ValueOf(st.Stats.TCP))
 	writeCounters(tw, "UDP.", reflect.ValueOf(st.Stats.UDP))
+	if st.Device != nil {
+		writeCounters(tw, "Device.", reflect.ValueOf(*st.Device))
+	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nOpen connections: %d\n", len(st.Connections))
 	if len(st.Connections) == 0 {
