@@ -77,19 +77,9 @@ func (h *harness) nsListen(t *testing.T, guest netip.AddrPort) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().String())
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
+	serveTCP(t, ln, func(c net.Conn) {
+		io.WriteString(c, c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().String())
+	})
 }
 
 func TestForwardTCP(t *testing.T) {

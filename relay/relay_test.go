@@ -88,6 +88,18 @@ func echoServer(t *testing.T, network, addr string) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveTCP(t, ln, func(c net.Conn) {
+		// Hide ReadFrom: TCPConn-to-TCPConn io.Copy splices through
+		// pipes the runtime caches, which leakcheck would count.
+		io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
+		c.(*net.TCPConn).CloseWrite()
+	})
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// serveTCP accepts connections on ln until the test ends, each handled by
+// handle on a goroutine of its own and closed after it; then it closes ln.
+func serveTCP(t *testing.T, ln net.Listener, handle func(net.Conn)) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -98,16 +110,11 @@ func echoServer(t *testing.T, network, addr string) netip.AddrPort {
 			}
 			go func() {
 				defer c.Close()
-				// Hide ReadFrom: TCPConn-to-TCPConn io.Copy splices
-				// through pipes the runtime caches, which leakcheck
-				// would count.
-				io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
-				c.(*net.TCPConn).CloseWrite()
+				handle(c)
 			}()
 		}
 	}()
 	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
 
 // roundTrip sends data over c, half-closes, and checks the echo.
@@ -222,21 +229,7 @@ func sinkServer(t *testing.T) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(io.Discard, struct{ io.Reader }{c})
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
+	serveTCP(t, ln, func(c net.Conn) { io.Copy(io.Discard, struct{ io.Reader }{c}) })
 	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
 
