@@ -135,6 +135,9 @@ func (cfg *Config) promiscuous() bool {
 }
 
 func (cfg *Config) validate() error {
+	if err := cfg.checkMapped(); err != nil {
+		return err
+	}
 	for i, n := range cfg.NICs {
 		if n.Endpoint == nil {
 			return fmt.Errorf("stack: NICs[%d].Endpoint is nil", i)
