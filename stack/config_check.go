@@ -1,6 +1,9 @@
 package stack
 
-import "fmt"
+import (
+	"fmt"
+	"net/netip"
+)
 
 // checkMapped refuses IPv4-mapped IPv6 addresses (::ffff:a.b.c.d), which
 // netip.AddrFromSlice makes of any 16-byte net.IP. Address unmaps them, so
@@ -26,4 +29,42 @@ func (cfg *Config) checkMapped() error {
 		}
 	}
 	return nil
+}
+
+// checkNames finds the mistakes New would otherwise meet only while
+// creating NICs: a name used twice (an explicit one may also be the
+// default ethN of a later NIC), a route through a NIC that does not
+// exist, an address given twice on one NIC. Found then, after gVisor had
+// attached the first NICs, they left their endpoints closed by the
+// failed stack's teardown, though New's error leaves them the caller's.
+func (cfg *Config) checkNames() error {
+	names := map[string]bool{"lo": true}
+	for i, n := range cfg.NICs {
+		name := cfg.nicName(i)
+		if names[name] {
+			return fmt.Errorf("stack: NICs[%d].Name %q is used by another NIC", i, name)
+		}
+		names[name] = true
+		seen := map[netip.Addr]bool{}
+		for _, a := range n.Addrs {
+			if seen[a.Addr()] {
+				return fmt.Errorf("stack: NICs[%d].Addrs has %v twice", i, a.Addr())
+			}
+			seen[a.Addr()] = true
+		}
+	}
+	for i, r := range cfg.Routes {
+		if !names[r.NIC] {
+			return fmt.Errorf("stack: Routes[%d].NIC %q: no NIC by that name", i, r.NIC)
+		}
+	}
+	return nil
+}
+
+// nicName is the name of NICs[i]: its Name, or ethN with N its NIC ID.
+func (cfg *Config) nicName(i int) string {
+	if n := cfg.NICs[i].Name; n != "" {
+		return n
+	}
+	return fmt.Sprintf("eth%d", int(LoopbackNIC)+1+i)
 }

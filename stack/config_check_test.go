@@ -3,6 +3,7 @@ package stack
 import (
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
@@ -35,6 +36,51 @@ func TestConfigRefusesMappedAddresses(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "IPv4-mapped") {
 				t.Errorf("New() = %v, want an error naming %s as IPv4-mapped", err, tc.want)
+			}
+		})
+	}
+}
+
+// closeCounter counts Close calls on a link endpoint.
+type closeCounter struct {
+	*channel.Endpoint
+	closes *atomic.Int32
+}
+
+func (c closeCounter) Close() { c.closes.Add(1); c.Endpoint.Close() }
+
+// New promises that on error the endpoints stay the caller's to close. A
+// mistake found only while NICs were being created (a repeated name, a
+// route through a NIC that does not exist, an address given twice) left
+// gVisor to close the NICs already created, and the caller's own Close
+// then closed them a second time. These mistakes are the caller's and
+// must be reported before any NIC exists, naming the field.
+func TestConfigErrorsLeaveEndpointsAlone(t *testing.T) {
+	pp := netip.MustParsePrefix
+	var closes atomic.Int32
+	ep := func() closeCounter { return closeCounter{channel.New(1, 1500, ""), &closes} }
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"same name twice", Config{NICs: []NICConfig{{Name: "a", Endpoint: ep()}, {Name: "a", Endpoint: ep()}}}, `NICs[1].Name "a"`},
+		{"name of a later default", Config{NICs: []NICConfig{{Name: "eth3", Endpoint: ep()}, {Endpoint: ep()}}}, `NICs[1].Name "eth3"`},
+		{"route through unknown nic", Config{NICs: []NICConfig{{Endpoint: ep()}}, Routes: []Route{{Dest: pp("0.0.0.0/0"), NIC: "eth9"}}}, `Routes[0].NIC "eth9"`},
+		{"address twice", Config{NICs: []NICConfig{{Endpoint: ep(), Addrs: []netip.Prefix{pp("10.0.0.1/24"), pp("10.0.0.1/16")}}}}, "NICs[0].Addrs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			closes.Store(0)
+			s, err := New(tc.cfg)
+			if err == nil {
+				s.Close()
+				t.Fatalf("New() = nil error, want one naming %s", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New() = %v, want an error naming %s", err, tc.want)
+			}
+			if n := closes.Load(); n != 0 {
+				t.Errorf("New() failing closed the caller's endpoints %d times, want 0", n)
 			}
 		})
 	}

@@ -159,6 +159,9 @@ func (cfg *Config) validate() error {
 			return fmt.Errorf("stack: Routes[%d].Gateway %v is not of Dest's family", i, r.Gateway)
 		}
 	}
+	if err := cfg.checkNames(); err != nil {
+		return err
+	}
 	return cfg.TCP.validate()
 }
 
