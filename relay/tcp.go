@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -192,7 +193,7 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	direct = direct && nsEP.ep != nil
 	if direct {
 		nsEP.mu = new(sync.Mutex)
-		ns = &closeGuard{halfCloser: ns, mu: nsEP.mu}
+		ns = &closeGuard{halfCloser: ns, mu: nsEP.mu, ep: nsEP.ep}
 	}
 	if !r.track(ns, host) {
 		return
@@ -250,6 +251,14 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 				src.Close()
 				dst.Close()
 				return
+			case stepHostReset:
+				src.Close()
+				closeReset(dst)
+				return
+			case stepNSReset:
+				closeReset(src)
+				dst.Close()
+				return
 			}
 		}
 		n, err := src.Read(buf)
@@ -277,9 +286,32 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 			r.c.halfOpenClosed.Add(1)
 			r.logf("closing a half-closed connection idle for %v", r.cfg.HalfCloseTimeout)
 		}
-		// A reset, a timeout or Close: abort both sides.
+		// A reset, a timeout or Close: abort both sides, a reset as a
+		// reset.
 		src.Close()
+		if isReset(err) {
+			closeReset(dst)
+		}
 		dst.Close()
 		return
 	}
+}
+
+// isReset reports whether err is a host socket's ECONNRESET: its peer
+// reset the connection.
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// closeReset closes c with a reset (SO_LINGER 0, which both Linux and
+// gVisor answer with a RST instead of a FIN), so that a reset on one side
+// of the relay reaches the other as a reset: as an orderly close, a
+// transfer cut short would read as complete. The namespace side can be
+// reset only when splice has its endpoint (closeGuard).
+func closeReset(c halfCloser) {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		c.SetLinger(0)
+	case *closeGuard:
+		c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
+	}
+	c.Close()
 }

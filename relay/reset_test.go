@@ -1,0 +1,101 @@
+package relay
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// A reset must cross the relay as a reset. Turned into an orderly close,
+// a reset in the middle of a response reads as its end (an HTTP/1.0 body,
+// a stream to EOF): a truncated transfer the program cannot tell from a
+// complete one. The kernel reports ECONNRESET on both sides, and so must
+// the relay.
+
+func TestTCPHostResetReachesNamespace(t *testing.T) {
+	leakcheck.Check(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Read(make([]byte, 10))
+		c.Write([]byte("partial"))
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}()
+	h := newHarness(t, Config{AllowHostLoopback: true})
+	c, err := h.dial(t, netip.AddrPortFrom(DefaultGateway4, ln.Addr().(*net.TCPAddr).AddrPort().Port()).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("request"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("namespace read after %q and the host peer's reset = %q, %v; want a connection reset", "partial", got, err)
+	}
+}
+
+func TestTCPNamespaceResetReachesHost(t *testing.T) {
+	leakcheck.Check(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	res := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			res <- err
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.ReadAll(c)
+		res <- err
+	}()
+	h := newHarness(t, Config{AllowHostLoopback: true})
+	var wq waiter.Queue
+	ep, terr := h.ns.GVisor().NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	if terr != nil {
+		t.Fatal(terr)
+	}
+	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	fa, _ := full(netip.AddrPortFrom(DefaultGateway4, ln.Addr().(*net.TCPAddr).AddrPort().Port()))
+	if terr := ep.Connect(fa); terr != nil {
+		if _, ok := terr.(*tcpip.ErrConnectStarted); !ok {
+			t.Fatal(terr)
+		}
+		<-notify
+	}
+	wq.EventUnregister(&entry)
+	c := gonet.NewTCPConn(&wq, ep)
+	c.Write([]byte("request"))
+	time.Sleep(100 * time.Millisecond) // the request reaches the host
+	ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
+	c.Close()
+	if err := <-res; !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("host read after the namespace's reset = %v, want ECONNRESET", err)
+	}
+}
