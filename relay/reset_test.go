@@ -99,3 +99,98 @@ func TestTCPNamespaceResetReachesHost(t *testing.T) {
 		t.Errorf("host read after the namespace's reset = %v, want ECONNRESET", err)
 	}
 }
+
+// nsAcceptOne accepts one connection on the namespace stack at guest and
+// hands it to f on a goroutine the test waits for.
+func (h *harness) nsAcceptOne(t *testing.T, guest netip.AddrPort, f func(ep tcpip.Endpoint, c net.Conn)) {
+	t.Helper()
+	fa, proto := full(guest)
+	var wq waiter.Queue
+	ln, terr := h.ns.GVisor().NewEndpoint(tcp.ProtocolNumber, proto, &wq)
+	if terr != nil {
+		t.Fatal(terr)
+	}
+	if terr := ln.Bind(fa); terr != nil {
+		t.Fatal(terr)
+	}
+	if terr := ln.Listen(1); terr != nil {
+		t.Fatal(terr)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
+		wq.EventRegister(&entry)
+		defer wq.EventUnregister(&entry)
+		for {
+			ep, cwqp, terr := ln.Accept(nil)
+			if _, ok := terr.(*tcpip.ErrWouldBlock); ok {
+				select {
+				case <-notify:
+					continue
+				case <-time.After(5 * time.Second):
+					return
+				}
+			}
+			if terr != nil {
+				return
+			}
+			c := gonet.NewTCPConn(cwqp, ep)
+			f(ep, c)
+			return
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+}
+
+func TestForwardResetsPassedOn(t *testing.T) {
+	leakcheck.Check(t)
+	h := newHarness(t, Config{})
+	port := freePort(t, "tcp4", "127.0.0.1:0")
+	f := Forward{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: port, GuestPort: 80}
+	if err := h.r.AddForward(f); err != nil {
+		t.Fatal(err)
+	}
+	defer h.r.RemoveForward(f)
+	hostAddr := net.JoinHostPort("127.0.0.1", itoa(port))
+	guest := netip.AddrPortFrom(DefaultGuest4, 80)
+
+	t.Run("server inside resets", func(t *testing.T) {
+		h.nsAcceptOne(t, guest, func(ep tcpip.Endpoint, c net.Conn) {
+			c.Write([]byte("partial"))
+			time.Sleep(50 * time.Millisecond)
+			ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
+			c.Close()
+		})
+		c, err := net.DialTimeout("tcp4", hostAddr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(c)
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("host client read after the server's reset = %q, %v; want ECONNRESET", got, err)
+		}
+	})
+	t.Run("host client resets", func(t *testing.T) {
+		res := make(chan error, 1)
+		h.nsAcceptOne(t, guest, func(ep tcpip.Endpoint, c net.Conn) {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			_, err := io.ReadAll(c)
+			res <- err
+		})
+		c, err := net.DialTimeout("tcp4", hostAddr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("request"))
+		time.Sleep(100 * time.Millisecond)
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		if err := <-res; err == nil || !strings.Contains(err.Error(), "reset") {
+			t.Errorf("server read after the host client's reset = %v, want a connection reset", err)
+		}
+	})
+}

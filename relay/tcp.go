@@ -289,7 +289,7 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 		// A reset, a timeout or Close: abort both sides, a reset as a
 		// reset.
 		src.Close()
-		if isReset(err) {
+		if _, ns := src.(*nsConn); isReset(err) || ns && gonetReset(err) {
 			closeReset(dst)
 		}
 		dst.Close()
@@ -305,12 +305,14 @@ func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
 // gVisor answer with a RST instead of a FIN), so that a reset on one side
 // of the relay reaches the other as a reset: as an orderly close, a
 // transfer cut short would read as complete. The namespace side can be
-// reset only when splice has its endpoint (closeGuard).
+// reset only when its endpoint is at hand (closeGuard, nsConn).
 func closeReset(c halfCloser) {
 	switch c := c.(type) {
 	case *net.TCPConn:
 		c.SetLinger(0)
 	case *closeGuard:
+		c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
+	case *nsConn:
 		c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
 	}
 	c.Close()
