@@ -218,6 +218,7 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	}
 	if !r.goTracked(func() {
 		defer close(done)
+		defer flow.outDone.Store(true)
 		out()
 	}) {
 		return
