@@ -68,3 +68,30 @@ func (cfg *Config) nicName(i int) string {
 	}
 	return fmt.Sprintf("eth%d", int(LoopbackNIC)+1+i)
 }
+
+// Smallest link MTUs: every IPv4 link carries 68 bytes unfragmented (RFC
+// 791), every IPv6 link 1280 (RFC 8200 §5). Linux turns a family off on a
+// device whose MTU drops below its minimum.
+const (
+	minMTU4 = 68
+	minMTU6 = 1280
+)
+
+// checkMTU refuses a NIC whose link cannot carry the smallest packet of
+// a family it has an address of (and any NIC below IPv4's minimum):
+// gVisor took it, and then never sent a TCP SYN over it (connect timed
+// out) and refused every datagram with EINVAL.
+func (cfg *Config) checkMTU() error {
+	for i, n := range cfg.NICs {
+		mtu := n.Endpoint.MTU()
+		if mtu < minMTU4 {
+			return fmt.Errorf("stack: NICs[%d].Endpoint has MTU %d, below IPv4's minimum %d", i, mtu, minMTU4)
+		}
+		for _, a := range n.Addrs {
+			if a.Addr().Is6() && mtu < minMTU6 {
+				return fmt.Errorf("stack: NICs[%d].Endpoint has MTU %d, below the %d its IPv6 address %v needs", i, mtu, minMTU6, a)
+			}
+		}
+	}
+	return nil
+}

@@ -85,3 +85,36 @@ func TestConfigErrorsLeaveEndpointsAlone(t *testing.T) {
 		})
 	}
 }
+
+// A NIC whose link MTU cannot carry the smallest IP packet of a family
+// it has an address of (68 for IPv4, RFC 791; 1280 for IPv6, RFC 8200
+// §5) was taken: every TCP connect over it then timed out, the SYN never
+// sent, and every sendto said EINVAL. tun.Open refuses such MTUs; New
+// must too, naming the NIC.
+func TestConfigRefusesUnusableMTU(t *testing.T) {
+	pp := netip.MustParsePrefix
+	for _, tc := range []struct {
+		mtu   uint32
+		addrs []netip.Prefix
+		want  string // "" for no error
+	}{
+		{0, nil, "MTU 0"},
+		{0, []netip.Prefix{pp("10.0.0.1/24")}, "MTU 0"},
+		{67, []netip.Prefix{pp("10.0.0.1/24")}, "MTU 67"},
+		{68, []netip.Prefix{pp("10.0.0.1/24")}, ""},
+		{1000, []netip.Prefix{pp("10.0.0.1/24"), pp("fd00::1/64")}, "MTU 1000"},
+		{1280, []netip.Prefix{pp("fd00::1/64")}, ""},
+	} {
+		cfg := Config{NICs: []NICConfig{{Endpoint: channel.New(1, tc.mtu, ""), Addrs: tc.addrs}}}
+		s, err := New(cfg)
+		if s != nil {
+			s.Close()
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("New(MTU %d, %v) = %v, want no error", tc.mtu, tc.addrs, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), "NICs[0]") || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("New(MTU %d, %v) = %v, want an error naming NICs[0] and %s", tc.mtu, tc.addrs, err, tc.want)
+		}
+	}
+}

@@ -162,6 +162,9 @@ func (cfg *Config) validate() error {
 	if err := cfg.checkNames(); err != nil {
 		return err
 	}
+	if err := cfg.checkMTU(); err != nil {
+		return err
+	}
 	return cfg.TCP.validate()
 }
 
