@@ -1,10 +1,12 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,7 +39,7 @@ func TestTCPHostResetReachesNamespace(t *testing.T) {
 			return
 		}
 		c.Read(make([]byte, 10))
-		c.Write([]byte("partial"))
+		c.Write(make([]byte, 64<<10))
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close()
 	}()
@@ -49,9 +51,11 @@ func TestTCPHostResetReachesNamespace(t *testing.T) {
 	defer c.Close()
 	c.Write([]byte("request"))
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	time.Sleep(100 * time.Millisecond) // the host's bytes and reset reach the relay first
 	got, err := io.ReadAll(c)
-	if err == nil || !strings.Contains(err.Error(), "reset") {
-		t.Errorf("namespace read after %q and the host peer's reset = %q, %v; want a connection reset", "partial", got, err)
+	// As without ustack: the bytes sent before the reset, then the reset.
+	if len(got) != 64<<10 || err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("namespace read after 64 KiB and the host peer's reset = %d bytes, %v; want 65536 bytes, then a connection reset", len(got), err)
 	}
 }
 
@@ -193,4 +197,26 @@ func TestForwardResetsPassedOn(t *testing.T) {
 			t.Errorf("server read after the host client's reset = %v, want a connection reset", err)
 		}
 	})
+}
+
+// Go's dialer reports ECONNRESET when the connection was established and
+// the server reset it before the dialer read SO_ERROR (a server that
+// answers and resets at once, as Linux does when closing with the
+// request unread). A kernel client's connect succeeded there and its
+// read gets the reset; the relay refused the namespace's SYN instead, so
+// connect said ECONNREFUSED, as if nothing listened.
+func TestTCPDialResetIsAcceptedThenReset(t *testing.T) {
+	leakcheck.Check(t)
+	h := newHarness(t, Config{AllowHostLoopback: true, Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("connect", syscall.ECONNRESET)}
+	}})
+	c, err := h.dial(t, netip.AddrPortFrom(DefaultGateway4, 9).String())
+	if err != nil {
+		t.Fatalf("connect when the real connection was made and reset = %v, want success", err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("read = %v, want a connection reset", err)
+	}
 }

@@ -48,6 +48,15 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 	}
 	defer r.releaseFlow()
 	hc, err := r.dial(target)
+	if isReset(err) {
+		// The connection was made, and the server reset it before the
+		// dialer read SO_ERROR: a kernel client's connect succeeded, and
+		// its read gets the reset. So must CMD's.
+		r.c.tcpDialFailed.Add(1)
+		r.logf("tcp %v: %v", dst, err)
+		r.acceptReset(req)
+		return
+	}
 	if err != nil {
 		if r.isDNS(dst) {
 			r.dnsFailed(target)
@@ -82,6 +91,18 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 	gc := gonet.NewTCPConn(&wq, ep)
 	r.c.tcpRelayed.Add(1)
 	r.splice(gc, hc, nsEndpoint{ep: ep, wq: &wq})
+}
+
+// acceptReset completes the namespace's handshake and resets the
+// connection, for a real connection that was reset as it was made.
+func (r *Relay) acceptReset(req *tcp.ForwarderRequest) {
+	var wq waiter.Queue
+	ep, terr := req.CreateEndpoint(&wq)
+	req.Complete(terr != nil)
+	if terr != nil {
+		return
+	}
+	closeReset(&nsConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep})
 }
 
 // dial connects to a real destination within DialTimeout.
@@ -302,11 +323,24 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 // reset the connection.
 func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
 
+// resetGrace is how long closeReset lets the bytes relayed before a
+// reset go ahead of it. A server that answers and resets at once (Linux
+// resets a socket closed with unread data) hands the relay its answer and
+// its reset together, often before the namespace's handshake has even
+// completed; reset at once, CMD's connect failed with ECONNRESET and the
+// answer was lost, where without ustack it reads the answer, then the
+// reset. Over the TUN device the namespace's kernel takes queued bytes
+// within a millisecond or two; what it cannot take in this time (a full
+// window) the reset drops, as on a real network.
+const resetGrace = 50 * time.Millisecond
+
 // closeReset closes c with a reset (SO_LINGER 0, which both Linux and
-// gVisor answer with a RST instead of a FIN), so that a reset on one side
-// of the relay reaches the other as a reset: as an orderly close, a
-// transfer cut short would read as complete. The namespace side can be
-// reset only when its endpoint is at hand (closeGuard, nsConn).
+// gVisor answer with a RST instead of a FIN) after resetGrace, so that a
+// reset on one side of the relay reaches the other as a reset: as an
+// orderly close, a transfer cut short would read as complete. The
+// namespace side can be reset only when its endpoint is at hand
+// (closeGuard, nsConn). The option is set first, so that a Close by the
+// other direction meanwhile resets too.
 func closeReset(c halfCloser) {
 	switch c := c.(type) {
 	case *net.TCPConn:
@@ -316,5 +350,6 @@ func closeReset(c halfCloser) {
 	case *nsConn:
 		c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
 	}
+	time.Sleep(resetGrace)
 	c.Close()
 }
