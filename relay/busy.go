@@ -6,6 +6,7 @@ import "sync/atomic"
 // for BusyFlows.
 type flowBytes struct {
 	out, in         atomic.Uint64 // namespace to host, host to namespace
+	outDone         atomic.Bool   // the namespace-to-host copy has ended (Drain)
 	seenOut, seenIn uint64        // guarded by Relay.busyMu: out and in at the previous BusyFlows
 }
 

@@ -43,9 +43,11 @@ func newDirectIn(host *net.TCPConn, ep nsEndpoint) (*directIn, func()) {
 type directStep int
 
 const (
-	stepRead  directStep = iota // nothing moved: let copyHalf Read
-	stepMoved                   // bytes moved: go round again
-	stepAbort                   // the namespace side failed: abort both
+	stepRead      directStep = iota // nothing moved: let copyHalf Read
+	stepMoved                       // bytes moved: go round again
+	stepAbort                       // the namespace side failed: abort both
+	stepHostReset                   // the host peer reset: reset the namespace side
+	stepNSReset                     // the namespace reset: reset the host side
 )
 
 // step waits until the host socket is readable and moves what it holds
@@ -69,6 +71,12 @@ func (d *directIn) step(count counter) directStep {
 			continue
 		}
 		if d.rd.err != nil {
+			if isReset(d.rd.err) {
+				// Read once, the reset is gone: the socket now
+				// reads EOF, which copyHalf would pass on as a
+				// half-close.
+				return stepHostReset
+			}
 			return stepRead
 		}
 		switch terr.(type) {
@@ -76,6 +84,8 @@ func (d *directIn) step(count counter) directStep {
 			return stepRead
 		case *tcpip.ErrWouldBlock: // the send buffer is full
 			<-d.notify // Close notifies too; Write then fails
+		case *tcpip.ErrConnectionReset:
+			return stepNSReset
 		default:
 			return stepAbort
 		}

@@ -31,6 +31,7 @@ type nsEndpoint struct {
 type closeGuard struct {
 	halfCloser
 	mu *sync.Mutex
+	ep tcpip.Endpoint // behind halfCloser, for closeReset
 }
 
 func (g *closeGuard) Close() error {
@@ -70,6 +71,9 @@ func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfCl
 			lastData = time.Now()
 		}
 		if w.err != nil { // the host peer is gone: abort the other side too
+			if isReset(w.err) {
+				closeReset(ns)
+			}
 			abort()
 			return
 		}
@@ -93,7 +97,11 @@ func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfCl
 			// Wake the other direction so it starts the half-close timer.
 			host.SetReadDeadline(time.Now().Add(r.cfg.HalfCloseTimeout))
 			return
-		default: // a reset, or Close
+		case *tcpip.ErrConnectionReset: // the namespace reset it
+			closeReset(host)
+			abort()
+			return
+		default: // Close, or the connection aborted
 			abort()
 			return
 		}

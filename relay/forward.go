@@ -230,11 +230,11 @@ func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
 	defer cancel()
 	raddr := tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(guest), Port: fw.f.GuestPort}
 	gs := r.gs
-	gc, err := gonet.DialTCPWithBind(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src), Port: client.Port()}, raddr, stack.Protocol(guest))
+	gc, err := dialGuest(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src), Port: client.Port()}, raddr, stack.Protocol(guest))
 	if err != nil && ctx.Err() == nil {
 		// The client's port may be taken on our side (two clients
 		// mapped to the gateway); let the stack pick one.
-		gc, err = gonet.DialTCPWithBind(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src)}, raddr, stack.Protocol(guest))
+		gc, err = dialGuest(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src)}, raddr, stack.Protocol(guest))
 	}
 	if err != nil {
 		r.c.forwardFailed.Add(1)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -47,6 +48,15 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 	}
 	defer r.releaseFlow()
 	hc, err := r.dial(target)
+	if isReset(err) {
+		// The connection was made, and the server reset it before the
+		// dialer read SO_ERROR: a kernel client's connect succeeded, and
+		// its read gets the reset. So must CMD's.
+		r.c.tcpDialFailed.Add(1)
+		r.logf("tcp %v: %v", dst, err)
+		r.acceptReset(req)
+		return
+	}
 	if err != nil {
 		if r.isDNS(dst) {
 			r.dnsFailed(target)
@@ -81,6 +91,18 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 	gc := gonet.NewTCPConn(&wq, ep)
 	r.c.tcpRelayed.Add(1)
 	r.splice(gc, hc, nsEndpoint{ep: ep, wq: &wq})
+}
+
+// acceptReset completes the namespace's handshake and resets the
+// connection, for a real connection that was reset as it was made.
+func (r *Relay) acceptReset(req *tcp.ForwarderRequest) {
+	var wq waiter.Queue
+	ep, terr := req.CreateEndpoint(&wq)
+	req.Complete(terr != nil)
+	if terr != nil {
+		return
+	}
+	closeReset(&nsConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep})
 }
 
 // dial connects to a real destination within DialTimeout.
@@ -192,7 +214,7 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	direct = direct && nsEP.ep != nil
 	if direct {
 		nsEP.mu = new(sync.Mutex)
-		ns = &closeGuard{halfCloser: ns, mu: nsEP.mu}
+		ns = &closeGuard{halfCloser: ns, mu: nsEP.mu, ep: nsEP.ep}
 	}
 	if !r.track(ns, host) {
 		return
@@ -217,6 +239,7 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	}
 	if !r.goTracked(func() {
 		defer close(done)
+		defer flow.outDone.Store(true)
 		out()
 	}) {
 		return
@@ -250,6 +273,14 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 				src.Close()
 				dst.Close()
 				return
+			case stepHostReset:
+				src.Close()
+				closeReset(dst)
+				return
+			case stepNSReset:
+				closeReset(src)
+				dst.Close()
+				return
 			}
 		}
 		n, err := src.Read(buf)
@@ -277,9 +308,48 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 			r.c.halfOpenClosed.Add(1)
 			r.logf("closing a half-closed connection idle for %v", r.cfg.HalfCloseTimeout)
 		}
-		// A reset, a timeout or Close: abort both sides.
+		// A reset, a timeout or Close: abort both sides, a reset as a
+		// reset.
 		src.Close()
+		if _, ns := src.(*nsConn); isReset(err) || ns && gonetReset(err) {
+			closeReset(dst)
+		}
 		dst.Close()
 		return
 	}
+}
+
+// isReset reports whether err is a host socket's ECONNRESET: its peer
+// reset the connection.
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// resetGrace is how long closeReset lets the bytes relayed before a
+// reset go ahead of it. A server that answers and resets at once (Linux
+// resets a socket closed with unread data) hands the relay its answer and
+// its reset together, often before the namespace's handshake has even
+// completed; reset at once, CMD's connect failed with ECONNRESET and the
+// answer was lost, where without ustack it reads the answer, then the
+// reset. Over the TUN device the namespace's kernel takes queued bytes
+// within a millisecond or two; what it cannot take in this time (a full
+// window) the reset drops, as on a real network.
+const resetGrace = 50 * time.Millisecond
+
+// closeReset closes c with a reset (SO_LINGER 0, which both Linux and
+// gVisor answer with a RST instead of a FIN) after resetGrace, so that a
+// reset on one side of the relay reaches the other as a reset: as an
+// orderly close, a transfer cut short would read as complete. The
+// namespace side can be reset only when its endpoint is at hand
+// (closeGuard, nsConn). The option is set first, so that a Close by the
+// other direction meanwhile resets too.
+func closeReset(c halfCloser) {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		c.SetLinger(0)
+	case *closeGuard:
+		c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
+	case *nsConn:
+		c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
+	}
+	time.Sleep(resetGrace)
+	c.Close()
 }

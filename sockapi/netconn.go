@@ -86,12 +86,12 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the deadline for Read calls, current and future.
 func (c *TCPConn) SetReadDeadline(t time.Time) error {
-	return c.err("set", c.fd.setDeadline(&c.fd.rd, t))
+	return c.fd.setErr(c.fd.setDeadline(&c.fd.rd, t))
 }
 
 // SetWriteDeadline sets the deadline for Write calls, current and future.
 func (c *TCPConn) SetWriteDeadline(t time.Time) error {
-	return c.err("set", c.fd.setDeadline(&c.fd.wd, t))
+	return c.fd.setErr(c.fd.setDeadline(&c.fd.wd, t))
 }
 
 // SetNoDelay sets TCP_NODELAY: with noDelay true (the default, as in Go's
@@ -129,12 +129,12 @@ func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 
 // SetReadBuffer sets the receive buffer size (SO_RCVBUF).
 func (c *TCPConn) SetReadBuffer(bytes int) error {
-	return c.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes)
+	return c.fd.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes, c.fd.wrapSet)
 }
 
 // SetWriteBuffer sets the send buffer size (SO_SNDBUF).
 func (c *TCPConn) SetWriteBuffer(bytes int) error {
-	return c.setsockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes)
+	return c.fd.setsockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes, c.fd.wrapSet)
 }
 
 // SetLinger sets SO_LINGER, as the net package's TCPConn.SetLinger: with

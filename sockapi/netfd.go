@@ -224,6 +224,14 @@ func netSysErr(call string, err error) error {
 	return err
 }
 
+// setErr wraps a failure of a setter every conn has (deadlines, buffer
+// sizes) as the net package's conn does: with the local address alone
+// (net/net.go); the TCP option setters name both ends (net/tcpsock.go).
+func (f *netFD) setErr(err error) error { return netOpErr("set", f.net, nil, f.laddr, err) }
+
+// wrapSet is setErr for netFD.setsockopt.
+func (f *netFD) wrapSet(op string, err error) error { return f.setErr(err) }
+
 // netOpErr wraps err as Go's net package does, or returns nil.
 func netOpErr(op, network string, source, addr net.Addr, err error) error {
 	if err == nil {

@@ -141,25 +141,23 @@ func (c *UDPConn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the deadline for reads, current and future.
 func (c *UDPConn) SetReadDeadline(t time.Time) error {
-	return c.err("set", nil, c.fd.setDeadline(&c.fd.rd, t))
+	return c.fd.setErr(c.fd.setDeadline(&c.fd.rd, t))
 }
 
 // SetWriteDeadline sets the deadline for writes, current and future.
 func (c *UDPConn) SetWriteDeadline(t time.Time) error {
-	return c.err("set", nil, c.fd.setDeadline(&c.fd.wd, t))
+	return c.fd.setErr(c.fd.setDeadline(&c.fd.wd, t))
 }
 
 // SetReadBuffer sets the receive buffer size (SO_RCVBUF).
 func (c *UDPConn) SetReadBuffer(bytes int) error {
-	return c.fd.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes, c.wrapSet)
+	return c.fd.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes, c.fd.wrapSet)
 }
 
 // SetWriteBuffer sets the send buffer size (SO_SNDBUF).
 func (c *UDPConn) SetWriteBuffer(bytes int) error {
-	return c.fd.setsockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes, c.wrapSet)
+	return c.fd.setsockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes, c.fd.wrapSet)
 }
-
-func (c *UDPConn) wrapSet(op string, err error) error { return c.err(op, nil, err) }
 
 // err wraps a failure as the net package's UDPConn does: the address is
 // the peer's, or for WriteTo the destination.

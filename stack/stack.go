@@ -135,6 +135,9 @@ func (cfg *Config) promiscuous() bool {
 }
 
 func (cfg *Config) validate() error {
+	if err := cfg.checkMapped(); err != nil {
+		return err
+	}
 	for i, n := range cfg.NICs {
 		if n.Endpoint == nil {
 			return fmt.Errorf("stack: NICs[%d].Endpoint is nil", i)
@@ -155,6 +158,12 @@ func (cfg *Config) validate() error {
 		if r.Gateway.IsValid() && r.Gateway.Is4() != r.Dest.Addr().Is4() {
 			return fmt.Errorf("stack: Routes[%d].Gateway %v is not of Dest's family", i, r.Gateway)
 		}
+	}
+	if err := cfg.checkNames(); err != nil {
+		return err
+	}
+	if err := cfg.checkMTU(); err != nil {
+		return err
 	}
 	return cfg.TCP.validate()
 }

@@ -120,7 +120,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad cc", Config{TCP: TCPConfig{CongestionControl: "bbr"}}, "CongestionControl"},
 		{"bad range", Config{TCP: TCPConfig{SendBuffer: BufferRange{Min: 10, Default: 5, Max: 20}}}, "SendBuffer"},
 		{"bad gw", Config{Routes: []Route{{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("fd00::1"), NIC: "lo"}}}, "Gateway"},
-		{"unknown nic", Config{Routes: []Route{{Dest: netip.MustParsePrefix("0.0.0.0/0"), NIC: "eth9"}}}, `no NIC named "eth9"`},
+		{"unknown nic", Config{Routes: []Route{{Dest: netip.MustParsePrefix("0.0.0.0/0"), NIC: "eth9"}}}, `Routes[0].NIC "eth9"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := New(tc.cfg)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ustack/ustack/netns"
 	"github.com/ustack/ustack/relay"
@@ -170,6 +171,11 @@ func report(st relay.Stats, debug bool, stderr io.Writer) {
 	}
 }
 
+// exitDrainTimeout bounds how long ustack run, once the command has
+// exited, waits for the relay to pass on what the command sent (only a
+// host peer that stops reading makes it wait that long).
+const exitDrainTimeout = 5 * time.Second
+
 // runCommand creates the namespaces, networks them, runs the command and
 // tears everything down when it exits, returning its exit status.
 func runCommand(o *runOptions, stderr io.Writer) int {
@@ -212,6 +218,9 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 	}
 	status := proc.Wait()
 	proc.Close() // kills what the command left running in the namespace
+	// What the command wrote before it exited may still sit in the
+	// relay, acknowledged to it already: deliver it first (relay.Drain).
+	n.rl.Drain(exitDrainTimeout)
 	n.finish(o.debug, stderr)
 	return status
 }
