@@ -100,6 +100,7 @@ var optNames = map[[2]int]string{
 	{unix.SOL_SOCKET, unix.SO_RCVLOWAT}:         "SO_RCVLOWAT",
 	{unix.SOL_SOCKET, unix.SO_SNDTIMEO}:         "SO_SNDTIMEO",
 	{unix.IPPROTO_TCP, unix.TCP_NODELAY}:        "TCP_NODELAY",
+	{unix.IPPROTO_TCP, unix.TCP_CORK}:           "TCP_CORK",
 	{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE}:       "TCP_KEEPIDLE",
 	{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL}:      "TCP_KEEPINTVL",
 	{unix.IPPROTO_TCP, unix.TCP_KEEPCNT}:        "TCP_KEEPCNT",
