@@ -67,10 +67,7 @@ var knownDifferences = map[string]string{
 // implementation because of bugs not yet fixed there. They are not
 // accepted differences: each is a bug to fix, and the entry goes once it
 // passes (the test logs when one does).
-var knownUserspaceFailures = map[string]string{
-	"stream/nodelay-pushes-corked-data/v4": "setting TCP_NODELAY on a corked socket does not send the held data",
-	"stream/nodelay-pushes-corked-data/v6": "setting TCP_NODELAY on a corked socket does not send the held data",
-}
+var knownUserspaceFailures = map[string]string{}
 
 func allScenarios() []scenario {
 	var all []scenario

@@ -43,6 +43,15 @@ func (sk *socket) setTCPInt(opt, v int) error {
 	switch opt {
 	case unix.TCP_NODELAY:
 		ops.SetDelayOption(v == 0)
+		if v != 0 && ops.GetCorkOption() {
+			// Linux pushes what is held whenever TCP_NODELAY is set,
+			// cork or not (tcp_push_pending_frames in
+			// __tcp_sock_set_nodelay); the cork stays for later
+			// writes. gVisor sends only when the cork is cleared, so
+			// clear it and set it again.
+			ops.SetCorkOption(false)
+			ops.SetCorkOption(true)
+		}
 	case unix.TCP_CORK:
 		ops.SetCorkOption(v != 0)
 	case unix.TCP_QUICKACK:
