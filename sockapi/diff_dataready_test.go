@@ -297,3 +297,86 @@ func lowatScenarios() []scenario {
 	})...)
 	return out
 }
+
+func dataPathScenarios() []scenario {
+	out := both("stream/reset-after-data-reads-data-first", func(r *rec, f fam) {
+		// A reset arriving behind data: the data is still read, then
+		// ECONNRESET, then EOF.
+		_, c, s := r.pair(f)
+		r.Write(s, []byte("before the reset"))
+		r.waitFor(c, unix.POLLIN)
+		r.SetLinger(s, 1, 0)
+		r.Close(s)
+		r.waitFor(c, unix.POLLERR)
+		r.Poll(0, pq{c, pollAll})
+		r.Read(c, 6)
+		r.Read(c, 64)
+		r.Read(c, 64)
+		r.Read(c, 64)
+	})
+	out = append(out, both("stream/peek-trunc", func(r *rec, f fam) {
+		// MSG_TRUNC on a stream discards instead of copying; with
+		// MSG_PEEK it counts without consuming.
+		_, c, s := r.pair(f)
+		r.Write(c, []byte("0123456789"))
+		r.waitFor(s, unix.POLLIN)
+		r.Recv(s, 4, unix.MSG_PEEK|unix.MSG_TRUNC)
+		r.Recv(s, 16, unix.MSG_PEEK)
+		r.Recv(s, 3, unix.MSG_TRUNC)
+		r.Recv(s, 16, 0)
+	})...)
+	out = append(out, both("udp/rcvlowat-ignored", func(r *rec, f fam) {
+		// Datagram sockets are readable with any datagram queued,
+		// whatever SO_RCVLOWAT says.
+		a, _ := r.udp(f)
+		b, ba := r.udp(f)
+		r.SetInt(b, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 100)
+		r.GetInt(b, unix.SOL_SOCKET, unix.SO_RCVLOWAT)
+		r.Sendto(a, []byte("abc"), 0, ba)
+		settle()
+		r.Poll(0, pq{b, unix.POLLIN})
+		r.Recv(b, 16, unix.MSG_DONTWAIT)
+	})...)
+	out = append(out, both("opt/rcvlowat-capped", func(r *rec, f fam) {
+		_, c, _ := r.pair(f)
+		r.SetInt(c, unix.SOL_SOCKET, unix.SO_RCVBUF, 8192)
+		r.SetInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 1<<30)
+		r.GetInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT)
+		r.SetInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 0)
+		r.GetInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT)
+	})...)
+	out = append(out, both("udp/connect-port-zero", func(r *rec, f fam) {
+		a, _ := r.udp(f)
+		r.Connect(a, f.lo(0))
+		r.Getpeername(a)
+		r.Send(a, []byte("x"), 0)
+	})...)
+	out = append(out, both("stream/cork-flushed-by-shutdown", func(r *rec, f fam) {
+		// shutdown(SHUT_WR) sends what a cork holds, with the FIN.
+		_, c, s := r.pair(f)
+		r.SetInt(c, unix.IPPROTO_TCP, unix.TCP_CORK, 1)
+		r.Write(c, []byte("held"))
+		r.Shutdown(c, unix.SHUT_WR)
+		r.Poll(100, pq{s, unix.POLLIN})
+		r.Read(s, 16)
+		r.Read(s, 16)
+	})...)
+	out = append(out, both("stream/cork-flushed-by-close", func(r *rec, f fam) {
+		// close() sends what a cork holds, with the FIN.
+		_, c, s := r.pair(f)
+		r.SetInt(c, unix.IPPROTO_TCP, unix.TCP_CORK, 1)
+		r.Write(c, []byte("held"))
+		r.Close(c)
+		r.Poll(100, pq{s, unix.POLLIN})
+		r.Read(s, 16)
+		r.Read(s, 16)
+	})...)
+	out = append(out, both("stream/cork-full-segments-leave", func(r *rec, f fam) {
+		// A cork holds only the partial tail: full segments leave.
+		_, c, s := r.pair(f)
+		r.SetInt(c, unix.IPPROTO_TCP, unix.TCP_CORK, 1)
+		r.Write(c, make([]byte, 200000))
+		r.Poll(100, pq{s, unix.POLLIN})
+	})...)
+	return out
+}
