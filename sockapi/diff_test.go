@@ -67,12 +67,7 @@ var knownDifferences = map[string]string{
 // implementation because of bugs not yet fixed there. They are not
 // accepted differences: each is a bug to fix, and the entry goes once it
 // passes (the test logs when one does).
-var knownUserspaceFailures = map[string]string{
-	"stream/cork-flushed-by-close/v4": "close() of a corked socket holds the data and FIN until the 200 ms cork timer",
-	"stream/cork-flushed-by-close/v6": "close() of a corked socket holds the data and FIN until the 200 ms cork timer",
-	"opt/rcvlowat-capped/v4":          "SO_RCVLOWAT is not capped at half of a user-set SO_RCVBUF",
-	"opt/rcvlowat-capped/v6":          "SO_RCVLOWAT is not capped at half of a user-set SO_RCVBUF",
-}
+var knownUserspaceFailures = map[string]string{}
 
 func allScenarios() []scenario {
 	var all []scenario
