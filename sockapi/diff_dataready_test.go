@@ -380,3 +380,60 @@ func dataPathScenarios() []scenario {
 	})...)
 	return out
 }
+
+func moreDataPathScenarios() []scenario {
+	out := both("accept/data-and-fin-before-accept", func(r *rec, f fam) {
+		// A connection that sent data and its FIN before accept is
+		// readable with RDHUP at once; the data, then EOF.
+		ln, addr := r.listener(f)
+		c := r.Socket(f.domain, unix.SOCK_STREAM, 0)
+		r.Connect(c, addr)
+		r.Write(c, []byte("early"))
+		r.Shutdown(c, unix.SHUT_WR)
+		settle()
+		s := r.Accept(ln)
+		r.waitFor(s, unix.POLLRDHUP)
+		r.Poll(0, pq{s, pollAll})
+		r.Read(s, 16)
+		r.Read(s, 16)
+		r.Write(s, []byte("late reply"))
+		r.Read(c, 16)
+	})
+	out = append(out, both("stream/waitall-without-waiting", func(r *rec, f fam) {
+		// MSG_WAITALL returns what is there when the call may not
+		// wait: on a non-blocking socket, or with MSG_DONTWAIT.
+		_, c, s := r.pair(f)
+		r.Write(c, []byte("abc"))
+		r.waitFor(s, unix.POLLIN)
+		r.Recv(s, 10, unix.MSG_WAITALL|unix.MSG_DONTWAIT)
+		r.Recv(s, 10, unix.MSG_WAITALL|unix.MSG_DONTWAIT)
+		r.SetNonblock(s, true)
+		r.Write(c, []byte("de"))
+		r.waitFor(s, unix.POLLIN)
+		r.Recv(s, 10, unix.MSG_WAITALL)
+		r.Recv(s, 10, unix.MSG_WAITALL)
+	})...)
+	out = append(out,
+		sc("connect/v6-wildcard-bound-to-mapped-gets-mapped-name", func(r *rec) {
+			ln, addr := r.listener(v4)
+			c := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
+			r.Bind(c, v6.any(0))
+			r.Connect(c, &unix.SockaddrInet6{Addr: [16]byte{10: 0xff, 11: 0xff, 12: 127, 15: 1}, Port: saPort(addr)})
+			r.Getsockname(c)
+			r.Getpeername(c)
+			s := r.Accept(ln)
+			r.Getpeername(s)
+		}),
+		sc("stream/names-after-reset", func(r *rec) {
+			_, c, s := r.pair(v4)
+			r.SetLinger(s, 1, 0)
+			r.Close(s)
+			r.waitFor(c, unix.POLLERR)
+			r.Getpeername(c)
+			r.Getsockname(c)
+			r.Read(c, 4)
+			r.Getpeername(c)
+		}),
+	)
+	return out
+}
