@@ -98,6 +98,7 @@ var optNames = map[[2]int]string{
 	{unix.SOL_SOCKET, unix.SO_BROADCAST}:        "SO_BROADCAST",
 	{unix.SOL_SOCKET, unix.SO_RCVTIMEO}:         "SO_RCVTIMEO",
 	{unix.SOL_SOCKET, unix.SO_RCVLOWAT}:         "SO_RCVLOWAT",
+	{unix.SOL_SOCKET, unix.SO_SNDLOWAT}:         "SO_SNDLOWAT",
 	{unix.SOL_SOCKET, unix.SO_SNDTIMEO}:         "SO_SNDTIMEO",
 	{unix.IPPROTO_TCP, unix.TCP_NODELAY}:        "TCP_NODELAY",
 	{unix.IPPROTO_TCP, unix.TCP_CORK}:           "TCP_CORK",
