@@ -437,3 +437,23 @@ func moreDataPathScenarios() []scenario {
 	)
 	return out
 }
+
+func corkAndSpaceScenarios() []scenario {
+	out := both("stream/cork-after-nodelay", func(r *rec, f fam) {
+		// TCP_CORK set after TCP_NODELAY still holds partial segments
+		// (the cork wins), until it is cleared.
+		_, c, s := r.pair(f)
+		r.SetInt(c, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		r.SetInt(c, unix.IPPROTO_TCP, unix.TCP_CORK, 1)
+		r.Write(c, []byte("x"))
+		time.Sleep(30 * time.Millisecond)
+		r.Poll(0, pq{s, unix.POLLIN})
+		r.Write(c, []byte("y"))
+		time.Sleep(30 * time.Millisecond)
+		r.Poll(0, pq{s, unix.POLLIN})
+		r.SetInt(c, unix.IPPROTO_TCP, unix.TCP_CORK, 0)
+		r.waitFor(s, unix.POLLIN)
+		r.Read(s, 16)
+	})
+	return out
+}
