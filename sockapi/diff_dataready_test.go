@@ -455,5 +455,22 @@ func corkAndSpaceScenarios() []scenario {
 		r.waitFor(s, unix.POLLIN)
 		r.Read(s, 16)
 	})
+	out = append(out, both("accept/inherits-lowat-cork-buffers", func(r *rec, f fam) {
+		// An accepted socket starts with the listener's SO_RCVLOWAT,
+		// TCP_CORK and SO_RCVBUF (sk_clone_lock copies the socket), and
+		// the SO_RCVBUF lock goes with it: SO_RCVLOWAT capped at half.
+		ln, addr := r.listener(f)
+		r.SetInt(ln, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 7)
+		r.SetInt(ln, unix.IPPROTO_TCP, unix.TCP_CORK, 1)
+		r.SetInt(ln, unix.SOL_SOCKET, unix.SO_RCVBUF, 8192)
+		c := r.Socket(f.domain, unix.SOCK_STREAM, 0)
+		r.Connect(c, addr)
+		s := r.Accept(ln)
+		r.GetInt(s, unix.SOL_SOCKET, unix.SO_RCVLOWAT)
+		r.GetInt(s, unix.IPPROTO_TCP, unix.TCP_CORK)
+		r.GetInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF)
+		r.SetInt(s, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 1<<20)
+		r.GetInt(s, unix.SOL_SOCKET, unix.SO_RCVLOWAT)
+	})...)
 	return out
 }
