@@ -472,5 +472,17 @@ func corkAndSpaceScenarios() []scenario {
 		r.SetInt(s, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 1<<20)
 		r.GetInt(s, unix.SOL_SOCKET, unix.SO_RCVLOWAT)
 	})...)
+	out = append(out, both("stream/send-first-after-reset", func(r *rec, f fam) {
+		// The first call after a reset reports it, whichever call it
+		// is; a send then gets EPIPE, a recv end of file.
+		_, c, s := r.pair(f)
+		r.SetLinger(s, 1, 0)
+		r.Close(s)
+		r.waitFor(c, unix.POLLERR)
+		r.Send(c, []byte("x"), unix.MSG_NOSIGNAL)
+		r.Send(c, []byte("x"), unix.MSG_NOSIGNAL)
+		r.Recv(c, 4, 0)
+		r.GetInt(c, unix.SOL_SOCKET, unix.SO_ERROR)
+	})...)
 	return out
 }
