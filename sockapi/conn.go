@@ -257,6 +257,10 @@ func (s *Sockets) Shutdown(fd int, how int) error {
 		sk.wq.Notify(waiter.ReadableEvents | waiter.WritableEvents | waiter.EventHUp | waiter.EventRdHUp)
 		return unix.ENOTCONN
 	}
+	if flags&tcpip.ShutdownWrite != 0 {
+		// tcp_send_fin pushes what a cork holds along with the FIN.
+		sk.pushCorked()
+	}
 	if flags&tcpip.ShutdownRead != 0 && sk.connectedForShutdown() {
 		// Linux's SHUT_RD on a connection only makes reads return end
 		// of file once the queue is empty: data the peer still sends

@@ -4,6 +4,7 @@ package sockapi
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -85,16 +86,22 @@ func (sk *socket) setSocketInt(opt, v int) error {
 		ops.SetSendBufferSize(int64(linuxBufSize(v, wmemMax, sockMinSndbuf)), true)
 	case unix.SO_RCVLOWAT:
 		// sock_setsockopt: negative means INT_MAX, 0 means 1;
-		// tcp_set_rcvlowat caps it at half of tcp_rmem's maximum.
+		// tcp_set_rcvlowat caps it at half the receive buffer once a
+		// program has set SO_RCVBUF (SOCK_RCVBUF_LOCK, inherited by
+		// accepted sockets), else at half of tcp_rmem's maximum.
 		// gVisor stores but ignores it, so sockapi applies it itself
 		// (reader.stream, streamReadiness).
 		if v < 0 {
 			v = 0x7fffffff
 		}
-		if sk.stream() {
-			v = min(v, tcpRmemMax/2)
-		}
 		sk.mu.Lock()
+		if sk.stream() {
+			if slices.Contains(sk.setKeys, unix.SOL_SOCKET<<16|unix.SO_RCVBUF) {
+				v = min(v, int(ops.GetReceiveBufferSize()>>1))
+			} else {
+				v = min(v, tcpRmemMax/2)
+			}
+		}
 		sk.rcvlowat = max(v, 1)
 		sk.mu.Unlock()
 	case unix.SO_DEBUG, unix.SO_OOBINLINE, unix.SO_PRIORITY:

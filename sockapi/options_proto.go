@@ -38,11 +38,32 @@ func (sk *socket) setUDPInt(opt, v int) error {
 	return nil
 }
 
+// pushCorked sends what TCP_CORK holds on a stream socket and leaves the
+// cork set for later writes, as Linux's pushes with TCP_NAGLE_OFF or
+// TCP_NAGLE_PUSH do (TCP_NODELAY, tcp_send_fin). gVisor sends corked
+// data only when the cork is cleared, or after its 200 ms timer.
+func (sk *socket) pushCorked() {
+	if !sk.stream() {
+		return
+	}
+	ops := sk.ep().SocketOptions()
+	if ops.GetCorkOption() {
+		ops.SetCorkOption(false)
+		ops.SetCorkOption(true)
+	}
+}
+
 func (sk *socket) setTCPInt(opt, v int) error {
 	ops := sk.ep().SocketOptions()
 	switch opt {
 	case unix.TCP_NODELAY:
 		ops.SetDelayOption(v == 0)
+		if v != 0 {
+			// Linux pushes what is held whenever TCP_NODELAY is set,
+			// cork or not (tcp_push_pending_frames in
+			// __tcp_sock_set_nodelay).
+			sk.pushCorked()
+		}
 	case unix.TCP_CORK:
 		ops.SetCorkOption(v != 0)
 	case unix.TCP_QUICKACK:

@@ -194,6 +194,14 @@ func (sk *socket) release() error {
 	ep := sk.ep()
 	sk.epMu.Unlock()
 	l := ep.SocketOptions().GetLinger()
+	if sk.stream() && !(l.Enabled && l.Timeout <= 0) {
+		// tcp_close's FIN pushes what a cork holds. Not when the close
+		// resets instead: SO_LINGER {1, 0}, or unread data (RFC 2525
+		// 2.17), where Linux drops the unsent queue.
+		if unread, terr := ep.GetSockOptInt(tcpip.ReceiveQueueSizeOption); terr == nil && unread == 0 {
+			sk.pushCorked()
+		}
+	}
 	if !sk.stream() || !l.Enabled || l.Timeout <= 0 {
 		ep.Close()
 		return nil
