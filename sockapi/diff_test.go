@@ -75,7 +75,7 @@ func allScenarios() []scenario {
 		socketScenarios(), bindScenarios(), listenScenarios(), connectScenarios(),
 		streamScenarios(), optionScenarios(), udpScenarios(), icmpScenarios(),
 		ipv6Scenarios(), pollScenarios(), epollScenarios(), fcntlScenarios(),
-		badfScenarios(), resolverScenarios(), edgeScenarios(), inProgressScenarios(), moreReadinessScenarios(), dataReadinessScenarios(), lowatScenarios(), dataPathScenarios(), moreDataPathScenarios(), corkAndSpaceScenarios(), lateScenarios(), argScenarios(),
+		badfScenarios(), resolverScenarios(), edgeScenarios(), inProgressScenarios(), moreReadinessScenarios(), dataReadinessScenarios(), lowatScenarios(), dataPathScenarios(), moreDataPathScenarios(), corkAndSpaceScenarios(), lateScenarios(), argScenarios(), dgramScenarios(),
 	} {
 		all = append(all, g...)
 	}

@@ -1,0 +1,167 @@
+//go:build linux
+
+package sockapi
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// Scenarios from the fourth pass (branch qa4): datagram, ICMP echo and
+// IP-level corners a program ported from Linux leans on and no earlier
+// scenario covered.
+
+func dgramScenarios() []scenario {
+	ping := func(name string, run func(r *rec)) scenario {
+		return scenario{name: name, run: run, ping: true}
+	}
+	out := []scenario{
+		sc("udp/sendto-over-64k", func(r *rec) {
+			// Beyond the largest IP datagram: EMSGSIZE, v4 and v6,
+			// and on a connected socket through send as well.
+			a, _ := r.udp(v4)
+			_, ba := r.udp(v4)
+			r.Sendto(a, make([]byte, 65535), 0, ba)
+			r.Sendto(a, make([]byte, 65536), 0, ba)
+			r.Sendto(a, make([]byte, 1<<20), 0, ba)
+			r.Connect(a, ba)
+			r.Send(a, make([]byte, 65508), 0)
+			c, _ := r.udp(v6)
+			_, da := r.udp(v6)
+			r.Sendto(c, make([]byte, 65535), 0, da)
+			r.Sendto(c, make([]byte, 65536), 0, da)
+		}),
+		sc("udp/connected-zero-length", func(r *rec) {
+			a, aa := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.Connect(a, ba)
+			r.Connect(b, aa)
+			r.Send(a, nil, 0)
+			r.Write(a, nil)
+			r.waitFor(b, unix.POLLIN)
+			r.Poll(0, pq{b, unix.POLLIN | unix.POLLOUT})
+			r.Recv(b, 16, 0)
+			r.Recv(b, 16, unix.MSG_TRUNC)
+			r.Recv(b, 16, unix.MSG_DONTWAIT)
+		}),
+		sc("udp/reuseaddr-one-side-only", func(r *rec) {
+			a := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.SetInt(a, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			r.Bind(a, v4.lo(0))
+			sa := r.Getsockname(a)
+			b := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Bind(b, sa)
+			c := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.SetInt(c, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			r.Bind(c, sa)
+		}),
+		sc("udp/reuseaddr-wildcard-and-loopback", func(r *rec) {
+			a := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.SetInt(a, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			r.Bind(a, v4.any(0))
+			port := saPort(r.Getsockname(a))
+			b := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.SetInt(b, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			r.Bind(b, v4.lo(port))
+			c := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Bind(c, v4.lo(port))
+		}),
+		sc("opt/ttl-hops-reset-on-udp", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.SetInt(fd, unix.IPPROTO_IP, unix.IP_TTL, 7)
+			r.GetInt(fd, unix.IPPROTO_IP, unix.IP_TTL)
+			r.SetInt(fd, unix.IPPROTO_IP, unix.IP_TTL, -1)
+			r.GetInt(fd, unix.IPPROTO_IP, unix.IP_TTL)
+			r.SetInt(fd, unix.IPPROTO_IP, unix.IP_TTL, 0)
+			r.SetInt(fd, unix.IPPROTO_IP, unix.IP_TTL, 256)
+			r.GetInt(fd, unix.IPPROTO_IP, unix.IP_TTL)
+			s := r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, 0)
+			r.SetInt(s, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 0)
+			r.GetInt(s, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS)
+			r.SetInt(s, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, -1)
+			r.GetInt(s, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS)
+			r.SetInt(s, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, -2)
+			r.SetInt(s, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 256)
+			r.GetInt(s, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS)
+		}),
+		sc("opt/tos-masking-udp", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			for _, v := range []int{0xff, 0x1ff, 3, -1} {
+				r.SetInt(fd, unix.IPPROTO_IP, unix.IP_TOS, v)
+				r.GetInt(fd, unix.IPPROTO_IP, unix.IP_TOS)
+			}
+		}),
+		sc("opt/v6only-on-bound-udp", func(r *rec) {
+			fd := r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, 0)
+			r.Bind(fd, v6.any(0))
+			r.SetInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+			r.GetInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		}),
+		ping("icmp/type-domain-protocol", func(r *rec) {
+			for _, s := range []struct{ dom, proto int }{{unix.AF_INET, unix.IPPROTO_ICMP}, {unix.AF_INET6, unix.IPPROTO_ICMPV6}} {
+				fd := r.Socket(s.dom, unix.SOCK_DGRAM, s.proto)
+				r.GetInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+				r.GetInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+				r.GetInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+			}
+		}),
+		ping("icmp/nonzero-code-and-short", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			m := echoRequest(8, 1, "code")
+			m[1] = 1
+			r.Sendto(fd, m, 0, v4.lo(0))
+			r.Sendto(fd, echoRequest(8, 1, "")[:7], 0, v4.lo(0))
+			r.Sendto(fd, echoRequest(8, 2, ""), 0, v4.lo(0))
+			r.waitFor(fd, unix.POLLIN)
+			r.recvEcho(fd, 64, 0)
+		}),
+		ping("icmp/ttl-options", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			r.GetInt(fd, unix.IPPROTO_IP, unix.IP_TTL)
+			r.SetInt(fd, unix.IPPROTO_IP, unix.IP_TTL, 3)
+			r.GetInt(fd, unix.IPPROTO_IP, unix.IP_TTL)
+			r.SetInt(fd, unix.IPPROTO_IP, unix.IP_TOS, 0x10)
+			r.GetInt(fd, unix.IPPROTO_IP, unix.IP_TOS)
+			r.Sendto(fd, echoRequest(8, 1, "ttl"), 0, v4.lo(0))
+			r.waitFor(fd, unix.POLLIN)
+			r.recvEcho(fd, 64, 0)
+		}),
+		sc("udp/send-recv-flags", func(r *rec) {
+			a, _ := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.Sendto(a, []byte("confirm"), unix.MSG_CONFIRM, ba)
+			r.Sendto(a, []byte("nosignal"), unix.MSG_NOSIGNAL, ba)
+			r.Sendto(a, []byte("eor"), unix.MSG_EOR, ba)
+			r.Sendto(a, []byte("oob"), unix.MSG_OOB, ba)
+			r.Sendto(a, []byte("dontroute"), unix.MSG_DONTROUTE, ba)
+			r.waitFor(b, unix.POLLIN)
+			r.Recvfrom(b, 16, unix.MSG_OOB)
+			r.Recvfrom(b, 16, unix.MSG_ERRQUEUE)
+			r.Recvfrom(b, 16, unix.MSG_CMSG_CLOEXEC)
+			r.Recvfrom(b, 16, unix.MSG_DONTWAIT)
+			r.Recvfrom(b, 16, unix.MSG_DONTWAIT)
+			r.Recvfrom(b, 16, unix.MSG_DONTWAIT)
+		}),
+		sc("udp/queued-before-connect-kept", func(r *rec) {
+			a, aa := r.udp(v4)
+			c, _ := r.udp(v4)
+			b, ba := r.udp(v4)
+			r.Sendto(c, []byte("from c"), 0, ba)
+			r.Sendto(a, []byte("from a"), 0, ba)
+			r.waitFor(b, unix.POLLIN)
+			r.Connect(b, aa)
+			r.Recvfrom(b, 16, unix.MSG_DONTWAIT)
+			r.Recvfrom(b, 16, unix.MSG_DONTWAIT)
+			r.Recvfrom(b, 16, unix.MSG_DONTWAIT)
+		}),
+		ping("icmp/send-flags", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			r.Sendto(fd, echoRequest(8, 1, "oob"), unix.MSG_OOB, v4.lo(0))
+			r.Sendto(fd, echoRequest(8, 2, "dw"), unix.MSG_DONTWAIT, v4.lo(0))
+			r.Sendto(fd, echoRequest(8, 3, "v6addr"), 0, v6.lo(0))
+			r.waitFor(fd, unix.POLLIN)
+			r.recvEcho(fd, 64, unix.MSG_ERRQUEUE)
+			r.recvEcho(fd, 64, 0)
+		}),
+	}
+	return out
+}
