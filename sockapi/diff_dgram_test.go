@@ -121,6 +121,9 @@ func dgramScenarios() []scenario {
 			r.GetInt(fd, unix.IPPROTO_IP, unix.IP_TTL)
 			r.SetInt(fd, unix.IPPROTO_IP, unix.IP_TOS, 0x10)
 			r.GetInt(fd, unix.IPPROTO_IP, unix.IP_TOS)
+			r.SetInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 2)
+			r.SetInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0)
+			r.GetInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP)
 			r.Sendto(fd, echoRequest(8, 1, "ttl"), 0, v4.lo(0))
 			r.waitFor(fd, unix.POLLIN)
 			r.recvEcho(fd, 64, 0)
@@ -161,6 +164,44 @@ func dgramScenarios() []scenario {
 			r.waitFor(fd, unix.POLLIN)
 			r.recvEcho(fd, 64, unix.MSG_ERRQUEUE)
 			r.recvEcho(fd, 64, 0)
+		}),
+		sc("opt/multicast-ttl-loop", func(r *rec) {
+			// What mDNS/SSDP-style programs set before joining a group.
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.GetInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL)
+			r.GetInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP)
+			for _, v := range []int{4, 256, -2, -1, 0, 255} {
+				r.SetInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, v)
+				r.GetInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL)
+			}
+			for _, v := range []int{0, 5, -1} {
+				r.SetInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, v)
+				r.GetInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP)
+			}
+			t := r.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			r.SetInt(t, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 4)
+			r.GetInt(t, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL)
+			r.SetInt(t, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0)
+			r.GetInt(t, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP)
+			s := r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, 0)
+			r.GetInt(s, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS)
+			r.GetInt(s, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP)
+			for _, v := range []int{7, 256, -2, -1, 0} {
+				r.SetInt(s, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, v)
+				r.GetInt(s, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS)
+			}
+			for _, v := range []int{0, 2, -1, 1} {
+				r.SetInt(s, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, v)
+				r.GetInt(s, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP)
+			}
+			r.SetInt(s, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 9)
+			r.GetInt(s, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL)
+			r.GetInt(s, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS)
+			u := r.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
+			r.SetInt(u, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, 3)
+			r.GetInt(u, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS)
+			r.SetInt(u, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0)
+			r.GetInt(u, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP)
 		}),
 	}
 	return out

@@ -124,8 +124,47 @@ func (sk *socket) setIPInt(opt, v int) error {
 		return errnoOf(sk.ep().SetSockOptInt(tcpip.IPv4TTLOption, v))
 	case unix.IP_TOS:
 		return sk.setTOS(false, sk.tos(v))
+	case unix.IP_MULTICAST_TTL:
+		// do_ip_setsockopt: not on stream sockets; -1 is the default 1.
+		if sk.stream() {
+			return unix.EINVAL
+		}
+		if v == -1 {
+			v = 1
+		}
+		if v < 0 || v > 255 {
+			return unix.EINVAL
+		}
+		return sk.setMulticast(unix.AF_INET, func() { sk.mcTTL = v - 1 })
+	case unix.IP_MULTICAST_LOOP:
+		return sk.setMulticast(unix.AF_INET, func() { sk.noMCLoop4 = v == 0 })
 	}
 	return unix.ENOPROTOOPT
+}
+
+// setMulticast records a multicast option of family fam with set (under
+// sk.mu) and, for a datagram socket of that family, passes the family's
+// TTL and loop on to the endpoint, which sends with them.
+func (sk *socket) setMulticast(fam int, set func()) error {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	set()
+	if sk.stream() || sk.family != fam {
+		return nil
+	}
+	ttl, noLoop := sk.mcTTL, sk.noMCLoop4
+	if fam == unix.AF_INET6 {
+		ttl, noLoop = sk.mcHops, sk.noMCLoop6
+	}
+	sk.ep().SocketOptions().SetMulticastLoop(!noLoop)
+	return errnoOf(sk.ep().SetSockOptInt(tcpip.MulticastTTLOption, ttl+1))
+}
+
+// multicastInt reads what setMulticast recorded.
+func (sk *socket) multicastInt(get func() int) int {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	return get()
 }
 
 // setTOS sets IP_TOS (v6 false) or IPV6_TCLASS (v6 true). gVisor's TCP
@@ -229,6 +268,23 @@ func (sk *socket) setIPv6Int(opt, v int) error {
 			v = 0
 		}
 		return sk.setTOS(true, sk.tos(v))
+	case unix.IPV6_MULTICAST_HOPS:
+		// do_ipv6_setsockopt: ENOPROTOOPT on stream sockets; -1 is 1.
+		if sk.stream() {
+			return unix.ENOPROTOOPT
+		}
+		if v < -1 || v > 255 {
+			return unix.EINVAL
+		}
+		if v == -1 {
+			v = 1
+		}
+		return sk.setMulticast(unix.AF_INET6, func() { sk.mcHops = v - 1 })
+	case unix.IPV6_MULTICAST_LOOP:
+		if v != 0 && v != 1 {
+			return unix.EINVAL
+		}
+		return sk.setMulticast(unix.AF_INET6, func() { sk.noMCLoop6 = v == 0 })
 	}
 	return unix.ENOPROTOOPT
 }
@@ -349,6 +405,10 @@ func (s *Sockets) getIPInt(sk *socket, opt int) (int, error) {
 		return v, err
 	case unix.IP_TOS:
 		return sk.getTOS(false)
+	case unix.IP_MULTICAST_TTL:
+		return sk.multicastInt(func() int { return sk.mcTTL + 1 }), nil
+	case unix.IP_MULTICAST_LOOP:
+		return sk.multicastInt(func() int { return boolInt(!sk.noMCLoop4) }), nil
 	}
 	return -1, unix.ENOPROTOOPT
 }
@@ -365,6 +425,10 @@ func (s *Sockets) getIPv6Int(sk *socket, opt int) (int, error) {
 		return v, err
 	case unix.IPV6_TCLASS:
 		return sk.getTOS(true)
+	case unix.IPV6_MULTICAST_HOPS:
+		return sk.multicastInt(func() int { return sk.mcHops + 1 }), nil
+	case unix.IPV6_MULTICAST_LOOP:
+		return sk.multicastInt(func() int { return boolInt(!sk.noMCLoop6) }), nil
 	}
 	return -1, unix.ENOPROTOOPT
 }

@@ -46,6 +46,13 @@ type socket struct {
 	rcvlowat int           // SO_RCVLOWAT as set; 0 means 1
 	ipTOS    int           // IP_TOS of a stream socket (see setTOS)
 	tclass   int           // IPV6_TCLASS of a stream socket
+	// Multicast TTL, hop limit and loop, which Linux keeps per family
+	// (inet->mc_ttl, mc_loop; ipv6 mcast_hops, mc_loop) and gVisor once
+	// per endpoint: sockapi keeps both and hands gVisor the one for the
+	// socket's family (see setMulticast). The TTLs are stored minus one
+	// and the loops inverted, so the zero values are Linux's defaults.
+	mcTTL, mcHops        int
+	noMCLoop4, noMCLoop6 bool
 	// pingPeerPort is the port a ping socket was connected with.
 	pingPeerPort uint16
 	// A UDP datagram being gathered from sends with MSG_MORE (cork).
