@@ -203,6 +203,24 @@ func dgramScenarios() []scenario {
 			r.SetInt(u, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0)
 			r.GetInt(u, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP)
 		}),
+		sc("udp/shutdown-wr-unconnected-epipe", func(r *rec) {
+			// ENOTCONN, yet SEND_SHUTDOWN is set: later sends are EPIPE.
+			u := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			r.Shutdown(u, unix.SHUT_WR)
+			r.Sendto(u, []byte("x"), 0, v4.lo(9))
+			r.Sendto(u, nil, unix.MSG_MORE, v4.lo(9))
+			r.Sendto(u, make([]byte, 65508), 0, v4.lo(9))
+			_, ba := r.udp(v4)
+			r.Connect(u, ba)
+			r.Send(u, []byte("y"), 0)
+		}),
+		ping("icmp/shutdown-wr-unconnected-epipe", func(r *rec) {
+			fd := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			r.Bind(fd, v4.any(0))
+			r.Shutdown(fd, unix.SHUT_WR)
+			r.Sendto(fd, echoRequest(8, 1, "x"), 0, v4.lo(0))
+			r.Sendto(fd, echoRequest(8, 2, "x"), unix.MSG_MORE, v4.lo(0))
+		}),
 	}
 	return out
 }

@@ -253,6 +253,14 @@ func (s *Sockets) sendto(fd int, p []byte, flags int, to unix.Sockaddr, wo waitO
 		if flags&msgProbe != 0 && sk.proto == unix.IPPROTO_UDP {
 			return sk.probe(p, w.opts)
 		}
+		if sk.shut.Load()&shutWR != 0 && len(p) <= sk.maxDatagram() {
+			// shutdown(SHUT_WR) answers ENOTCONN on an unconnected
+			// datagram socket but still sets SEND_SHUTDOWN, and
+			// sock_alloc_send_pskb then fails every send with EPIPE
+			// (udp_sendmsg and ping_v4_sendmsg alike). gVisor keeps no
+			// shutdown for an unconnected endpoint and would send.
+			return -1, unix.EPIPE
+		}
 		// gVisor's datagram endpoints refuse MSG_MORE (EINVAL); UDP
 		// corks in sockapi instead, ping sockets send at once.
 		w.opts.More = false
