@@ -221,6 +221,13 @@ func dgramScenarios() []scenario {
 			r.Sendto(fd, echoRequest(8, 1, "x"), 0, v4.lo(0))
 			r.Sendto(fd, echoRequest(8, 2, "x"), unix.MSG_MORE, v4.lo(0))
 		}),
+		ping("icmp/v6-socket-v4-sockaddr", func(r *rec) {
+			fd := r.Socket(unix.AF_INET6, unix.SOCK_DGRAM, unix.IPPROTO_ICMPV6)
+			r.Bind(fd, v6.lo(0))
+			r.Sendto(fd, echoRequest(128, 1, "x"), 0, v4.lo(0))
+			r.Connect(fd, v4.lo(0))
+			r.Getpeername(fd)
+		}),
 	}
 	return out
 }

@@ -63,6 +63,10 @@ func (sk *socket) fullAddr(sa unix.Sockaddr, use addrUse) (tcpip.FullAddress, er
 		if sk.family == unix.AF_INET {
 			return tcpip.FullAddress{Addr: addr4(a.Addr), Port: uint16(a.Port)}, nil
 		}
+		if sk.proto == unix.IPPROTO_ICMPV6 && use == forConnect {
+			// ip6_datagram_connect_v6_only, ping's connect.
+			return tcpip.FullAddress{}, unix.EAFNOSUPPORT
+		}
 		if sk.proto != unix.IPPROTO_UDP || use == forBind {
 			return tcpip.FullAddress{}, unix.EINVAL
 		}
