@@ -228,6 +228,13 @@ func dgramScenarios() []scenario {
 			r.Connect(fd, v4.lo(0))
 			r.Getpeername(fd)
 		}),
+		ping("icmp/bind-same-identifier", func(r *rec) {
+			a := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			r.Bind(a, v4.lo(0))
+			sa := r.Getsockname(a)
+			b := r.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP)
+			r.Bind(b, sa)
+		}),
 	}
 	return out
 }

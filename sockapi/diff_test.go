@@ -61,6 +61,9 @@ var knownDifferences = map[string]string{
 	"udp/broadcast-needs-so-broadcast": "environment, not ustack: the host's route to 255.255.255.255 " +
 		"(its default route) reaches the SO_BROADCAST check, which refuses with EACCES; the test stack is " +
 		"loopback-only, has no such route and answers ENETUNREACH, as Linux does in a loopback-only namespace",
+	"icmp/bind-same-identifier": "gVisor registers a ping socket's echo identifier in its transport demuxer " +
+		"with no sharing flags (icmp endpoint registerWithStack, ports.Flags{}), so a second ping socket " +
+		"binding the same address and identifier is EADDRINUSE; Linux 6.18 lets it bind",
 }
 
 // knownUserspaceFailures are scenarios that still fail on the userspace
