@@ -116,19 +116,6 @@ func (nd netDual) sentSYNs() map[netip.Addr]bool {
 	return dsts
 }
 
-// netOpenDescriptors counts the descriptors open in s's table.
-func netOpenDescriptors(s *Sockets) int {
-	s.fds.mu.Lock()
-	defer s.fds.mu.Unlock()
-	n := 0
-	for _, e := range s.fds.entries {
-		if e != nil {
-			n++
-		}
-	}
-	return n
-}
-
 // netWaitGoroutines waits, for a grace period, until no more goroutines
 // run than before, and fails t if they do not return to that count.
 func netWaitGoroutines(t *testing.T, what string, before int) {
@@ -182,7 +169,7 @@ func TestNetDialFallbackDelay(t *testing.T) {
 			if took < tt.head-10*time.Millisecond || took > 5*time.Second {
 				t.Errorf("DialContext(tcp, dual.test) took %v, want about FallbackDelay %v, far below 5s", took, tt.head)
 			}
-			if n := netOpenDescriptors(nd.client); n != 1 {
+			if n := openDescriptors(nd.client); n != 1 {
 				t.Errorf("after the dial %d descriptors are open, want 1 (the connection): the IPv6 attempt's was not closed", n)
 			}
 			if !nd.sentSYNs()[netHole6] {
@@ -215,7 +202,7 @@ func TestNetDialSerialPartialDeadline(t *testing.T) {
 	if !nd.sentSYNs()[netHole6] {
 		t.Errorf("no SYN went to %v: the IPv6 address was not tried first", netHole6)
 	}
-	if n := netOpenDescriptors(nd.client); n != 1 {
+	if n := openDescriptors(nd.client); n != 1 {
 		t.Errorf("after the dial %d descriptors are open, want 1", n)
 	}
 }
@@ -232,7 +219,7 @@ func TestNetDialFamilyOnlyTriesItsAddresses(t *testing.T) {
 	if want := net.JoinHostPort(netHole6.String(), nd.port); oe.Addr == nil || oe.Addr.String() != want {
 		t.Errorf("Dial(tcp6, dual.test) error Addr = %v, want %s", oe.Addr, want)
 	}
-	if n := netOpenDescriptors(nd.client); n != 0 {
+	if n := openDescriptors(nd.client); n != 0 {
 		t.Errorf("after the failed dial %d descriptors are open, want 0", n)
 	}
 	c, err := d.Dial("tcp4", net.JoinHostPort("dual.test", nd.port))
@@ -264,7 +251,7 @@ func TestNetDialFallbackWhenPrimaryFails(t *testing.T) {
 	if !errors.Is(err, unix.ECONNREFUSED) || !errors.As(err, &oe) || oe.Addr == nil || oe.Addr.String() != net.JoinHostPort(netServer6.String(), "1") {
 		t.Errorf("Dial(tcp, refuse.test:1) = %v, want connection refused by [%v]:1", err, netServer6)
 	}
-	if n := netOpenDescriptors(nd.client); n != 0 {
+	if n := openDescriptors(nd.client); n != 0 {
 		t.Errorf("after the dials %d descriptors are open, want 0", n)
 	}
 }
@@ -290,7 +277,7 @@ func TestNetDialFallbackCancel(t *testing.T) {
 	if syns := nd.sentSYNs(); !syns[netHole6] || !syns[netHole4] {
 		t.Errorf("SYNs went to %v, want both %v and %v", syns, netHole6, netHole4)
 	}
-	if n := netOpenDescriptors(nd.client); n != 0 {
+	if n := openDescriptors(nd.client); n != 0 {
 		t.Errorf("after the cancelled dial %d descriptors are open, want 0", n)
 	}
 	netWaitGoroutines(t, "cancelled DialContext", goroutines)

@@ -68,6 +68,7 @@ func FuzzCalls(f *testing.F) {
 	})
 }
 
+// openDescriptors counts the descriptors open in s's table.
 func openDescriptors(s *Sockets) int {
 	s.fds.mu.Lock()
 	defer s.fds.mu.Unlock()
