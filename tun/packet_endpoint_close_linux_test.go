@@ -17,24 +17,11 @@ func TestPacketTeardownWhileDelivering(t *testing.T) {
 	leakcheck.Check(t)
 	f, peer := packetPair(t, 0)
 	ep := NewPacketEndpoint(f, 1500)
-	var stackLock sync.Mutex
-	d := &lockingDispatcher{mu: &stackLock, entered: make(chan struct{})}
-	ep.Attach(d)
-	stackLock.Lock()
-	if _, err := peer.Write(icmpEcho(1)); err != nil {
-		t.Fatalf("write to the endpoint: %v", err)
-	}
-	<-d.entered
-	done := make(chan struct{})
-	go func() { ep.Attach(nil); ep.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		stackLock.Unlock()
-		t.Fatalf("Attach(nil)+Wait blocked on a delivery waiting for the caller's lock")
-	}
-	f.Close() // the owner may close the device once Wait returned
-	stackLock.Unlock()
+	teardownWhileDelivering(t, ep, func() {
+		if _, err := peer.Write(icmpEcho(1)); err != nil {
+			t.Fatalf("write to the endpoint: %v", err)
+		}
+	}, func() { f.Close() })
 }
 
 // TestPacketWaitBeforeStop: before the endpoint is stopped, Wait waits for

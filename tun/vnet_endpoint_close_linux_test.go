@@ -99,20 +99,34 @@ func TestVnetTeardownWhileDelivering(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewVnetEndpoint = %v", err)
 	}
+	k := &kernelDouble{t: t, f: peer, ep: ep}
+	teardownWhileDelivering(t, ep, func() { k.send(virtioHdr{}, icmpEcho(1)) }, func() { f.Close() })
+}
+
+// teardownWhileDelivering attaches a dispatcher whose deliveries wait for
+// a lock, takes that lock as gVisor's NIC removal holds the stack's, has
+// send make a packet arrive, and once its delivery waits calls
+// Attach(nil) and Wait: both must return. Then closeDev closes the
+// device, as the owner may once Wait returned, and the lock is released.
+func teardownWhileDelivering(t *testing.T, ep interface {
+	Attach(gstack.NetworkDispatcher)
+	Wait()
+}, send, closeDev func()) {
+	t.Helper()
 	var stackLock sync.Mutex
 	d := &lockingDispatcher{mu: &stackLock, entered: make(chan struct{})}
 	ep.Attach(d)
 	stackLock.Lock()
-	k := &kernelDouble{t: t, f: peer, ep: ep}
-	k.send(virtioHdr{}, icmpEcho(1))
+	send()
 	<-d.entered
 	done := make(chan struct{})
 	go func() { ep.Attach(nil); ep.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
+		stackLock.Unlock()
 		t.Fatalf("Attach(nil)+Wait blocked on a delivery waiting for the caller's lock")
 	}
-	f.Close() // the owner may close the file once Wait returned
+	closeDev()
 	stackLock.Unlock()
 }
