@@ -506,21 +506,9 @@ func TestRunAPISocket(t *testing.T) {
 func TestRunConnectionCap(t *testing.T) {
 	bin := runBinary(t)
 	roottest.RequireCommand(t, "socat", "curl", "ss")
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }() // holds it open
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	port := runHostListener(t, func(c *net.TCPConn) {
+		go func() { io.Copy(io.Discard, c); c.Close() }() // holds it open
+	})
 	dst := "10.0.2.2:" + port
 	// Wait (up to 10s) until both held connections are established
 	// before the third tries.

@@ -11,8 +11,9 @@ import (
 	"github.com/ustack/ustack/internal/roottest"
 )
 
-// runHostListener listens on host loopback, hands each connection to f on
-// a goroutine, and returns the port.
+// runHostListener listens on host loopback until the test ends, hands
+// each connection to f on the accepting goroutine (f starts its own to
+// hold one open), and returns the port.
 func runHostListener(t *testing.T, f func(c *net.TCPConn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
