@@ -3,7 +3,8 @@
 # A B A B ... in one namespace, and prints for each figure and binary the
 # median of the rounds: the benchtun figure and the serve process's CPU per
 # operation (sum of its threads' run time from /proc/PID/task/*/schedstat,
-# read around each measurement).
+# read around each measurement), and the serve process's peak RSS over
+# all its figures (VmHWM, MB: serve restarts for every side and round).
 #
 #   sudo flock /work/wt/bench.lock tests/benchtun/ab.sh OLD NEW
 #
@@ -63,6 +64,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 			c1=$(cpu_ns $sp)
 			echo "$f $side $v $(awk -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.0f", b-a}')" -v o="$ops" 'BEGIN{printf "%.2f", c/1e3/o}')" >>"$tmp/res"
 		done
+		echo "rss $side $(awk '/^VmHWM:/{printf "%.0f", $2/1024}' /proc/$sp/status) 0" >>"$tmp/res"
 		kill -TERM $sp
 		wait $sp || true
 		sp=
@@ -70,12 +72,13 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 med() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 printf "%-6s %12s %12s %6s   %14s %14s %6s\n" figure "A value" "B value" "B/A" "A cpu/op" "B cpu/op" "B/A"
-for f in $FIGS; do
+for f in $FIGS rss; do
 	va=$(awk -v f=$f '$1==f && $2=="A"{print $3}' "$tmp/res" | med)
 	vb=$(awk -v f=$f '$1==f && $2=="B"{print $3}' "$tmp/res" | med)
 	ca=$(awk -v f=$f '$1==f && $2=="A"{print $4}' "$tmp/res" | med)
 	cb=$(awk -v f=$f '$1==f && $2=="B"{print $4}' "$tmp/res" | med)
-	printf "%-6s %12s %12s %6.2f   %14s %14s %6.2f\n" "$f" "$va" "$vb" "$(awk -v a="$va" -v b="$vb" 'BEGIN{print b/a}')" "$ca" "$cb" "$(awk -v a="$ca" -v b="$cb" 'BEGIN{print b/a}')"
+	ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if (a == 0) print "-"; else printf "%.2f", b/a}'; }
+	printf "%-6s %12s %12s %6s   %14s %14s %6s\n" "$f" "$va" "$vb" "$(ratio "$va" "$vb")" "$ca" "$cb" "$(ratio "$ca" "$cb")"
 done
-echo "(units: rr µs, conn conn/s, send/recv Gbit/s; cpu/op: µs of serve CPU per round trip, per connection, per GB)"
+echo "(units: rr µs, conn conn/s, send/recv Gbit/s, rss MB of serve's peak over its figures; cpu/op: µs of serve CPU per round trip, per connection, per GB)"
 echo "raw:"; sort "$tmp/res" | awk '{printf "  %s", $0; n++} n%4==0{print ""}'; echo
