@@ -55,6 +55,8 @@ func newListener(s *Server, a netip.Addr, port uint16) (*listener, error) {
 // accepted is a connection accept returns, with its addresses.
 type accepted struct {
 	conn          *gonet.TCPConn
+	ep            tcpip.Endpoint // conn's, for waitReadable
+	wq            *waiter.Queue  // conn's
 	local, remote netip.AddrPort
 }
 
@@ -97,7 +99,7 @@ func (l *listener) accept() (accepted, error) {
 		return accepted{}, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: errors.New(terr.String())}
 	}
 	ep.SocketOptions().SetDelayOption(false)
-	a := accepted{conn: gonet.NewTCPConn(wq, ep)}
+	a := accepted{conn: gonet.NewTCPConn(wq, ep), ep: ep, wq: wq}
 	if fa, err := ep.GetLocalAddress(); err == nil {
 		a.local = fullAddrPort(fa)
 	}

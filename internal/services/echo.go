@@ -1,9 +1,14 @@
 package services
 
-import "net"
+import (
+	"net"
+	"sync"
+)
 
 // echoChunk is how much echo reads before writing it back.
 const echoChunk = 64 << 10
+
+var echoBufs = sync.Pool{New: func() any { return new([echoChunk]byte) }}
 
 // serveEcho sends back whatever the peer sends (RFC 862), and half-closes
 // once the peer has and everything is sent back, so that a client can send
@@ -12,16 +17,25 @@ const echoChunk = 64 << 10
 // It is the plain loop: each read waits for the previous write. That
 // stalled for good over gVisor before package stack's zero-window ACK
 // rewrite (docs/stall.md), which is why echo once read on past its writes.
+//
+// The buffer is taken only once there is something to read (waitReadable)
+// and given back after the write, so that an idle connection holds none.
+// A peer that sends and never reads keeps one, with gVisor's send and
+// receive buffers, as a kernel echo server keeps its socket buffers full.
 func serveEcho(c net.Conn) {
 	defer c.Close()
-	buf := make([]byte, echoChunk)
 	for {
-		n, err := c.Read(buf)
+		waitReadable(c)
+		buf := echoBufs.Get().(*[echoChunk]byte)
+		n, err := c.Read(buf[:])
 		if n > 0 {
-			if _, werr := c.Write(buf[:n]); werr != nil {
+			_, werr := c.Write(buf[:n])
+			if werr != nil {
+				echoBufs.Put(buf)
 				return
 			}
 		}
+		echoBufs.Put(buf)
 		if err != nil {
 			if cw, ok := c.(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()

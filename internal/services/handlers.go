@@ -1,7 +1,6 @@
 package services
 
 import (
-	"io"
 	"net"
 	"sync"
 
@@ -17,19 +16,23 @@ var copyBufs = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
 // serveDiscard reads and drops everything until the peer closes (RFC 863).
 func serveDiscard(c net.Conn) {
 	defer c.Close()
-	buf := copyBufs.Get().(*[copyBufSize]byte)
-	defer copyBufs.Put(buf)
+	discardAll(c)
+}
+
+// discardAll reads and drops everything until EOF or an error. It takes
+// the buffer only for a read that will not block (waitReadable), so that
+// an idle connection holds none.
+func discardAll(c net.Conn) {
 	for {
-		if _, err := c.Read(buf[:]); err != nil {
+		waitReadable(c)
+		buf := copyBufs.Get().(*[copyBufSize]byte)
+		_, err := c.Read(buf[:])
+		copyBufs.Put(buf)
+		if err != nil {
 			return
 		}
 	}
 }
-
-// onlyReader and onlyWriter hide any ReadFrom/WriteTo so that io.CopyBuffer
-// uses our large buffer.
-type onlyReader struct{ io.Reader }
-type onlyWriter struct{ io.Writer }
 
 // daytimeLayout is the format RFC 867 gives as one of its examples:
 // "Weekday, Month Day, Year Time-Zone".
@@ -88,7 +91,7 @@ func serveChargen(c net.Conn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(io.Discard, onlyReader{c})
+		discardAll(c)
 	}()
 	for {
 		if _, err := c.Write(chargenChunk); err != nil {
