@@ -10,6 +10,7 @@ import (
 type Stats struct {
 	NICs []NICStats
 	IP   IPStats
+	ICMP ICMPStats
 	TCP  TCPStats
 	UDP  UDPStats
 }
@@ -28,7 +29,13 @@ type NICStats struct {
 type IPStats struct {
 	PacketsReceived, PacketsDelivered, PacketsSent uint64
 	MalformedPackets, InvalidDestination           uint64
+	InvalidSource                                  uint64 // own, loopback, broadcast or multicast source: dropped
 	OutgoingErrors                                 uint64
+}
+
+// ICMPStats counts ICMPv4 and ICMPv6 together.
+type ICMPStats struct {
+	Invalid uint64 // too short, bad checksum: dropped
 }
 
 // TCPStats mirrors the TCP counters of /proc/net/snmp.
@@ -64,7 +71,11 @@ func (s *Stack) Stats() Stats {
 			PacketsSent:        gs.IP.PacketsSent.Value(),
 			MalformedPackets:   gs.IP.MalformedPacketsReceived.Value(),
 			InvalidDestination: gs.IP.InvalidDestinationAddressesReceived.Value(),
+			InvalidSource:      gs.IP.InvalidSourceAddressesReceived.Value(),
 			OutgoingErrors:     gs.IP.OutgoingPacketErrors.Value(),
+		},
+		ICMP: ICMPStats{
+			Invalid: gs.ICMP.V4.PacketsReceived.Invalid.Value() + gs.ICMP.V6.PacketsReceived.Invalid.Value(),
 		},
 		TCP: TCPStats{
 			ActiveOpens:              gs.TCP.ActiveConnectionOpenings.Value(),

@@ -83,6 +83,7 @@ func writeStatus(w io.Writer, st Status) {
 		writeCounters(tw, "NIC "+n.Name+".", reflect.ValueOf(n))
 	}
 	writeCounters(tw, "IP.", reflect.ValueOf(st.Stats.IP))
+	writeCounters(tw, "ICMP.", reflect.ValueOf(st.Stats.ICMP))
 	writeCounters(tw, "TCP.", reflect.ValueOf(st.Stats.TCP))
 	writeCounters(tw, "UDP.", reflect.ValueOf(st.Stats.UDP))
 	if st.Device != nil {
