@@ -77,6 +77,18 @@ type Server struct {
 // Summary describes what Start serves, for a startup message.
 const Summary = "echo 7/tcp+udp, discard 9/tcp+udp, daytime 13/tcp+udp, chargen 19/tcp, http 80/tcp"
 
+// httpTimeouts bound how long a status page client may take. A request is
+// a line and a few headers, an answer at most a few MB (a status page
+// listing every open connection), so the read and write limits are
+// generous; the idle limit is nginx's keepalive_timeout (75 s) rounded
+// down. Tests shorten them.
+var httpTimeouts = struct{ header, read, write, idle time.Duration }{
+	header: 10 * time.Second,
+	read:   30 * time.Second,
+	write:  30 * time.Second,
+	idle:   60 * time.Second,
+}
+
 // Start listens on every address in cfg.Addrs and serves until Close. On
 // error nothing is left running.
 func Start(cfg Config) (*Server, error) {
@@ -97,9 +109,14 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, started: time.Now(), done: make(chan struct{}), jobs: make(chan func())}
 	s.http = &http.Server{
 		Handler: s.statusHandler(),
-		// A client that never finishes its request headers must not
-		// hold a connection and goroutine forever.
-		ReadHeaderTimeout: 10 * time.Second,
+		// No client may hold a connection and its goroutine for ever:
+		// not by never finishing its request headers, nor by trickling a
+		// body, leaving a kept-alive connection idle, or never reading
+		// what it asked for (see httpTimeouts).
+		ReadHeaderTimeout: httpTimeouts.header,
+		ReadTimeout:       httpTimeouts.read,
+		WriteTimeout:      httpTimeouts.write,
+		IdleTimeout:       httpTimeouts.idle,
 		// Count each connection's goroutine in wg so that Close waits for
 		// it: net/http reports StateNew from the Serve goroutine (itself
 		// in wg) before it starts the connection's goroutine, and
