@@ -35,6 +35,13 @@ func ipv4Packet(src, dst tcpip.Address, proto tcpip.TransportProtocolNumber, pay
 	return b
 }
 
+// injectIPv4 hands the IPv4 packet b to the stack as if link read it.
+func injectIPv4(link *channel.Endpoint, b []byte) {
+	p := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buffer.MakeWithData(b)})
+	link.InjectInbound(header.IPv4ProtocolNumber, p)
+	p.DecRef()
+}
+
 func udpDatagram(src, dst tcpip.Address, sport, dport uint16, data []byte) []byte {
 	b := make([]byte, header.UDPMinimumSize+len(data))
 	u := header.UDP(b)
@@ -65,11 +72,7 @@ func TestStatusShowsStackDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	inject := func(pkt []byte) {
-		p := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
-		link.InjectInbound(header.IPv4ProtocolNumber, p)
-		p.DecRef()
-	}
+	inject := func(pkt []byte) { injectIPv4(link, pkt) }
 
 	// UDP echo to itself: source 10.99.0.2:7.
 	for range 2 {

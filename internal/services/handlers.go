@@ -124,9 +124,25 @@ func (s *Server) servePackets(c *gonet.UDPConn, reply func(in []byte) []byte) {
 			}
 		}
 		if out := reply(buf[:n]); out != nil {
+			if mayLoop(from) {
+				s.udpLowPortDropped.Add(1)
+				continue
+			}
 			c.WriteTo(out, from)
 		}
 	}
+}
+
+// mayLoop reports whether a datagram from from must go unanswered because
+// its source port is below 1024: where echo, daytime, chargen and the
+// other small services live, and where no client's ephemeral port is. An
+// answer to another host's echo port (a forged source) would start a
+// loop between the two services that never ends (CVE-1999-0103); xinetd
+// and FreeBSD's inetd refuse such datagrams in their built-in services
+// the same way.
+func mayLoop(from net.Addr) bool {
+	a, ok := from.(*net.UDPAddr)
+	return !ok || a.Port < 1024
 }
 
 // serveEchoUDP sends every datagram back to its sender (RFC 862).

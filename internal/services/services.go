@@ -64,6 +64,8 @@ type Server struct {
 	idle atomic.Int32 // workers waiting on jobs
 	// workers counts the worker goroutines ever started (for tests).
 	workers atomic.Int64
+	// udpLowPortDropped counts datagrams left unanswered (mayLoop).
+	udpLowPortDropped atomic.Uint64
 
 	mu        sync.Mutex // guards listeners, packets
 	listeners []*listener

@@ -37,11 +37,20 @@ func (l trackedListener) Accept() (net.Conn, error) {
 // Status is what the status page shows: the stack's counters and the open
 // connections.
 type Status struct {
-	Version     string      `json:"version"`
-	Uptime      string      `json:"uptime"`
-	Stats       stack.Stats `json:"stats"`
-	Device      *tun.Stats  `json:"device,omitempty"` // nil without Config.DeviceStats
-	Connections []ConnInfo  `json:"connections"`
+	Version     string       `json:"version"`
+	Uptime      string       `json:"uptime"`
+	Stats       stack.Stats  `json:"stats"`
+	Device      *tun.Stats   `json:"device,omitempty"` // nil without Config.DeviceStats
+	Services    ServiceStats `json:"services"`
+	Connections []ConnInfo   `json:"connections"`
+}
+
+// ServiceStats counts what the services themselves refused.
+type ServiceStats struct {
+	// UDPLowPortDropped: datagrams to UDP echo or daytime from a source
+	// port below 1024, left unanswered so that no forged source can
+	// start a loop between two services (see mayLoop).
+	UDPLowPortDropped uint64 `json:"udp_low_port_dropped"`
 }
 
 // Status returns a snapshot of the stack's counters and open connections.
@@ -51,6 +60,7 @@ func (s *Server) Status() Status {
 		Uptime:      time.Since(s.started).Round(time.Second).String(),
 		Stats:       s.cfg.Stack.Stats(),
 		Connections: s.Conns(),
+		Services:    ServiceStats{UDPLowPortDropped: s.udpLowPortDropped.Load()},
 	}
 	if s.cfg.DeviceStats != nil {
 		d := s.cfg.DeviceStats()
@@ -89,6 +99,7 @@ func writeStatus(w io.Writer, st Status) {
 	if st.Device != nil {
 		writeCounters(tw, "Device.", reflect.ValueOf(*st.Device))
 	}
+	writeCounters(tw, "Services.", reflect.ValueOf(st.Services))
 	tw.Flush()
 	fmt.Fprintf(w, "\nOpen connections: %d\n", len(st.Connections))
 	if len(st.Connections) == 0 {
