@@ -50,7 +50,19 @@ type Config struct {
 	// stack (packets its endpoint dropped, which no stack counter
 	// shows), for the status page.
 	DeviceStats func() tun.Stats
+	// MaxConns caps the open connections of echo, discard, daytime and
+	// chargen together; a connection past it is reset at once and
+	// counted. 0 means DefaultMaxConns. The status page's connections
+	// do not count: its time limits bound them (httpTimeouts).
+	MaxConns int
 }
+
+// DefaultMaxConns is MaxConns when 0: Linux's default somaxconn, and
+// ustack run's default --max-flows. Each connection costs a goroutine
+// and 12-24 KB idle, a chargen client that never reads about 190 KB
+// (gVisor's send buffer), so the cap bounds serve's memory near 1 GB
+// where a kernel inetd would stop at its descriptor limit (1,024).
+const DefaultMaxConns = 4096
 
 // Server is a running set of services. Its methods are safe for
 // concurrent use.
@@ -66,6 +78,10 @@ type Server struct {
 	workers atomic.Int64
 	// udpLowPortDropped counts datagrams left unanswered (mayLoop).
 	udpLowPortDropped atomic.Uint64
+	// active counts the open connections MaxConns caps; connLimitReset
+	// those reset for it.
+	active         atomic.Int64
+	connLimitReset atomic.Uint64
 
 	mu        sync.Mutex // guards listeners, packets
 	listeners []*listener
@@ -107,6 +123,12 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	switch {
+	case cfg.MaxConns < 0:
+		return nil, fmt.Errorf("services: Config.MaxConns %d is negative", cfg.MaxConns)
+	case cfg.MaxConns == 0:
+		cfg.MaxConns = DefaultMaxConns
 	}
 	s := &Server{cfg: cfg, started: time.Now(), done: make(chan struct{}), jobs: make(chan func())}
 	s.http = &http.Server{
@@ -289,11 +311,20 @@ func (s *Server) acceptLoop(l *listener, port uint16, serve func(net.Conn)) {
 			// has no transient accept errors): either way this port is done.
 			return
 		}
+		if s.active.Add(1) > int64(s.cfg.MaxConns) {
+			s.active.Add(-1)
+			s.connLimitReset.Add(1)
+			a.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true}) // close sends RST
+			a.conn.Close()
+			continue
+		}
 		tc, ok := s.conns.add(a, serviceName(port))
 		if !ok {
+			s.active.Add(-1)
 			continue // Close is under way; add closed c
 		}
 		s.goConn(func() {
+			defer s.active.Add(-1)
 			defer s.conns.remove(tc)
 			serve(tc)
 		})

@@ -51,6 +51,9 @@ type ServiceStats struct {
 	// port below 1024, left unanswered so that no forged source can
 	// start a loop between two services (see mayLoop).
 	UDPLowPortDropped uint64 `json:"udp_low_port_dropped"`
+	// ConnLimitReset: connections reset at once because MaxConns were
+	// open.
+	ConnLimitReset uint64 `json:"conn_limit_reset"`
 }
 
 // Status returns a snapshot of the stack's counters and open connections.
@@ -60,7 +63,7 @@ func (s *Server) Status() Status {
 		Uptime:      time.Since(s.started).Round(time.Second).String(),
 		Stats:       s.cfg.Stack.Stats(),
 		Connections: s.Conns(),
-		Services:    ServiceStats{UDPLowPortDropped: s.udpLowPortDropped.Load()},
+		Services:    ServiceStats{UDPLowPortDropped: s.udpLowPortDropped.Load(), ConnLimitReset: s.connLimitReset.Load()},
 	}
 	if s.cfg.DeviceStats != nil {
 		d := s.cfg.DeviceStats()
