@@ -329,3 +329,31 @@ func TestNetKeepAliveDefaults(t *testing.T) {
 		sc.Close()
 	}
 }
+
+// TestNetDialCancelledAsNet compares a dial cancelled before and during
+// the connect, and during a name lookup, with net.Dialer's: the same
+// text ("operation was canceled", which net's mapErr gives
+// context.Canceled), still matching context.Canceled.
+func TestNetDialCancelledAsNet(t *testing.T) {
+	leakcheck.Check(t)
+	a, _ := netPair(t)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	for _, ctx := range []context.Context{cancelled, expired} {
+		for _, target := range []string{"127.0.0.1:1", "localhost:1"} {
+			_, want := (&net.Dialer{}).DialContext(ctx, "tcp", target)
+			_, got := (&Dialer{Sockets: a}).DialContext(ctx, "tcp", target)
+			if got == nil || want == nil || got.Error() != want.Error() || !errors.Is(got, ctx.Err()) {
+				t.Errorf("DialContext(%v, %q) = %v, want %v (matching the context's error)", ctx.Err(), target, got, want)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, got := (&Dialer{Sockets: a}).DialContext(ctx, "tcp", netUnreachablePeer)
+	if want := "dial tcp " + netUnreachablePeer + ": operation was canceled"; got == nil || got.Error() != want || !errors.Is(got, context.Canceled) {
+		t.Errorf("DialContext cancelled while connecting = %v, want %q matching context.Canceled", got, want)
+	}
+}
