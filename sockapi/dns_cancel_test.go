@@ -4,10 +4,13 @@ package sockapi
 
 import (
 	"context"
+	"errors"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
+	"golang.org/x/sys/unix"
 )
 
 // A Dialer's lookup must end when its context is cancelled, not when the
@@ -25,5 +28,53 @@ func TestDNSLookupCancelled(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("lookup returned %v after cancel at 100ms, want promptly", d)
+	}
+}
+
+// TestCloseAllEndsLookups: CloseAll wakes every blocked call, and a
+// Getaddrinfo, Getnameinfo or a Dialer's lookup waiting for a silent
+// nameserver is one: it ends at once with EAI_AGAIN (the nameserver's
+// minute-long timeout would otherwise keep it, and the caller's
+// goroutine, after the Sockets were closed). Lookups made afterwards
+// work.
+func TestCloseAllEndsLookups(t *testing.T) {
+	leakcheck.Check(t)
+	s, ds := dnsSetup(t, ResolverConfig{Timeout: time.Minute}, "127.0.0.1:53")
+	ds[0].add("www.test.", "A 192.0.2.10")
+	ds[0].setSilent(true)
+	errs := make(chan error, 3)
+	go func() {
+		_, err := s.Getaddrinfo("www.test", "80", nil)
+		errs <- err
+	}()
+	go func() {
+		_, _, err := s.Getnameinfo(&unix.SockaddrInet4{Addr: [4]byte{192, 0, 2, 10}}, NI_NAMEREQD)
+		errs <- err
+	}()
+	go func() {
+		_, err := (&Dialer{Sockets: s}).Dial("tcp", "www.test:80")
+		errs <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	s.CloseAll()
+	for range 3 {
+		select {
+		case err := <-errs:
+			var eai *AddrinfoError
+			var dnsErr *net.DNSError
+			if !(errors.As(err, &eai) && eai.Code == EAI_AGAIN) && !errors.As(err, &dnsErr) {
+				t.Errorf("lookup ended by CloseAll = %v, want EAI_AGAIN or a *net.DNSError", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("a lookup still waits 5s after CloseAll")
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("lookups ended %v after CloseAll, want at once", d)
+	}
+	ds[0].setSilent(false)
+	if ais, err := s.Getaddrinfo("www.test", "80", &AddrInfo{Socktype: unix.SOCK_STREAM}); err != nil || len(ais) != 1 {
+		t.Errorf("Getaddrinfo after CloseAll = %v, %v; want 192.0.2.10", ais, err)
 	}
 }

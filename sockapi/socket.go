@@ -239,10 +239,12 @@ func (s *Sockets) Close(fd int) error {
 }
 
 // CloseAll closes every descriptor of s, as if Close were called on each,
-// and wakes every blocked call. It does not close the stack, which belongs
+// and wakes every blocked call, name lookups included (they fail with
+// EAI_AGAIN). It does not close the stack, which belongs
 // to the caller of New. (It cannot be named Close: API's Close takes a
 // descriptor.)
 func (s *Sockets) CloseAll() error {
+	s.endLookups()
 	var first error
 	for _, fe := range s.fds.removeAll() {
 		if err := fe.f.release(); err != nil && first == nil {

@@ -3,6 +3,7 @@
 package sockapi
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"sync"
@@ -19,6 +20,12 @@ type Sockets struct {
 
 	resolvMu sync.Mutex     // guards resolv
 	resolv   ResolverConfig // guarded by resolvMu
+
+	// lookups ends the name lookups in flight when CloseAll runs, which
+	// then starts a fresh one for later lookups (see lookupContext).
+	lookupMu  sync.Mutex
+	lookups   context.Context    // guarded by lookupMu; nil until needed
+	endLookup context.CancelFunc // guarded by lookupMu
 }
 
 // New returns the socket calls over s, with a resolver that knows only
@@ -56,4 +63,31 @@ func (s *Sockets) SetResolver(cfg ResolverConfig) error {
 	defer s.resolvMu.Unlock()
 	s.resolv = cfg
 	return nil
+}
+
+// lookupContext returns ctx ended also by CloseAll, and the function that
+// releases it. Lookups (Getaddrinfo, Getnameinfo, a Dialer's) are not
+// calls on a descriptor, so nothing else would wake one that waits for a
+// silent nameserver once the Sockets are closed.
+func (s *Sockets) lookupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	s.lookupMu.Lock()
+	if s.lookups == nil {
+		s.lookups, s.endLookup = context.WithCancel(context.Background())
+	}
+	all := s.lookups
+	s.lookupMu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(all, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// endLookups ends every lookup in flight (CloseAll).
+func (s *Sockets) endLookups() {
+	s.lookupMu.Lock()
+	end := s.endLookup
+	s.lookups, s.endLookup = nil, nil
+	s.lookupMu.Unlock()
+	if end != nil {
+		end()
+	}
 }
