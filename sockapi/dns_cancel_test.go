@@ -5,6 +5,7 @@ package sockapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -29,6 +30,31 @@ func TestDNSLookupCancelled(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("lookup returned %v after cancel at 100ms, want promptly", d)
 	}
+}
+
+// TestDNSLookupCancelledOverTCP: the same when the answer was truncated
+// and the query went on over TCP to a server that does not answer: the
+// TCP exchange ends with the context too, not at the query's timeout.
+func TestDNSLookupCancelledOverTCP(t *testing.T) {
+	leakcheck.Check(t)
+	s, ds := dnsSetup(t, ResolverConfig{Timeout: 10 * time.Second}, "127.0.0.1:53")
+	var rrs []string
+	for i := 1; i <= 40; i++ {
+		rrs = append(rrs, fmt.Sprintf("A 192.0.2.%d", i))
+	}
+	ds[0].add("big.test.", rrs...) // too big for UDP: truncated, then TCP
+	ds[0].setTCPMute(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := s.netLookupAddrinfo(ctx, "big.test", "80", &AddrInfo{Socktype: 1})
+	if err == nil {
+		t.Fatalf("lookup with a mute TCP server = nil error, want one")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("lookup returned %v after cancel at 200ms, want promptly", d)
+	}
+	wantQueries(t, ds[0], "udp A big.test.")
 }
 
 // TestCloseAllEndsLookups: CloseAll wakes every blocked call, and a
