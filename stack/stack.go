@@ -87,6 +87,8 @@ type Stack struct {
 	gates    []*gate
 	captures []*captureWriter
 
+	routeMu sync.Mutex // serialises AddAddress's edits of the route table
+
 	closeOnce sync.Once
 }
 
@@ -227,15 +229,49 @@ func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState, tcpCfg TCPC
 		return fmt.Errorf("stack: spoofing on %q: %s", n.Name, err)
 	}
 	for _, a := range n.Addrs {
-		if err := s.AddAddress(n.Name, a); err != nil {
+		if err := s.addAddress(n.Name, a); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// AddAddress adds prefix's address to the NIC named nic.
+// AddAddress adds prefix's address to the NIC named nic, with a route to
+// its subnet through that NIC unless the stack has one, as New does for
+// NICConfig.Addrs (and as `ip addr add` adds the prefix route on Linux).
 func (s *Stack) AddAddress(nic string, prefix netip.Prefix) error {
+	if err := s.addAddress(nic, prefix); err != nil {
+		return err
+	}
+	return s.addSubnetRoute(nic, prefix)
+}
+
+// addSubnetRoute adds a route to prefix's subnet through nic, in the
+// specificity order setRoutes keeps, unless the table has it already.
+func (s *Stack) addSubnetRoute(nic string, prefix netip.Prefix) error {
+	id, err := s.NICID(nic)
+	if err != nil {
+		return err
+	}
+	r := tcpip.Route{Destination: subnetOf(prefix), NIC: id}
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	routes := s.s.GetRouteTable()
+	for _, x := range routes {
+		if x.Equal(r) {
+			return nil
+		}
+	}
+	routes = append(routes, r)
+	sort.SliceStable(routes, func(i, j int) bool {
+		return routes[i].Destination.Prefix() > routes[j].Destination.Prefix()
+	})
+	s.s.SetRouteTable(routes)
+	return nil
+}
+
+// addAddress adds prefix's address to the NIC named nic, without a route.
+func (s *Stack) addAddress(nic string, prefix netip.Prefix) error {
 	id, err := s.NICID(nic)
 	if err != nil {
 		return err
