@@ -239,11 +239,37 @@ func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState, tcpCfg TCPC
 // AddAddress adds prefix's address to the NIC named nic, with a route to
 // its subnet through that NIC unless the stack has one, as New does for
 // NICConfig.Addrs (and as `ip addr add` adds the prefix route on Linux).
+//
+// It refuses what New refuses in NICConfig.Addrs: an invalid prefix, an
+// IPv4-mapped address, an IPv6 address on a NIC whose MTU is below IPv6's
+// minimum.
 func (s *Stack) AddAddress(nic string, prefix netip.Prefix) error {
+	if err := s.checkAddress(nic, prefix); err != nil {
+		return err
+	}
 	if err := s.addAddress(nic, prefix); err != nil {
 		return err
 	}
 	return s.addSubnetRoute(nic, prefix)
+}
+
+// checkAddress applies New's checks of NICConfig.Addrs (validate,
+// checkMapped, checkMTU) to an address added later.
+func (s *Stack) checkAddress(nic string, prefix netip.Prefix) error {
+	id, err := s.NICID(nic)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !prefix.IsValid():
+		return fmt.Errorf("stack: AddAddress(%q, %v): invalid prefix", nic, prefix)
+	case prefix.Addr().Is4In6():
+		return fmt.Errorf("stack: AddAddress(%q, %v): IPv4-mapped address; give IPv4 as a.b.c.d/N", nic, prefix)
+	}
+	if mtu := s.s.NICInfo()[id].MTU; prefix.Addr().Is6() && mtu < minMTU6 {
+		return fmt.Errorf("stack: AddAddress(%q, %v): NIC has MTU %d, below the %d an IPv6 address needs", nic, prefix, mtu, minMTU6)
+	}
+	return nil
 }
 
 // addSubnetRoute adds a route to prefix's subnet through nic, in the
