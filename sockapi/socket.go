@@ -193,9 +193,12 @@ func (sk *socket) EventUnregister(e *waiter.Entry) { sk.wq.EventUnregister(e) }
 
 // release implements file: it closes the endpoint. With SO_LINGER on and
 // a positive timeout it waits, as Linux's close(2) does, until the
-// connection has finished closing or the timeout passes; with a zero
-// timeout gVisor's Close resets the connection (RST), as Linux does.
-func (sk *socket) release() error {
+// connection has finished closing or the timeout passes, except when
+// exiting (CloseAll): Linux does not linger for a process that exits
+// (inet_release, PF_EXITING), and the connection finishes in the
+// background. With a zero timeout gVisor's Close resets the connection
+// (RST), as Linux does, exiting or not.
+func (sk *socket) release(exiting bool) error {
 	sk.epMu.Lock()
 	sk.released = true
 	ep := sk.ep()
@@ -209,7 +212,7 @@ func (sk *socket) release() error {
 			sk.pushCorked()
 		}
 	}
-	if !sk.stream() || !l.Enabled || l.Timeout <= 0 {
+	if !sk.stream() || !l.Enabled || l.Timeout <= 0 || exiting {
 		ep.Close()
 		return nil
 	}
@@ -235,7 +238,7 @@ func (s *Sockets) Close(fd int) error {
 	if err != nil {
 		return err
 	}
-	return fe.f.release()
+	return fe.f.release(false)
 }
 
 // CloseAll closes every descriptor of s, as if Close were called on each,
@@ -247,7 +250,7 @@ func (s *Sockets) CloseAll() error {
 	s.endLookups()
 	var first error
 	for _, fe := range s.fds.removeAll() {
-		if err := fe.f.release(); err != nil && first == nil {
+		if err := fe.f.release(true); err != nil && first == nil {
 			first = err
 		}
 	}
