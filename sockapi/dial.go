@@ -282,15 +282,16 @@ func dialLocalAddr(nw netSpec, a net.Addr) (netip.AddrPort, error) {
 }
 
 // netDialTimeoutError is the error of a dial whose deadline passed, as the
-// net package reports it: "i/o timeout", a net.Error whose Timeout is
-// true, matching context.DeadlineExceeded and os.ErrDeadlineExceeded.
+// net package reports it (net.go, timeoutError): "i/o timeout", a
+// net.Error whose Timeout is true, matching context.DeadlineExceeded. Not
+// os.ErrDeadlineExceeded, which net keeps for a conn's own deadlines.
 type netDialTimeoutError struct{}
 
 func (netDialTimeoutError) Error() string   { return "i/o timeout" }
 func (netDialTimeoutError) Timeout() bool   { return true }
 func (netDialTimeoutError) Temporary() bool { return true }
 func (netDialTimeoutError) Is(target error) bool {
-	return target == context.DeadlineExceeded || target == os.ErrDeadlineExceeded
+	return target == context.DeadlineExceeded
 }
 
 // netCanceledError is a cancelled context's error as the net package

@@ -1,0 +1,213 @@
+//go:build linux
+
+package sockapi
+
+// Tests from the sixth pass (branch qa6): the library as a program that
+// embeds it uses it, where no earlier test looked.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/stack"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip/link/pipe"
+)
+
+// TestStackCloseWakesEveryBlockedCall extends TestStackClosedUnderSockets
+// to the other calls an embedder has blocked when it closes the stack: a
+// connect to a host that never answers, a write into a full send buffer,
+// EpollWait, Poll, Select and a UDP Recvfrom. Each returns; none waits for
+// a timeout that closing the stack made meaningless.
+func TestStackCloseWakesEveryBlockedCall(t *testing.T) {
+	leakcheck.Check(t)
+	ea, eb := pipe.New("\x02\x00\x00\x00\x00\x01", "\x02\x00\x00\x00\x00\x02", 1500)
+	eb.Close() // the link's far end never answers
+	st, err := stack.New(stack.Config{NICs: []stack.NICConfig{{Endpoint: ea, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(st)
+	defer s.CloseAll()
+	_, srv := tcpPair(t, s, unix.AF_INET) // the client end never reads
+	s.SetsockoptInt(srv, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	s.SetNonblock(srv, true)
+	for {
+		if _, err := s.Write(srv, make([]byte, 1<<20)); err != nil {
+			break
+		}
+	}
+	s.SetNonblock(srv, false)
+	hole := mustSocket(t, s, unix.AF_INET, unix.SOCK_STREAM, 0)
+	u := mustSocket(t, s, unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err := s.Bind(u, loop4(0)); err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := s.EpollCreate1(0)
+	if err := s.EpollCtl(ep, unix.EPOLL_CTL_ADD, u, &unix.EpollEvent{Events: unix.EPOLLIN}); err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]func() error{
+		"Connect": func() error { return s.Connect(hole, &unix.SockaddrInet4{Port: 80, Addr: [4]byte{10, 0, 0, 2}}) },
+		"Write":   func() error { _, err := s.Write(srv, make([]byte, 1<<20)); return err },
+		"EpollWait": func() error {
+			_, err := s.EpollWait(ep, make([]unix.EpollEvent, 2), -1)
+			return err
+		},
+		"Poll": func() error { _, err := s.Poll([]unix.PollFd{{Fd: int32(u), Events: unix.POLLIN}}, -1); return err },
+		"Select": func() error {
+			var r unix.FdSet
+			r.Set(u)
+			_, err := s.Select(u+1, &r, nil, nil, nil)
+			return err
+		},
+		"Recvfrom": func() error { _, _, err := s.Recvfrom(u, make([]byte, 4), 0); return err },
+	}
+	done := make(chan string, len(calls))
+	for name, call := range calls {
+		go func() { call(); done <- name }()
+	}
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case name := <-done:
+		t.Fatalf("%s returned before the stack closed", name)
+	default:
+	}
+	st.Close()
+	for range calls {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a blocked call did not return after the stack closed")
+		}
+	}
+}
+
+// TestNetErrorsAsNet runs the same misuse and failures through package
+// net on the kernel and through the adapters, and compares each error's
+// text (addresses and ports masked), its *net.OpError fields and what
+// errors.Is and Timeout say: programs match on all of these.
+func TestNetErrorsAsNet(t *testing.T) {
+	leakcheck.Check(t)
+	s := netLoopback(t)
+	type impl struct {
+		listen func(network, addr string) (net.Listener, error)
+		dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+		packet func(network, addr string) (net.PacketConn, error)
+	}
+	impls := []impl{
+		{func(n, a string) (net.Listener, error) { return net.Listen(n, a) }, (&net.Dialer{}).DialContext,
+			func(n, a string) (net.PacketConn, error) { return net.ListenPacket(n, a) }},
+		{func(n, a string) (net.Listener, error) {
+			return (&ListenConfig{Sockets: s}).Listen(context.Background(), n, a)
+		},
+			(&Dialer{Sockets: s}).DialContext,
+			func(n, a string) (net.PacketConn, error) {
+				return (&ListenConfig{Sockets: s}).ListenPacket(context.Background(), n, a)
+			}},
+	}
+	var transcripts [2][]string
+	for i, im := range impls {
+		log := func(what string, err error) { transcripts[i] = append(transcripts[i], what+": "+netErrShape(err)) }
+		l, err := im.listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted := make(chan net.Conn, 1)
+		go func() { c, _ := l.Accept(); accepted <- c }()
+		c, err := im.dial(context.Background(), "tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer := <-accepted
+		log("listener close", l.Close())
+		log("listener close again", l.Close())
+		_, err = l.Accept()
+		log("accept after close", err)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		read := make(chan error, 1)
+		go func() { _, err := c.Read(make([]byte, 1)); read <- err }()
+		time.Sleep(20 * time.Millisecond)
+		c.SetReadDeadline(time.Now().Add(20 * time.Millisecond)) // moved nearer while blocked
+		log("read past a moved deadline", <-read)
+		c.SetReadDeadline(time.Time{})
+		peer.(interface{ SetLinger(int) error }).SetLinger(0)
+		peer.Close()
+		time.Sleep(20 * time.Millisecond)
+		_, err = c.Read(make([]byte, 1))
+		log("read after reset", err)
+		_, err = c.Read(make([]byte, 1))
+		log("read after reset again", err)
+		_, err = c.Write([]byte("x"))
+		log("write after reset", err)
+		log("close", c.Close())
+		log("close again", c.Close())
+		_, err = c.Read(make([]byte, 1))
+		log("read after close", err)
+		_, err = c.Write([]byte("x"))
+		log("write after close", err)
+		log("deadline after close", c.SetDeadline(time.Now()))
+		cancelled, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err = im.dial(cancelled, "tcp", "127.0.0.1:1")
+		log("dial cancelled", err)
+		expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		_, err = im.dial(expired, "tcp", "127.0.0.1:1")
+		cancel()
+		log("dial expired", err)
+		_, err = im.dial(context.Background(), "tcp", "127.0.0.1:1")
+		log("dial refused", err)
+		pc, err := im.packet("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		_, _, err = pc.ReadFrom(make([]byte, 1))
+		log("udp read past deadline", err)
+		pc.Close()
+		_, _, err = pc.ReadFrom(make([]byte, 1))
+		log("udp read after close", err)
+		_, err = pc.WriteTo([]byte("x"), pc.LocalAddr())
+		log("udp write after close", err)
+		log("udp close again", pc.Close())
+	}
+	for i := range transcripts[0] {
+		if transcripts[0][i] != transcripts[1][i] {
+			t.Errorf("net:      %s\nadapters: %s", transcripts[0][i], transcripts[1][i])
+		}
+	}
+}
+
+var netAddrRE = regexp.MustCompile(`(\[[0-9a-f:.]+\]|[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+):[0-9]+`)
+
+// netErrShape describes err as a program sees it, with addresses masked.
+func netErrShape(err error) string {
+	if err == nil {
+		return "nil"
+	}
+	s := fmt.Sprintf("%q", netAddrRE.ReplaceAllString(err.Error(), "ADDR"))
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		s += fmt.Sprintf(" op=%s net=%s source=%v addr=%v", oe.Op, oe.Net, oe.Source != nil, oe.Addr != nil)
+	}
+	for _, target := range []error{net.ErrClosed, os.ErrDeadlineExceeded, io.EOF, syscall.ECONNRESET,
+		syscall.EPIPE, syscall.ECONNREFUSED, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, target) {
+			s += fmt.Sprintf(" is(%v)", target)
+		}
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		s += " timeout"
+	}
+	return s
+}
