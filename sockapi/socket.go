@@ -118,8 +118,23 @@ func (s *Sockets) Socket(domain, typ, proto int) (int, error) {
 	if terr != nil {
 		return -1, errnoOf(terr)
 	}
+	if typ == unix.SOCK_DGRAM {
+		noDontFragment(ep)
+	}
 	sk := newSocket(domain, typ, proto, ep, wq, s.st.GVisor(), netProto)
 	return s.fds.installFlags(sk, flags), nil
+}
+
+// noDontFragment leaves DF off a datagram endpoint's IPv4 packets.
+// gVisor's default (PMTUDiscoveryWant) sets DF on every datagram and on
+// the fragments of big ones, but it has no path MTU feedback for datagram
+// endpoints (transport/internal/network, gvisor.dev/issue/5919): a router
+// whose next hop is smaller drops them all, for good. Linux sends a
+// datagram bigger than the path MTU without DF (ip_sk_ignore_df) and
+// learns the path MTU from the router's ICMP for smaller ones; without
+// that feedback, leaving DF off is what lets routers fragment them.
+func noDontFragment(ep tcpip.Endpoint) {
+	_ = ep.SetSockOptInt(tcpip.MTUDiscoverOption, int(tcpip.PMTUDiscoveryDont))
 }
 
 // transportFor picks the gVisor transport for a socket type and protocol
