@@ -214,6 +214,8 @@ func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState, tcpCfg TCPC
 		// Outside the sniffer, so a capture shows the packets as sent.
 		ep = newZeroWindowACKs(ep)
 	}
+	// Outside the sniffer too: the capture shows the MTU as announced.
+	ep = newPMTUFloor(ep)
 	g := newGate(ep, state)
 	if err := s.s.CreateNICWithOptions(id, g, gstack.NICOptions{Name: n.Name}); err != nil {
 		return fmt.Errorf("stack: create NIC %q: %s", n.Name, err)
