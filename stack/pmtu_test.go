@@ -129,3 +129,20 @@ func TestTinyPathMTUIgnored(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkPMTUFloorCheck measures what pmtuFloor adds to every inbound
+// packet that is not a "too big": the look at its first bytes.
+//
+//	go test ./stack -run X -bench PMTUFloorCheck
+func BenchmarkPMTUFloorCheck(b *testing.B) {
+	seg := tooBig(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.2"), 1000, 7, 1400)
+	seg[9] = uint8(header.TCPProtocolNumber) // the protocol byte: an ordinary segment now
+	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buffer.MakeWithData(append(seg, make([]byte, 1400)...))})
+	defer pkt.DecRef()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if tooBigCandidate(header.IPv4ProtocolNumber, pkt) {
+			b.Fatal("a TCP segment taken for a too-big")
+		}
+	}
+}
