@@ -305,3 +305,41 @@ func TestDatagramsCrossSmallerMTUHop(t *testing.T) {
 		}
 	}
 }
+
+// TestStackCloseEndsDatagramReads: once the stack is closed under a UDP
+// socket, its reads fail with ENETDOWN. They returned 0 with no source
+// address, which reads as an empty datagram: a server loop on
+// UDPConn.ReadFrom got (0, nil, nil) forever, spinning at full CPU with a
+// nil address, and never saw the end. (A read after shutdown(SHUT_RD)
+// still returns 0, as on Linux.)
+func TestStackCloseEndsDatagramReads(t *testing.T) {
+	leakcheck.Check(t)
+	st, err := stack.New(stack.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(st)
+	defer s.CloseAll()
+	u := mustSocket(t, s, unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err := s.Bind(u, loop4(0)); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := (&ListenConfig{Sockets: s}).ListenPacket(context.Background(), "udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	blocked := make(chan error, 1)
+	go func() { _, _, err := s.Recvfrom(u, make([]byte, 8), 0); blocked <- err }()
+	time.Sleep(20 * time.Millisecond)
+	st.Close()
+	if err := <-blocked; err != unix.ENETDOWN {
+		t.Errorf("Recvfrom blocked when the stack closed = %v, want ENETDOWN", err)
+	}
+	if n, from, err := s.Recvfrom(u, make([]byte, 8), 0); err != unix.ENETDOWN {
+		t.Errorf("Recvfrom after the stack closed = %d, %v, %v; want ENETDOWN", n, from, err)
+	}
+	if n, addr, err := pc.ReadFrom(make([]byte, 8)); err == nil || !errors.Is(err, unix.ENETDOWN) {
+		t.Errorf("UDPConn.ReadFrom after the stack closed = %d, %v, %v; want an error wrapping ENETDOWN", n, addr, err)
+	}
+}
