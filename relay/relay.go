@@ -80,7 +80,8 @@ type Config struct {
 	// descriptors. Default 4096.
 	MaxFlows int
 	// DialTimeout bounds connecting to a real destination, during which
-	// the namespace's connection stays half-open. A destination that has
+	// the namespace's connection stays half-open, and then, separately,
+	// the namespace's side of the handshake. A destination that has
 	// not answered by then gets no answer from the relay either, so the
 	// namespace's connect times out by its own clock, as on the real
 	// network. Default 30s.
@@ -123,10 +124,14 @@ type Stats struct {
 	FlowLimitHits   uint64 `json:"flow_limit_hits"`   // new flows refused at MaxFlows
 	HalfOpenClosed  uint64 `json:"half_open_closed"`  // connections closed after HalfCloseTimeout
 	SYNDropped      uint64 `json:"syn_dropped"`       // SYNs dropped with MaxFlows handshakes already waiting on a dial
-	ForwardAccepted uint64 `json:"forward_accepted"`  // port-forwarded connections and flows
-	ForwardFailed   uint64 `json:"forward_failed"`    // port forwards the namespace refused
-	BytesOut        uint64 `json:"bytes_out"`         // bytes from the namespace to the host
-	BytesIn         uint64 `json:"bytes_in"`          // bytes from the host to the namespace
+	// HandshakeTimeouts counts connections whose real destination was
+	// reached but whose handshake with the namespace did not complete
+	// within DialTimeout (a SYN from a source address nobody there owns).
+	HandshakeTimeouts uint64 `json:"handshake_timeouts"`
+	ForwardAccepted   uint64 `json:"forward_accepted"` // port-forwarded connections and flows
+	ForwardFailed     uint64 `json:"forward_failed"`   // port forwards the namespace refused
+	BytesOut          uint64 `json:"bytes_out"`        // bytes from the namespace to the host
+	BytesIn           uint64 `json:"bytes_in"`         // bytes from the host to the namespace
 }
 
 type counters struct {
@@ -136,6 +141,7 @@ type counters struct {
 	portUnreachable, hostUnreachable  atomic.Uint64
 	icmpSent, icmpReplies, icmpFailed atomic.Uint64
 	denied, limitHits, halfOpenClosed atomic.Uint64
+	handshakeTimeouts                 atomic.Uint64
 	forwardAccepted, forwardFailed    atomic.Uint64
 	bytesOut, bytesIn                 atomic.Uint64
 }
@@ -259,7 +265,7 @@ func (r *Relay) Stats() Stats {
 		HostUnreachable: c.hostUnreachable.Load(),
 		ICMPEchoSent:    c.icmpSent.Load(), ICMPEchoReplies: c.icmpReplies.Load(), ICMPFailed: c.icmpFailed.Load(),
 		Denied: c.denied.Load(), FlowLimitHits: c.limitHits.Load(), HalfOpenClosed: c.halfOpenClosed.Load(),
-		SYNDropped:      r.gs.Stats().TCP.ForwardMaxInFlightDrop.Value(),
+		SYNDropped: r.gs.Stats().TCP.ForwardMaxInFlightDrop.Value(), HandshakeTimeouts: c.handshakeTimeouts.Load(),
 		ForwardAccepted: c.forwardAccepted.Load(), ForwardFailed: c.forwardFailed.Load(),
 		BytesOut: c.bytesOut.Load(), BytesIn: c.bytesIn.Load(),
 	}

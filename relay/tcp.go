@@ -77,7 +77,7 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	var wq waiter.Queue
-	ep, terr := req.CreateEndpoint(&wq)
+	ep, terr := r.createEndpoint(req, &wq)
 	if terr != nil {
 		// The namespace gave up (reset, or the handshake timed out).
 		hc.Close()
@@ -97,12 +97,57 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 // connection, for a real connection that was reset as it was made.
 func (r *Relay) acceptReset(req *tcp.ForwarderRequest) {
 	var wq waiter.Queue
-	ep, terr := req.CreateEndpoint(&wq)
+	ep, terr := r.createEndpoint(req, &wq)
 	req.Complete(terr != nil)
 	if terr != nil {
 		return
 	}
 	closeReset(&nsConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep})
+}
+
+// createEndpoint completes the namespace's side of the handshake
+// (req.CreateEndpoint), giving up after DialTimeout or when the relay
+// closes. gVisor's CreateEndpoint blocks until the handshake is done and
+// retransmits an unanswered SYN-ACK for about two minutes: a SYN from a
+// source address nobody in the namespace owns (a raw socket there can
+// send one) held its flow slot and the real connection that long, and
+// Close waited for it. CreateEndpoint waits for a writable event on wq;
+// one raised while the handshake is unfinished makes it abort the
+// endpoint and return an error, which is how the wait is cut short.
+func (r *Relay) createEndpoint(req *tcp.ForwarderRequest, wq *waiter.Queue) (tcpip.Endpoint, tcpip.Error) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	var timedOut atomic.Bool
+	go func() {
+		defer close(done)
+		t := time.NewTimer(r.cfg.DialTimeout)
+		defer t.Stop()
+		select {
+		case <-stop:
+			return
+		case <-r.ctx.Done():
+		case <-t.C:
+			timedOut.Store(true)
+		}
+		// Raise the event until CreateEndpoint returns: one raised
+		// before it started waiting would be lost.
+		for {
+			wq.Notify(waiter.WritableEvents)
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	ep, terr := req.CreateEndpoint(wq)
+	close(stop)
+	<-done
+	if terr != nil && timedOut.Load() {
+		r.c.handshakeTimeouts.Add(1)
+		id := req.ID()
+		r.logf("tcp %v from %v: the namespace did not complete the handshake within %v", netip.AddrPortFrom(stack.AddrOf(id.LocalAddress), id.LocalPort), netip.AddrPortFrom(stack.AddrOf(id.RemoteAddress), id.RemotePort), r.cfg.DialTimeout)
+	}
+	return ep, terr
 }
 
 // dial connects to a real destination within DialTimeout.

@@ -163,6 +163,9 @@ func report(st relay.Stats, debug bool, stderr io.Writer) {
 	if st.SYNDropped > 0 {
 		fmt.Fprintf(stderr, "ustack run: dropped %d SYNs with --max-flows handshakes already pending\n", st.SYNDropped)
 	}
+	if st.HandshakeTimeouts > 0 {
+		fmt.Fprintf(stderr, "ustack run: gave up on %d connections whose handshake the namespace did not complete within --dial-timeout\n", st.HandshakeTimeouts)
+	}
 	if st.HalfOpenClosed > 0 {
 		fmt.Fprintf(stderr, "ustack run: closed %d half-closed connections after --half-close-timeout\n", st.HalfOpenClosed)
 	}

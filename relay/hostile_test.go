@@ -1,0 +1,104 @@
+package relay
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/stack"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+// sendSpoofedSYN sends a TCP SYN from src to dst out of the namespace
+// stack, as a program that is root in the namespace can with a raw
+// socket. Unless src is one of the namespace's addresses, nobody there
+// answers the SYN-ACK: the handshake never completes.
+func (h *harness) sendSpoofedSYN(t *testing.T, src, dst netip.AddrPort) {
+	t.Helper()
+	b := make([]byte, header.IPv4MinimumSize+header.TCPMinimumSize)
+	ip := header.IPv4(b)
+	ip.Encode(&header.IPv4Fields{
+		TotalLength: uint16(len(b)), TTL: 64, Protocol: uint8(header.TCPProtocolNumber),
+		SrcAddr: stack.Address(src.Addr()), DstAddr: stack.Address(dst.Addr()),
+	})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	tcp := header.TCP(b[header.IPv4MinimumSize:])
+	tcp.Encode(&header.TCPFields{
+		SrcPort: src.Port(), DstPort: dst.Port(), SeqNum: 1000,
+		DataOffset: header.TCPMinimumSize, Flags: header.TCPFlagSyn, WindowSize: 65535,
+	})
+	xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, stack.Address(src.Addr()), stack.Address(dst.Addr()), uint16(len(tcp)))
+	tcp.SetChecksum(^checksum.Checksum(tcp, xsum))
+	nic, err := h.ns.NICID("tap0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ns.GVisor().WriteRawPacket(nic, header.IPv4ProtocolNumber, buffer.MakeWithData(b)); err != nil {
+		t.Fatalf("WriteRawPacket: %v", err)
+	}
+}
+
+// TestSpoofedSYNHandshakeBounded: a SYN from a source address nobody in
+// the namespace owns (a hostile CMD with a raw socket) gets its real
+// destination dialled, then a SYN-ACK nobody answers. gVisor retransmits
+// that SYN-ACK for about two minutes, and CreateEndpoint blocked all that
+// time, holding the flow slot and the real connection, and Close waited
+// for it: `ustack run` took 127 s to exit after such a CMD did. The
+// namespace's half of the handshake must end at DialTimeout (counted),
+// and Close must not wait for it.
+func TestSpoofedSYNHandshakeBounded(t *testing.T) {
+	leakcheck.Check(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 4)
+	serveTCP(t, ln, func(c net.Conn) {
+		accepted <- c
+		c.Read(make([]byte, 1)) // until the relay closes it
+	})
+	port := ln.Addr().(*net.TCPAddr).AddrPort().Port()
+	h := newHarness(t, Config{AllowHostLoopback: true, DialTimeout: 300 * time.Millisecond})
+	gw := netip.AddrPortFrom(DefaultGateway4, port)
+	h.sendSpoofedSYN(t, netip.MustParseAddrPort("10.0.2.50:40000"), gw)
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the spoofed SYN's destination was never dialled")
+	}
+	// The flow slot comes back soon after DialTimeout.
+	deadline := time.Now().Add(3 * time.Second)
+	for h.r.flows.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d flows still held 3s after a handshake the namespace never completed (DialTimeout 300ms)", h.r.flows.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := h.r.Stats(); s.HandshakeTimeouts != 1 || s.TCPActive != 0 {
+		t.Errorf("stats %+v: want handshake_timeouts 1, tcp_active 0", s)
+	}
+
+	// A second one, pending when the relay closes: Close does not wait
+	// for it.
+	h.sendSpoofedSYN(t, netip.MustParseAddrPort("10.0.2.51:40001"), gw)
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second spoofed SYN's destination was never dialled")
+	}
+	closed := make(chan struct{})
+	start := time.Now()
+	go func() { h.r.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Relay.Close still waiting 5s later for a handshake the namespace never completes")
+	}
+	if d := time.Since(start); d > 250*time.Millisecond {
+		t.Errorf("Relay.Close took %v with a handshake pending; want it aborted at once", d)
+	}
+}
