@@ -1,0 +1,137 @@
+package tests
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The test binary doubles as a hostile command run inside `ustack run`:
+// with QA5_HELPER set, it does what that says and exits (init runs
+// before TestMain, so no test runs in that process).
+func init() {
+	mode := os.Getenv("QA5_HELPER")
+	if mode == "" {
+		return
+	}
+	if err := qa5Helper(mode, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func qa5Helper(mode string, args []string) error {
+	switch mode {
+	case "spoofsyn": // SRC DST: one TCP SYN with a source nobody owns
+		return sendRawSYN(netip.MustParseAddrPort(args[0]), netip.MustParseAddrPort(args[1]))
+	case "control": // PATH REQUEST: one control request, the answer on stdout
+		c, err := net.Dial("unix", args[0])
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintln(c, args[1])
+		line, err := bufio.NewReader(c).ReadString('\n')
+		fmt.Printf("answer %s (err %v)\n", strings.TrimSpace(line), err)
+		return nil
+	}
+	return fmt.Errorf("unknown helper mode")
+}
+
+// sendRawSYN sends an IPv4 TCP SYN from src to dst through a raw socket,
+// as any program that is root in its network namespace can.
+func sendRawSYN(src, dst netip.AddrPort) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 40)
+	b[0], b[8], b[9] = 0x45, 64, unix.IPPROTO_TCP
+	binary.BigEndian.PutUint16(b[2:], 40)
+	s4, d4 := src.Addr().As4(), dst.Addr().As4()
+	copy(b[12:], s4[:])
+	copy(b[16:], d4[:])
+	t := b[20:]
+	binary.BigEndian.PutUint16(t[0:], src.Port())
+	binary.BigEndian.PutUint16(t[2:], dst.Port())
+	binary.BigEndian.PutUint32(t[4:], 1000)
+	t[12], t[13] = 5<<4, 0x02 // data offset 5, SYN
+	binary.BigEndian.PutUint16(t[14:], 65535)
+	sum := uint32(0)
+	add := func(p []byte) {
+		for i := 0; i+1 < len(p); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(p[i:]))
+		}
+	}
+	add(s4[:])
+	add(d4[:])
+	sum += unix.IPPROTO_TCP + 20
+	add(t)
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(t[16:], ^uint16(sum))
+	// The kernel fills in the IP checksum (and keeps our source).
+	return unix.Sendto(fd, b, 0, &unix.SockaddrInet4{Addr: d4})
+}
+
+// qa5Self returns the test binary's path and the environment that makes
+// it run helper mode inside the namespace.
+func qa5Self(t *testing.T, mode string) (string, string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return self, "QA5_HELPER=" + mode
+}
+
+// TestRunSpoofedSYNExitsPromptly: a command that sends one TCP SYN from
+// a source address nobody in the namespace owns, then exits. The relay
+// dialled the real destination and waited for the namespace to finish a
+// handshake nobody would finish; ustack run took 127 s to exit. It must
+// exit at once, and report the connection it gave up on when that
+// happened within the run.
+func TestRunSpoofedSYNExitsPromptly(t *testing.T) {
+	bin := runBinary(t)
+	accepted := make(chan struct{}, 4)
+	port := runHostListener(t, func(c *net.TCPConn) {
+		accepted <- struct{}{}
+		go func() { c.Read(make([]byte, 1)); c.Close() }()
+	})
+	self, env := qa5Self(t, "spoofsyn")
+	t.Setenv("QA5_HELPER", strings.TrimPrefix(env, "QA5_HELPER="))
+	start := time.Now()
+	// The helper sends the SYN; sleep outlives --dial-timeout, so the
+	// give-up happens while CMD still runs and is reported.
+	res := runUstack(t, bin, "run", "--allow-host-loopback", "--dial-timeout", "500ms", "--",
+		"sh", "-c", fmt.Sprintf("%s 10.0.2.77:40000 10.0.2.2:%s && sleep 1.5", self, port))
+	os.Unsetenv("QA5_HELPER")
+	elapsed := time.Since(start)
+	if res.status != 0 {
+		t.Fatalf("status %d, stdout %q, stderr %q", res.status, res.stdout, res.stderr)
+	}
+	select {
+	case <-accepted:
+	default:
+		t.Fatalf("the spoofed SYN's destination was never dialled (stderr %q)", res.stderr)
+	}
+	if elapsed > 10*time.Second {
+		t.Errorf("ustack run took %v to exit after a spoofed SYN; want about the command's 1.5 s", elapsed.Round(time.Millisecond))
+	}
+	if !strings.Contains(res.stderr, "gave up on 1 connections whose handshake") {
+		t.Errorf("stderr %q does not report the handshake given up", res.stderr)
+	}
+}
+
