@@ -135,3 +135,48 @@ func TestRunSpoofedSYNExitsPromptly(t *testing.T) {
 	}
 }
 
+// TestRunControlSocketClosedToCommand: the command sees the host's
+// filesystem, so it could connect to --api-socket and add a port forward:
+// a listening port on the host's network, which its namespace exists to
+// deny it (rootless as well: the socket belongs to the user CMD maps to).
+// A client inside the namespace is refused; one outside is served.
+func TestRunControlSocketClosedToCommand(t *testing.T) {
+	bin := runBinary(t)
+	sock := t.TempDir() + "/api.sock"
+	self, _ := qa5Self(t, "control")
+	port := runFreePort(t, "tcp4", "127.0.0.1:0")
+	req := fmt.Sprintf(`{"op":"add","forward":"127.0.0.1:%s:80/tcp"}`, port)
+	cmd, out := runStart(t, bin, "run", "--api-socket", sock, "--",
+		"sh", "-c", fmt.Sprintf("QA5_HELPER=control %s %s '%s'; sleep 30", self, sock, req))
+	var inside string
+	runEventually(t, "the command's control request", func() error {
+		if inside = out.String(); !strings.Contains(inside, "answer") {
+			return fmt.Errorf("output so far %q", inside)
+		}
+		return nil
+	})
+	if !strings.Contains(inside, `"ok":false`) || !strings.Contains(inside, "not open to processes inside the namespace") {
+		t.Errorf("control request from inside the namespace answered %q; want a refusal", inside)
+	}
+	if ln, err := net.Listen("tcp4", "127.0.0.1:"+port); err != nil {
+		t.Errorf("host port %s taken after the command's request: %v", port, err)
+	} else {
+		ln.Close()
+	}
+	// The operator outside is still served.
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintln(c, `{"op":"list"}`)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, `{"ok":true`) {
+		t.Errorf("list from the host: %q, %v; want ok", line, err)
+	}
+	c.Close()
+	if st := runStop(t, cmd); st != 143 {
+		t.Errorf("status %d after SIGTERM, want 143 (output %q)", st, out.String())
+	}
+}

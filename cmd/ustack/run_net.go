@@ -59,14 +59,14 @@ func startNet(o *runOptions, nsPath string, stderr io.Writer) (*runNet, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := n.startStack(o, stderr); err != nil {
+	if err := n.startStack(o, nsPath, stderr); err != nil {
 		n.close()
 		return nil, err
 	}
 	return n, nil
 }
 
-func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
+func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) error {
 	var pcap io.Writer
 	if o.pcap != "" {
 		f, err := os.Create(o.pcap)
@@ -109,7 +109,14 @@ func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
 	// Packets flow only now that the relay is complete.
 	n.st.Resume()
 	if o.apiSocket != "" {
-		if n.api, err = net.Listen("unix", o.apiSocket); err != nil {
+		ln, err := net.Listen("unix", o.apiSocket)
+		if err != nil {
+			return fmt.Errorf("--api-socket: %w", err)
+		}
+		// CMD sees the host's filesystem, socket included; through it it
+		// could listen on the host's network (a port forward).
+		if n.api, err = netns.GuardListener(ln, nsPath, apiRefusal); err != nil {
+			ln.Close()
 			return fmt.Errorf("--api-socket: %w", err)
 		}
 		n.apiCh = make(chan error, 1)
@@ -117,6 +124,9 @@ func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// apiRefusal answers a control client inside the networked namespace.
+const apiRefusal = `{"ok":false,"error":"control socket: not open to processes inside the namespace"}`
 
 // close tears everything down and returns the relay's final counters.
 func (n *runNet) close() relay.Stats {
