@@ -180,3 +180,24 @@ func TestRunControlSocketClosedToCommand(t *testing.T) {
 		t.Errorf("status %d after SIGTERM, want 143 (output %q)", st, out.String())
 	}
 }
+
+// TestRunKilledLeavesNoResolvConf: ustack run killed with SIGKILL runs no
+// cleanup; the resolv.conf it generated for the command must not stay
+// behind in TMPDIR (it did, one file per kill).
+func TestRunKilledLeavesNoResolvConf(t *testing.T) {
+	bin := runBinary(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	mark := tmp + "/started"
+	cmd, out := runStart(t, bin, "run", "--", "sh", "-c", "grep -q 10.0.2.3 /etc/resolv.conf && touch "+mark+"; sleep 30")
+	runEventually(t, "command started", func() error {
+		_, err := os.Stat(mark)
+		return err
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	os.Remove(mark)
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in TMPDIR after SIGKILL: %v (output %q)", left, out.String())
+	}
+}
