@@ -9,6 +9,7 @@ import (
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/stack"
 	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
@@ -100,5 +101,68 @@ func TestSpoofedSYNHandshakeBounded(t *testing.T) {
 	}
 	if d := time.Since(start); d > 250*time.Millisecond {
 		t.Errorf("Relay.Close took %v with a handshake pending; want it aborted at once", d)
+	}
+}
+
+// TestForwardUDPOneWayStaysOneFlow: a UDP port forward whose client sends
+// and whose server inside never answers (syslog, metrics) is one live
+// flow. The forward's idle timer counted only the namespace's replies, so
+// the flow expired every UDPIdleTimeout while datagrams kept coming, was
+// counted as expired and opened again, and datagrams arriving as it was
+// torn down were lost.
+func TestForwardUDPOneWayStaysOneFlow(t *testing.T) {
+	leakcheck.Check(t)
+	const idle = 300 * time.Millisecond
+	h := newHarness(t, Config{UDPIdleTimeout: idle})
+	fa, proto := full(netip.AddrPortFrom(DefaultGuest4, 514))
+	pc, err := gonet.DialUDP(h.ns.GVisor(), &fa, nil, proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan struct{}, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			got <- struct{}{}
+		}
+	}()
+	defer func() { pc.Close(); <-done }()
+	port := freePort(t, "udp4", "127.0.0.1:0")
+	if err := h.r.AddForward(Forward{Proto: "udp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: port, GuestPort: 514}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("udp4", net.JoinHostPort("127.0.0.1", itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const sent = 12 // over 1.2 s: four idle timeouts
+	for i := 0; i < sent; i++ {
+		c.Write([]byte("log line"))
+		time.Sleep(idle / 3)
+	}
+	received := 0
+	for deadline := time.After(2 * time.Second); received < sent; received++ {
+		select {
+		case <-got:
+		case <-deadline:
+			t.Fatalf("server inside received %d of %d datagrams", received, sent)
+		}
+	}
+	if s := h.r.Stats(); s.ForwardAccepted != 1 || s.UDPExpired != 0 {
+		t.Errorf("stats %+v after a steady one-way flow: want forward_accepted 1 (one flow), udp_expired 0", s)
+	}
+	// Once the client stops, the flow does expire.
+	deadline := time.Now().Add(3 * time.Second)
+	for h.r.Stats().UDPExpired != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v: the flow did not expire once idle", h.r.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
