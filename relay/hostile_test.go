@@ -1,8 +1,13 @@
 package relay
 
 import (
+	"bufio"
+	"encoding/json"
+	"io"
 	"net"
 	"net/netip"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,5 +169,41 @@ func TestForwardUDPOneWayStaysOneFlow(t *testing.T) {
 			t.Fatalf("stats %+v: the flow did not expire once idle", h.r.Stats())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestControlOversizedLineAnswered: every request line gets an answer
+// line; one longer than the 64 KiB limit was met by the connection
+// closing in silence, which a client reads as ustack gone. It now gets
+// an error saying why before the connection closes.
+func TestControlOversizedLineAnswered(t *testing.T) {
+	leakcheck.Check(t)
+	h := newHarness(t, Config{})
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "api.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- h.r.ServeControl(ln) }()
+	defer func() { ln.Close(); <-served }()
+	c, err := net.Dial("unix", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		io.WriteString(c, `{"op":"list","forward":"`+strings.Repeat("x", maxControlLine)+`"}`+"\n")
+		io.WriteString(c, `{"op":"list"}`+"\n")
+	}()
+	rd := bufio.NewReader(c)
+	line, err := rd.ReadString('\n')
+	var resp ControlResponse
+	if err != nil || json.Unmarshal([]byte(line), &resp) != nil || resp.OK || !strings.Contains(resp.Error, "longer than") {
+		t.Errorf("answer to a %d-byte request line: %q, %v; want an error naming the limit", maxControlLine+30, line, err)
+	}
+	// The connection stays usable.
+	if line, err := rd.ReadString('\n'); err != nil || line != `{"ok":true,"forwards":[]}`+"\n" {
+		t.Errorf("answer to the next request: %q, %v; want the list", line, err)
 	}
 }
