@@ -128,10 +128,14 @@ type Stats struct {
 	// reached but whose handshake with the namespace did not complete
 	// within DialTimeout (a SYN from a source address nobody there owns).
 	HandshakeTimeouts uint64 `json:"handshake_timeouts"`
-	ForwardAccepted   uint64 `json:"forward_accepted"` // port-forwarded connections and flows
-	ForwardFailed     uint64 `json:"forward_failed"`   // port forwards the namespace refused
-	BytesOut          uint64 `json:"bytes_out"`        // bytes from the namespace to the host
-	BytesIn           uint64 `json:"bytes_in"`         // bytes from the host to the namespace
+	// Malformed counts packets from the namespace the stack dropped as
+	// malformed: IP, TCP, UDP or ICMP headers, lengths or checksums that
+	// do not hold (what a raw socket in the namespace can send).
+	Malformed       uint64 `json:"malformed"`
+	ForwardAccepted uint64 `json:"forward_accepted"` // port-forwarded connections and flows
+	ForwardFailed   uint64 `json:"forward_failed"`   // port forwards the namespace refused
+	BytesOut        uint64 `json:"bytes_out"`        // bytes from the namespace to the host
+	BytesIn         uint64 `json:"bytes_in"`         // bytes from the host to the namespace
 }
 
 type counters struct {
@@ -266,9 +270,22 @@ func (r *Relay) Stats() Stats {
 		ICMPEchoSent:    c.icmpSent.Load(), ICMPEchoReplies: c.icmpReplies.Load(), ICMPFailed: c.icmpFailed.Load(),
 		Denied: c.denied.Load(), FlowLimitHits: c.limitHits.Load(), HalfOpenClosed: c.halfOpenClosed.Load(),
 		SYNDropped: r.gs.Stats().TCP.ForwardMaxInFlightDrop.Value(), HandshakeTimeouts: c.handshakeTimeouts.Load(),
+		Malformed:       r.malformed(),
 		ForwardAccepted: c.forwardAccepted.Load(), ForwardFailed: c.forwardFailed.Load(),
 		BytesOut: c.bytesOut.Load(), BytesIn: c.bytesIn.Load(),
 	}
+}
+
+// malformed sums the stack's counters of packets dropped as malformed
+// (each packet is counted in one of them: a bad fragment also counts as a
+// bad IP packet, so fragments are not added again; a TCP header that does
+// not parse, bad checksum included, is the NIC's MalformedL4).
+func (r *Relay) malformed() uint64 {
+	st := r.gs.Stats()
+	return st.IP.MalformedPacketsReceived.Value() + st.NICs.MalformedL4RcvdPackets.Value() +
+		st.TCP.InvalidSegmentsReceived.Value() + st.TCP.ChecksumErrors.Value() +
+		st.UDP.MalformedPacketsReceived.Value() + st.UDP.ChecksumErrors.Value() +
+		st.ICMP.V4.PacketsReceived.Invalid.Value() + st.ICMP.V6.PacketsReceived.Invalid.Value()
 }
 
 // Close stops relaying new flows, closes every port forward and relayed

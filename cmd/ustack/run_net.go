@@ -176,6 +176,9 @@ func report(st relay.Stats, debug bool, stderr io.Writer) {
 	if st.HandshakeTimeouts > 0 {
 		fmt.Fprintf(stderr, "ustack run: gave up on %d connections whose handshake the namespace did not complete within --dial-timeout\n", st.HandshakeTimeouts)
 	}
+	if st.Malformed > 0 {
+		fmt.Fprintf(stderr, "ustack run: dropped %d malformed packets from the namespace\n", st.Malformed)
+	}
 	if st.HalfOpenClosed > 0 {
 		fmt.Fprintf(stderr, "ustack run: closed %d half-closed connections after --half-close-timeout\n", st.HalfOpenClosed)
 	}
