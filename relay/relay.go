@@ -145,7 +145,7 @@ type counters struct {
 	portUnreachable, hostUnreachable  atomic.Uint64
 	icmpSent, icmpReplies, icmpFailed atomic.Uint64
 	denied, limitHits, halfOpenClosed atomic.Uint64
-	handshakeTimeouts                 atomic.Uint64
+	handshakeTimeouts, malformedUDP   atomic.Uint64
 	forwardAccepted, forwardFailed    atomic.Uint64
 	bytesOut, bytesIn                 atomic.Uint64
 }
@@ -208,7 +208,13 @@ func New(cfg Config) (*Relay, error) {
 		return tf.HandlePacket(id, pkt)
 	})
 	uf := udp.NewForwarder(gs, r.handleUDP)
-	gs.SetTransportProtocolHandler(udp.ProtocolNumber, uf.HandlePacket)
+	gs.SetTransportProtocolHandler(udp.ProtocolNumber, func(id gstack.TransportEndpointID, pkt *gstack.PacketBuffer) bool {
+		if !udpValid(pkt) {
+			r.c.malformedUDP.Add(1)
+			return true // dropped
+		}
+		return uf.HandlePacket(id, pkt)
+	})
 	gs.SetTransportProtocolHandler(icmp.ProtocolNumber4, r.handleICMP4)
 	gs.SetTransportProtocolHandler(icmp.ProtocolNumber6, r.handleICMP6)
 	return r, nil
@@ -285,7 +291,8 @@ func (r *Relay) malformed() uint64 {
 	return st.IP.MalformedPacketsReceived.Value() + st.NICs.MalformedL4RcvdPackets.Value() +
 		st.TCP.InvalidSegmentsReceived.Value() + st.TCP.ChecksumErrors.Value() +
 		st.UDP.MalformedPacketsReceived.Value() + st.UDP.ChecksumErrors.Value() +
-		st.ICMP.V4.PacketsReceived.Invalid.Value() + st.ICMP.V6.PacketsReceived.Invalid.Value()
+		st.ICMP.V4.PacketsReceived.Invalid.Value() + st.ICMP.V6.PacketsReceived.Invalid.Value() +
+		r.c.malformedUDP.Load()
 }
 
 // Close stops relaying new flows, closes every port forward and relayed
