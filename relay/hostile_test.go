@@ -278,6 +278,7 @@ func TestMalformedCounted(t *testing.T) {
 		{"udp bad checksum", ip4Packet(dst, uint8(header.UDPProtocolNumber), udpDgram(12), nil)},
 		{"ip total length past the packet", ip4Packet(dst, uint8(header.UDPProtocolNumber), udpDgram(12), func(ip header.IPv4) { ip.SetTotalLength(400) })},
 		{"icmp echo cut short", ip4Packet(dst, uint8(header.ICMPv4ProtocolNumber), []byte{8, 0, 0}, nil)},
+		{"icmp echo bad checksum", ip4Packet(dst, uint8(header.ICMPv4ProtocolNumber), []byte{8, 0, 0x12, 0x34, 0, 1, 0, 1}, nil)},
 	} {
 		before := h.r.Stats().Malformed
 		h.sendRaw4(t, tc.pkt)

@@ -38,6 +38,12 @@ func (r *Relay) handleICMP4(_ gstack.TransportEndpointID, pkt *gstack.PacketBuff
 	if len(h) < header.ICMPv4MinimumSize || h.Type() != header.ICMPv4Echo {
 		return false
 	}
+	// gVisor's network layer counts a bad checksum as invalid but still
+	// delivers the message here; relayed, it would become a valid echo
+	// request on the host, and the reply to a corrupt packet come back.
+	if checksum.Checksum(h, pkt.Data().Checksum()) != 0xffff {
+		return true // dropped; counted by gVisor (ICMP invalid)
+	}
 	ip := header.IPv4(pkt.NetworkHeader().Slice())
 	return r.handleEcho(stack.AddrOf(ip.SourceAddress()), stack.AddrOf(ip.DestinationAddress()), h.Ident(), h.Sequence(), pkt)
 }
@@ -48,6 +54,12 @@ func (r *Relay) handleICMP6(_ gstack.TransportEndpointID, pkt *gstack.PacketBuff
 		return false
 	}
 	ip := header.IPv6(pkt.NetworkHeader().Slice())
+	if h.Checksum() != header.ICMPv6Checksum(header.ICMPv6ChecksumParams{
+		Header: h, Src: ip.SourceAddress(), Dst: ip.DestinationAddress(),
+		PayloadCsum: pkt.Data().Checksum(), PayloadLen: pkt.Data().Size(),
+	}) {
+		return true // dropped, as for IPv4
+	}
 	return r.handleEcho(stack.AddrOf(ip.SourceAddress()), stack.AddrOf(ip.DestinationAddress()), h.Ident(), h.Sequence(), pkt)
 }
 
