@@ -3,7 +3,9 @@ package relay
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"github.com/ustack/ustack/stack"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -111,7 +113,17 @@ func (r *Relay) echoFlowFor(k echoKey) (*echoFlow, error) {
 		r.releaseFlow()
 		return nil, err
 	}
+	if f.raw {
+		id, ok := r.pickRawIdent(k.dst)
+		if !ok {
+			f.sock.Close()
+			r.releaseFlow()
+			return nil, fmt.Errorf("every ICMP identifier toward %v is in use", k.dst)
+		}
+		f.ident = id
+	}
 	if !r.track(f.sock) {
+		r.dropRawIdent(f)
 		r.releaseFlow()
 		return nil, errors.New("relay closed")
 	}
@@ -119,10 +131,45 @@ func (r *Relay) echoFlowFor(k echoKey) (*echoFlow, error) {
 	r.icmp[k] = f
 	if !r.goTracked(func() { r.echoReplies(f) }) {
 		delete(r.icmp, k)
+		r.dropRawIdent(f)
 		r.releaseFlow()
 		return nil, errors.New("relay closed")
 	}
 	return f, nil
+}
+
+// rawIdent is an ICMP identifier in use on the wire toward dst by a raw
+// echo flow.
+type rawIdent struct {
+	dst   netip.Addr
+	ident uint16
+}
+
+// pickRawIdent chooses the identifier a new raw echo flow to dst uses on
+// the wire, one no other of our raw flows to dst uses. A raw socket sees
+// every echo reply from dst and keeps those carrying its identifier; two
+// flows with the same one (a random pick collided: likely among a few
+// hundred sessions to one host) each took the other's replies, and the
+// namespace got replies to requests it never sent. The caller holds
+// icmpMu; false means all 65536 are taken.
+func (r *Relay) pickRawIdent(dst netip.Addr) (uint16, bool) {
+	start := uint16(rand.Uint32())
+	for i := 0; i < 1<<16; i++ {
+		k := rawIdent{dst, start + uint16(i)}
+		if _, used := r.rawIdents[k]; !used {
+			r.rawIdents[k] = struct{}{}
+			return k.ident, true
+		}
+	}
+	return 0, false
+}
+
+// dropRawIdent frees f's identifier, if it is a raw flow. The caller
+// holds icmpMu.
+func (r *Relay) dropRawIdent(f *echoFlow) {
+	if f.raw {
+		delete(r.rawIdents, rawIdent{f.key.dst, f.ident})
+	}
 }
 
 // send writes one echo request. A ping socket sets its own identifier and
@@ -150,6 +197,7 @@ func (r *Relay) echoReplies(f *echoFlow) {
 	defer func() {
 		r.icmpMu.Lock()
 		delete(r.icmp, f.key)
+		r.dropRawIdent(f)
 		r.icmpMu.Unlock()
 		r.untrack(f.sock)
 		r.releaseFlow()

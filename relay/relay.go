@@ -169,10 +169,11 @@ type Relay struct {
 	forwards map[Forward]*forwarder
 	wg       sync.WaitGroup // every goroutine the relay started or adopted
 
-	icmpMu sync.Mutex // guards icmp
-	icmp   map[echoKey]*echoFlow
-	synMu  sync.Mutex                            // guards syns
-	syns   map[gstack.TransportEndpointID]uint32 // ISS of SYNs waiting in the forwarder
+	icmpMu    sync.Mutex // guards icmp and rawIdents
+	icmp      map[echoKey]*echoFlow
+	rawIdents map[rawIdent]struct{}                 // identifiers raw echo flows use on the wire
+	synMu     sync.Mutex                            // guards syns
+	syns      map[gstack.TransportEndpointID]uint32 // ISS of SYNs waiting in the forwarder
 
 	busyMu sync.Mutex // guards busy and its flowBytes' seen
 	busy   map[*flowBytes]struct{}
@@ -193,11 +194,12 @@ func New(cfg Config) (*Relay, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Relay{
 		cfg: cfg, gs: gs, nic: nic, ctx: ctx, cancel: cancel,
-		conns:    map[io.Closer]struct{}{},
-		forwards: map[Forward]*forwarder{},
-		icmp:     map[echoKey]*echoFlow{},
-		syns:     map[gstack.TransportEndpointID]uint32{},
-		busy:     map[*flowBytes]struct{}{},
+		conns:     map[io.Closer]struct{}{},
+		forwards:  map[Forward]*forwarder{},
+		icmp:      map[echoKey]*echoFlow{},
+		rawIdents: map[rawIdent]struct{}{},
+		syns:      map[gstack.TransportEndpointID]uint32{},
+		busy:      map[*flowBytes]struct{}{},
 	}
 	r.bufPool.New = func() any { b := make([]byte, cfg.BufferSize); return &b }
 	// maxInFlight bounds the handshakes waiting on a dial (half-open
