@@ -250,6 +250,7 @@ func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
 		return
 	}
 	r.c.forwardAccepted.Add(1)
+	defer r.reserveSendBuffer(gc.ep)()
 	r.splice(gc, c, nsEndpoint{})
 }
 

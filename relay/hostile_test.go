@@ -327,3 +327,55 @@ func TestRawEchoIdentsUnique(t *testing.T) {
 		t.Error("pickRawIdent for another destination failed")
 	}
 }
+
+// TestSendBufferBudget: connections whose namespace end stops reading
+// while their host servers keep sending hold, in the relay, no more than
+// the send-buffer budget plus the per-connection minimum. Without it each
+// held what gVisor's auto-tuning gave it (up to 4 MiB): a command that
+// opened --max-flows such connections made ustack hold 16 GiB.
+func TestSendBufferBudget(t *testing.T) {
+	leakcheck.Check(t)
+	const conns = 4
+	const budget = 256 << 10
+	chunk := make([]byte, 64<<10)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveTCP(t, ln, func(c net.Conn) {
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	h := newHarness(t, Config{AllowHostLoopback: true, SendBufferBudget: budget})
+	dst := netip.AddrPortFrom(DefaultGateway4, ln.Addr().(*net.TCPAddr).AddrPort().Port()).String()
+	for i := 0; i < conns; i++ {
+		c, err := h.dial(t, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close() // never read
+	}
+	// Wait until the relay stops taking bytes from the servers.
+	var in uint64
+	for stable := 0; stable < 5; {
+		time.Sleep(100 * time.Millisecond)
+		if now := h.r.Stats().BytesIn; now != in {
+			in, stable = now, 0
+		} else {
+			stable++
+		}
+	}
+	// Each namespace connection's window (gVisor's default 1 MiB receive
+	// buffer) plus what the relay may hold: the budget, then the minimum
+	// for each connection beyond it.
+	limit := uint64(conns*(1<<20) + budget + conns*minSendBuffer + conns*(64<<10))
+	if in > limit {
+		t.Errorf("relay took %d bytes from the host for %d connections the namespace does not read; want at most %d (budget %d)", in, conns, limit, budget)
+	}
+	if got := h.r.sendReserved.Load(); got != budget+(conns-1)*minSendBuffer {
+		t.Errorf("send buffer reserved = %d, want the %d budget then %d each", got, budget, minSendBuffer)
+	}
+}

@@ -96,6 +96,11 @@ type Config struct {
 	// Default 256 KiB: io.Copy's 32 KiB capped bulk throughput well below
 	// what the offloaded TUN path carries (measured in the prototype).
 	BufferSize int
+	// SendBufferBudget caps the bytes the relay may hold for the
+	// namespace in its connections' send buffers, all together, so a
+	// namespace that stops reading cannot make ustack hold MaxFlows times
+	// gVisor's 4 MiB maximum (see reserveSendBuffer). Default 256 MiB.
+	SendBufferBudget int
 
 	// Dial, if set, connects to real TCP destinations instead of a
 	// net.Dialer with DialTimeout (to set socket options, say). It must
@@ -162,6 +167,8 @@ type Relay struct {
 	cancel context.CancelFunc
 	flows  atomic.Int64  // relayed TCP connections + UDP and ICMP flows
 	dnsCur atomic.Uint32 // index (mod len) of the current DNS upstream
+
+	sendReserved atomic.Int64 // send buffer bytes reserved (reserveSendBuffer)
 
 	mu       sync.Mutex // guards closed, conns, forwards, wg.Add
 	closed   bool
@@ -240,7 +247,7 @@ func (c *Config) fill() error {
 	def(&c.DNS6, DefaultDNS6)
 	def(&c.Guest4, DefaultGuest4)
 	def(&c.Guest6, DefaultGuest6)
-	if c.MaxFlows < 0 || c.BufferSize < 0 || c.DialTimeout < 0 || c.HalfCloseTimeout < 0 || c.UDPIdleTimeout < 0 {
+	if c.MaxFlows < 0 || c.BufferSize < 0 || c.DialTimeout < 0 || c.HalfCloseTimeout < 0 || c.UDPIdleTimeout < 0 || c.SendBufferBudget < 0 {
 		return errors.New("relay: negative limit in Config")
 	}
 	if c.MaxFlows == 0 {
@@ -257,6 +264,9 @@ func (c *Config) fill() error {
 	}
 	if c.BufferSize == 0 {
 		c.BufferSize = 256 << 10
+	}
+	if c.SendBufferBudget == 0 {
+		c.SendBufferBudget = defaultSendBudget
 	}
 	for _, p := range c.Deny {
 		if !p.IsValid() {

@@ -85,6 +85,7 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	req.Complete(false)
+	defer r.reserveSendBuffer(ep)()
 	// Keepalive probes find a namespace peer that vanished, so a dead
 	// connection does not hold its slot forever.
 	ep.SocketOptions().SetKeepAlive(true)
