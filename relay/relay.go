@@ -107,6 +107,12 @@ type Config struct {
 	// return a *net.TCPConn or another conn with CloseWrite.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 
+	// LinkMalformed, if set, returns how many packets from the namespace
+	// the link endpoint dropped itself as malformed or with a bad
+	// checksum (a TUN device checks some before the stack sees them:
+	// tun.Device.Stats); Stats.Malformed includes them.
+	LinkMalformed func() uint64
+
 	// Logf, if set, receives one line per noteworthy event.
 	Logf func(format string, args ...any)
 }
@@ -133,9 +139,10 @@ type Stats struct {
 	// reached but whose handshake with the namespace did not complete
 	// within DialTimeout (a SYN from a source address nobody there owns).
 	HandshakeTimeouts uint64 `json:"handshake_timeouts"`
-	// Malformed counts packets from the namespace the stack dropped as
-	// malformed: IP, TCP, UDP or ICMP headers, lengths or checksums that
-	// do not hold (what a raw socket in the namespace can send).
+	// Malformed counts packets from the namespace dropped as malformed:
+	// IP, TCP, UDP or ICMP headers, lengths or checksums that do not hold
+	// (what a raw socket in the namespace can send), by the stack, the
+	// relay or the link (Config.LinkMalformed).
 	Malformed       uint64 `json:"malformed"`
 	ForwardAccepted uint64 `json:"forward_accepted"` // port-forwarded connections and flows
 	ForwardFailed   uint64 `json:"forward_failed"`   // port forwards the namespace refused
@@ -304,7 +311,14 @@ func (r *Relay) malformed() uint64 {
 		st.TCP.InvalidSegmentsReceived.Value() + st.TCP.ChecksumErrors.Value() +
 		st.UDP.MalformedPacketsReceived.Value() + st.UDP.ChecksumErrors.Value() +
 		st.ICMP.V4.PacketsReceived.Invalid.Value() + st.ICMP.V6.PacketsReceived.Invalid.Value() +
-		r.c.malformedUDP.Load()
+		r.c.malformedUDP.Load() + r.linkMalformed()
+}
+
+func (r *Relay) linkMalformed() uint64 {
+	if r.cfg.LinkMalformed == nil {
+		return 0
+	}
+	return r.cfg.LinkMalformed()
 }
 
 // Close stops relaying new flows, closes every port forward and relayed

@@ -33,6 +33,13 @@ func qa5Helper(mode string, args []string) error {
 	switch mode {
 	case "spoofsyn": // SRC DST: one TCP SYN with a source nobody owns
 		return sendRawSYN(netip.MustParseAddrPort(args[0]), netip.MustParseAddrPort(args[1]))
+	case "malformed": // DST: a TCP SYN with a bad checksum, a UDP datagram with a bad length
+		dst := netip.MustParseAddr(args[0])
+		src := netip.MustParseAddr("10.0.2.100")
+		if err := sendRawTCP(netip.AddrPortFrom(src, 40000), netip.AddrPortFrom(dst, 80), 0x02, true); err != nil {
+			return err
+		}
+		return sendRawUDPBadLength(netip.AddrPortFrom(src, 40001), netip.AddrPortFrom(dst, 9))
 	case "control": // PATH REQUEST: one control request, the answer on stdout
 		c, err := net.Dial("unix", args[0])
 		if err != nil {
@@ -51,6 +58,32 @@ func qa5Helper(mode string, args []string) error {
 // sendRawSYN sends an IPv4 TCP SYN from src to dst through a raw socket,
 // as any program that is root in its network namespace can.
 func sendRawSYN(src, dst netip.AddrPort) error {
+	return sendRawTCP(src, dst, 0x02, false)
+}
+
+// sendRawUDPBadLength sends a UDP datagram whose length field claims more
+// than the datagram holds.
+func sendRawUDPBadLength(src, dst netip.AddrPort) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 20+8+4)
+	b[0], b[8], b[9] = 0x45, 64, unix.IPPROTO_UDP
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	s4, d4 := src.Addr().As4(), dst.Addr().As4()
+	copy(b[12:], s4[:])
+	copy(b[16:], d4[:])
+	binary.BigEndian.PutUint16(b[20:], src.Port())
+	binary.BigEndian.PutUint16(b[22:], dst.Port())
+	binary.BigEndian.PutUint16(b[24:], 200) // the datagram is 12 bytes
+	return unix.Sendto(fd, b, 0, &unix.SockaddrInet4{Addr: d4})
+}
+
+// sendRawTCP sends an IPv4 TCP segment with flags from src to dst through
+// a raw socket, its checksum right or, with badSum, wrong.
+func sendRawTCP(src, dst netip.AddrPort, flags byte, badSum bool) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
 	if err != nil {
 		return err
@@ -66,7 +99,7 @@ func sendRawSYN(src, dst netip.AddrPort) error {
 	binary.BigEndian.PutUint16(t[0:], src.Port())
 	binary.BigEndian.PutUint16(t[2:], dst.Port())
 	binary.BigEndian.PutUint32(t[4:], 1000)
-	t[12], t[13] = 5<<4, 0x02 // data offset 5, SYN
+	t[12], t[13] = 5<<4, flags // data offset 5
 	binary.BigEndian.PutUint16(t[14:], 65535)
 	sum := uint32(0)
 	add := func(p []byte) {
@@ -82,6 +115,9 @@ func sendRawSYN(src, dst netip.AddrPort) error {
 		sum = sum>>16 + sum&0xffff
 	}
 	binary.BigEndian.PutUint16(t[16:], ^uint16(sum))
+	if badSum {
+		t[16] ^= 0xff
+	}
 	// The kernel fills in the IP checksum (and keeps our source).
 	return unix.Sendto(fd, b, 0, &unix.SockaddrInet4{Addr: d4})
 }
@@ -199,5 +235,24 @@ func TestRunKilledLeavesNoResolvConf(t *testing.T) {
 	os.Remove(mark)
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Errorf("left in TMPDIR after SIGKILL: %v (output %q)", left, out.String())
+	}
+}
+
+// TestRunMalformedReported: packets a command's raw socket sends that the
+// stack drops as malformed are counted and reported when ustack exits;
+// none of them is relayed (a bad UDP length used to open a flow). They
+// went unseen: the relay's counters did not move.
+func TestRunMalformedReported(t *testing.T) {
+	bin := runBinary(t)
+	self, _ := qa5Self(t, "malformed")
+	res := runUstack(t, bin, "run", "--debug", "--", "sh", "-c", "QA5_HELPER=malformed "+self+" 192.0.2.1 && sleep 0.3")
+	if res.status != 0 {
+		t.Fatalf("status %d, stderr %q", res.status, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "dropped 2 malformed packets from the namespace") {
+		t.Errorf("stderr %q does not report the 2 malformed packets", res.stderr)
+	}
+	if !strings.Contains(res.stderr, "UDPFlows:0") || !strings.Contains(res.stderr, "TCPDialFailed:0") {
+		t.Errorf("a malformed packet was relayed: %q", res.stderr)
 	}
 }

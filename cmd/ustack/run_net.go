@@ -92,6 +92,10 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 		DialTimeout:       o.dialTimeout,
 		HalfCloseTimeout:  o.halfCloseTimeout,
 		UDPIdleTimeout:    o.udpTimeout,
+		LinkMalformed: func() uint64 {
+			s := n.dev.Stats()
+			return s.Malformed + s.BadChecksum
+		},
 	}
 	if o.debug {
 		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, "ustack run: "+format+"\n", args...) }
