@@ -2,12 +2,15 @@ package relay
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // sendSpoofedSYN sends a TCP SYN from src to dst out of the namespace
@@ -377,5 +381,30 @@ func TestSendBufferBudget(t *testing.T) {
 	}
 	if got := h.r.sendReserved.Load(); got != budget+(conns-1)*minSendBuffer {
 		t.Errorf("send buffer reserved = %d, want the %d budget then %d each", got, budget, minSendBuffer)
+	}
+}
+
+// TestStaleSYNNotesPruned: a SYN the forwarder drops (too many
+// handshakes in flight: a SYN flood) leaves the sequence-number note the
+// relay keeps to quote in an ICMP unreachable, and nothing ever took it
+// away: once 65536 had piled up, every later unreachable destination was
+// answered with a reset (ECONNREFUSED) for the rest of the run. Notes
+// older than any handler can still need are pruned when the table is
+// full.
+func TestStaleSYNNotesPruned(t *testing.T) {
+	leakcheck.Check(t)
+	h := newHarness(t, Config{DialTimeout: time.Second, Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}
+	}})
+	// What a SYN flood left behind a minute ago.
+	old := time.Now().Add(-time.Minute).UnixNano()
+	h.r.synMu.Lock()
+	for i := 0; i < maxSYNNotes; i++ {
+		id := gstack.TransportEndpointID{LocalPort: 80, RemotePort: uint16(i), RemoteAddress: stack.Address(netip.AddrFrom4([4]byte{10, 0, 2, byte(i >> 8)}))}
+		h.r.syns[id] = synNote{seq: 1, at: old}
+	}
+	h.r.synMu.Unlock()
+	if _, err := h.dial(t, "192.0.2.1:80"); err == nil || !strings.Contains(err.Error(), "no route to host") {
+		t.Fatalf("dial of an unreachable destination with the SYN notes full of stale ones = %v, want no route to host", err)
 	}
 }

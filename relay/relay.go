@@ -185,9 +185,10 @@ type Relay struct {
 
 	icmpMu    sync.Mutex // guards icmp and rawIdents
 	icmp      map[echoKey]*echoFlow
-	rawIdents map[rawIdent]struct{}                 // identifiers raw echo flows use on the wire
-	synMu     sync.Mutex                            // guards syns
-	syns      map[gstack.TransportEndpointID]uint32 // ISS of SYNs waiting in the forwarder
+	rawIdents map[rawIdent]struct{}                  // identifiers raw echo flows use on the wire
+	synMu     sync.Mutex                             // guards syns and synPruned
+	syns      map[gstack.TransportEndpointID]synNote // ISS of SYNs waiting in the forwarder
+	synPruned time.Time                              // when noteSYN last pruned syns
 
 	busyMu sync.Mutex // guards busy and its flowBytes' seen
 	busy   map[*flowBytes]struct{}
@@ -212,7 +213,7 @@ func New(cfg Config) (*Relay, error) {
 		forwards:  map[Forward]*forwarder{},
 		icmp:      map[echoKey]*echoFlow{},
 		rawIdents: map[rawIdent]struct{}{},
-		syns:      map[gstack.TransportEndpointID]uint32{},
+		syns:      map[gstack.TransportEndpointID]synNote{},
 		busy:      map[*flowBytes]struct{}{},
 	}
 	r.bufPool.New = func() any { b := make([]byte, cfg.BufferSize); return &b }

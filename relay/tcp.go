@@ -213,10 +213,19 @@ func (r *Relay) refuse(req *tcp.ForwarderRequest, err error) {
 	}
 }
 
-// maxSYNNotes bounds the SYN sequence numbers kept for refuse (a note
-// whose SYN the forwarder dropped, and whose client gave up, stays until
-// the same 4-tuple comes again); beyond it a failed dial gets a reset.
+// maxSYNNotes bounds the SYN sequence numbers kept for refuse; beyond it
+// a failed dial gets a reset. A note whose SYN the forwarder dropped (too
+// many handshakes in flight) is never taken: when the table is full,
+// noteSYN prunes notes older than any handler can still need, at most
+// once a second so that a flood of fresh notes costs no scan per packet.
 const maxSYNNotes = 1 << 16
+
+// synNote is what noteSYN keeps of a SYN: its sequence number and when it
+// came (UnixNano).
+type synNote struct {
+	seq uint32
+	at  int64
+}
 
 // noteSYN remembers the initial sequence number of a new connection from
 // the namespace while the forwarder handles it.
@@ -225,19 +234,31 @@ func (r *Relay) noteSYN(id gstack.TransportEndpointID, pkt *gstack.PacketBuffer)
 	if len(h) < header.TCPMinimumSize || h.Flags() != header.TCPFlagSyn {
 		return
 	}
+	now := time.Now()
 	r.synMu.Lock()
-	if len(r.syns) < maxSYNNotes {
-		r.syns[id] = h.SequenceNumber()
+	defer r.synMu.Unlock()
+	if len(r.syns) >= maxSYNNotes && now.Sub(r.synPruned) >= time.Second {
+		r.synPruned = now
+		// refuse takes a note when the dial fails, within DialTimeout
+		// of the handler's start, which follows the SYN at once.
+		stale := now.Add(-r.cfg.DialTimeout - 5*time.Second).UnixNano()
+		for k, n := range r.syns {
+			if n.at < stale {
+				delete(r.syns, k)
+			}
+		}
 	}
-	r.synMu.Unlock()
+	if len(r.syns) < maxSYNNotes {
+		r.syns[id] = synNote{seq: h.SequenceNumber(), at: now.UnixNano()}
+	}
 }
 
 func (r *Relay) takeSYN(id gstack.TransportEndpointID) (uint32, bool) {
 	r.synMu.Lock()
 	defer r.synMu.Unlock()
-	seq, ok := r.syns[id]
+	n, ok := r.syns[id]
 	delete(r.syns, id)
-	return seq, ok
+	return n.seq, ok
 }
 
 func (r *Relay) forgetSYN(id gstack.TransportEndpointID) { r.takeSYN(id) }
