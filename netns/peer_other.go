@@ -4,8 +4,5 @@ package netns
 
 import "net"
 
-// GuardListener returns ln: there are no network namespaces to guard
-// against outside Linux.
-func GuardListener(ln net.Listener, nsPath string, refusal string) (net.Listener, error) {
-	return ln, nil
-}
+// PeerInNetNS is only supported on Linux.
+func PeerInNetNS(nsPath string) (func(net.Conn) bool, error) { return nil, errUnsupported }

@@ -56,6 +56,10 @@ func (r *Relay) serveControlConn(c net.Conn) {
 		return
 	}
 	defer r.untrack(c)
+	var refused error
+	if r.cfg.ControlRefuse != nil {
+		refused = r.cfg.ControlRefuse(c)
+	}
 	rd := bufio.NewReader(c)
 	enc := json.NewEncoder(c)
 	for {
@@ -65,7 +69,10 @@ func (r *Relay) serveControlConn(c net.Conn) {
 		}
 		var resp ControlResponse
 		var req ControlRequest
-		if tooLong {
+		if refused != nil {
+			// Answered like any request, so a client reads why.
+			resp.Error = refused.Error()
+		} else if tooLong {
 			// Answered, as every line is; the rest of it was skipped
 			// and the connection stays usable.
 			resp.Error = fmt.Sprintf("bad request: line longer than %d bytes", maxControlLine)

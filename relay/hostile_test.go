@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -406,5 +407,38 @@ func TestStaleSYNNotesPruned(t *testing.T) {
 	h.r.synMu.Unlock()
 	if _, err := h.dial(t, "192.0.2.1:80"); err == nil || !strings.Contains(err.Error(), "no route to host") {
 		t.Fatalf("dial of an unreachable destination with the SYN notes full of stale ones = %v, want no route to host", err)
+	}
+}
+
+// TestControlRefuse: a client Config.ControlRefuse turns away has every
+// request answered with its error (it reads why, as for any bad request)
+// and none carried out.
+func TestControlRefuse(t *testing.T) {
+	leakcheck.Check(t)
+	h := newHarness(t, Config{ControlRefuse: func(net.Conn) error { return errors.New("not for you") }})
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "api.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- h.r.ServeControl(ln) }()
+	defer func() { ln.Close(); <-served }()
+	c, err := net.Dial("unix", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	port := freePort(t, "tcp4", "127.0.0.1:0")
+	rd := bufio.NewReader(c)
+	for _, req := range []string{`{"op":"add","forward":"127.0.0.1:` + itoa(port) + `:80"}`, `{"op":"list"}`} {
+		io.WriteString(c, req+"\n")
+		line, err := rd.ReadString('\n')
+		if err != nil || line != `{"ok":false,"error":"not for you"}`+"\n" {
+			t.Errorf("%s from a refused client = %q, %v; want the refusal", req, line, err)
+		}
+	}
+	if fs := h.r.Forwards(); len(fs) != 0 {
+		t.Errorf("forwards after a refused client's add: %v", fs)
 	}
 }

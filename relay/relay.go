@@ -107,6 +107,12 @@ type Config struct {
 	// return a *net.TCPConn or another conn with CloseWrite.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 
+	// ControlRefuse, if set, is asked about each control socket client
+	// (ServeControl); when it returns an error, every request the client
+	// sends is answered with that error and nothing is done. ustack run
+	// refuses clients inside the namespace it networks.
+	ControlRefuse func(net.Conn) error
+
 	// LinkMalformed, if set, returns how many packets from the namespace
 	// the link endpoint dropped itself as malformed or with a bad
 	// checksum (a TUN device checks some before the stack sees them:

@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/internal/roottest"
 	"golang.org/x/sys/unix"
 )
 
@@ -277,5 +279,36 @@ func TestRunQuietOnMartians(t *testing.T) {
 	res := runUstack(t, bin, "run", "--", "sh", "-c", "QA5_HELPER=martian "+self+" 10.0.2.2 && sleep 0.2")
 	if res.status != 0 || res.stderr != "" {
 		t.Errorf("status %d, stderr %q; want 0 and nothing on stderr", res.status, res.stderr)
+	}
+}
+
+// TestRunControlSocketClosedToCommandRootless: the case that matters
+// most. Rootless, the control socket belongs to the very user the
+// command maps to, so file permissions cannot keep it out; before the
+// fix the command's `add` was answered ok and the host listened.
+func TestRunControlSocketClosedToCommandRootless(t *testing.T) {
+	bin := runPublicBinary(t)
+	roottest.RequireCommand(t, "setpriv", "socat")
+	runTunForAll(t)
+	// t.TempDir's parent is root's own; the user needs a way in.
+	dir, err := os.MkdirTemp("", "qa5-api-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	sock := dir + "/api.sock"
+	port := runFreePort(t, "tcp4", "127.0.0.1:0")
+	req := fmt.Sprintf(`{"op":"add","forward":"127.0.0.1:%s:80/tcp"}`, port)
+	out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		bin, "run", "--api-socket", sock, "--", "sh", "-c",
+		fmt.Sprintf("echo '%s' | socat -t 2 - UNIX-CONNECT:%s", req, sock)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rootless ustack run: %v, output %q", err, out)
+	}
+	if !strings.Contains(string(out), "not open to processes inside the namespace") {
+		t.Errorf("the command's add through the control socket answered %q; want a refusal", out)
 	}
 }

@@ -83,6 +83,12 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 	if len(upstreams) == 0 {
 		upstreams = hostResolvers("/etc/resolv.conf")
 	}
+	// CMD sees the host's filesystem, the control socket included;
+	// through it it could listen on the host's network (a port forward).
+	inside, err := netns.PeerInNetNS(nsPath)
+	if err != nil {
+		return err
+	}
 	cfg := relay.Config{
 		Stack:             n.st,
 		AllowHostLoopback: o.allowHostLoopback,
@@ -92,6 +98,12 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 		DialTimeout:       o.dialTimeout,
 		HalfCloseTimeout:  o.halfCloseTimeout,
 		UDPIdleTimeout:    o.udpTimeout,
+		ControlRefuse: func(c net.Conn) error {
+			if inside(c) {
+				return errors.New("control socket: not open to processes inside the namespace")
+			}
+			return nil
+		},
 		LinkMalformed: func() uint64 {
 			s := n.dev.Stats()
 			return s.Malformed + s.BadChecksum
@@ -113,14 +125,7 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 	// Packets flow only now that the relay is complete.
 	n.st.Resume()
 	if o.apiSocket != "" {
-		ln, err := net.Listen("unix", o.apiSocket)
-		if err != nil {
-			return fmt.Errorf("--api-socket: %w", err)
-		}
-		// CMD sees the host's filesystem, socket included; through it it
-		// could listen on the host's network (a port forward).
-		if n.api, err = netns.GuardListener(ln, nsPath, apiRefusal); err != nil {
-			ln.Close()
+		if n.api, err = net.Listen("unix", o.apiSocket); err != nil {
 			return fmt.Errorf("--api-socket: %w", err)
 		}
 		n.apiCh = make(chan error, 1)
@@ -128,9 +133,6 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 	}
 	return nil
 }
-
-// apiRefusal answers a control client inside the networked namespace.
-const apiRefusal = `{"ok":false,"error":"control socket: not open to processes inside the namespace"}`
 
 // close tears everything down and returns the relay's final counters.
 func (n *runNet) close() relay.Stats {
