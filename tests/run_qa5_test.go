@@ -312,3 +312,25 @@ func TestRunControlSocketClosedToCommandRootless(t *testing.T) {
 		t.Errorf("the command's add through the control socket answered %q; want a refusal", out)
 	}
 }
+
+// TestRunAPISocketReusedAfterKill: ustack run killed with SIGKILL leaves
+// its control socket file (nothing unlinks it); the next run on the same
+// path used to fail with "bind: address already in use".
+func TestRunAPISocketReusedAfterKill(t *testing.T) {
+	bin := runBinary(t)
+	sock := t.TempDir() + "/api.sock"
+	cmd, _ := runStart(t, bin, "run", "--api-socket", sock, "--", "sleep", "30")
+	runEventually(t, "control socket up", func() error {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	res := runUstack(t, bin, "run", "--api-socket", sock, "--", "true")
+	if res.status != 0 {
+		t.Errorf("ustack run on the control socket path a killed run left: status %d, stderr %q", res.status, res.stderr)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -125,13 +126,39 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 	// Packets flow only now that the relay is complete.
 	n.st.Resume()
 	if o.apiSocket != "" {
-		if n.api, err = net.Listen("unix", o.apiSocket); err != nil {
+		if n.api, err = listenControl(o.apiSocket); err != nil {
 			return fmt.Errorf("--api-socket: %w", err)
 		}
 		n.apiCh = make(chan error, 1)
 		go func() { n.apiCh <- n.rl.ServeControl(n.api) }()
 	}
 	return nil
+}
+
+// listenControl listens on the unix socket path. A socket already there
+// that nobody listens on (left by a ustack killed with SIGKILL, whose
+// cleanup never ran) is replaced, so a container engine can reuse its
+// path; a live one, or anything else at the path, is an error.
+func listenControl(path string) (net.Listener, error) {
+	ln, err := net.Listen("unix", path)
+	if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+		return ln, err
+	}
+	if fi, serr := os.Lstat(path); serr != nil || fi.Mode().Type() != fs.ModeSocket {
+		return nil, err
+	}
+	c, derr := net.Dial("unix", path)
+	if derr == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s is in use by a running process", path)
+	}
+	if !errors.Is(derr, syscall.ECONNREFUSED) {
+		return nil, err
+	}
+	if rerr := os.Remove(path); rerr != nil {
+		return nil, err
+	}
+	return net.Listen("unix", path)
 }
 
 // close tears everything down and returns the relay's final counters.
