@@ -14,6 +14,7 @@ import (
 	"github.com/ustack/ustack/netns"
 	"github.com/ustack/ustack/relay"
 	"github.com/ustack/ustack/tun"
+	glog "gvisor.dev/gvisor/pkg/log"
 )
 
 func init() {
@@ -69,6 +70,12 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
 		fmt.Fprintln(stderr, "Run 'ustack run --help' for usage.")
 		return exitUsage
+	}
+	if !opts.debug {
+		// gVisor logs some drops at Info level to stderr (a martian
+		// source, rate-limited): CMD would choose what the operator's
+		// terminal shows, and when. --debug keeps them.
+		glog.SetLevel(glog.Warning)
 	}
 	if os.Geteuid() != 0 && !netns.InUserNS() {
 		// Rootless: become root of a new user namespace, then do the rest
