@@ -226,9 +226,19 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 // that is missing or not a network namespace; setns would only say
 // "invalid argument" about an internal descriptor. Anything else (no
 // permission to look) is left to the attach to report.
+//
+// It also refuses ustack's own network namespace, where the relay's host
+// sockets live: attaching there would add tap0 and default routes into
+// the userspace stack to the host itself (`--pid 1`, or a process that
+// has not yet left the host's namespace, as `unshare -n CMD &` just
+// after it starts).
 func checkAttach(path, nsPath string, pid int) error {
 	if path == "" {
 		return nil
+	}
+	flag := "--netns " + nsPath
+	if pid > 0 {
+		flag = fmt.Sprintf("--pid %d", pid)
 	}
 	err := netns.Check(path)
 	switch {
@@ -237,7 +247,12 @@ func checkAttach(path, nsPath string, pid int) error {
 	case pid > 0 && errors.Is(err, netns.ErrNotNetNS):
 		return fmt.Errorf("--pid %d: %s: %v", pid, path, err)
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrNotNetNS):
-		return fmt.Errorf("--netns %s: %v", nsPath, err)
+		return fmt.Errorf("%s: %v", flag, err)
+	case err != nil:
+		return nil
+	}
+	if own, err := netns.IsCurrent(path); err == nil && own {
+		return fmt.Errorf("%s: that is ustack's own network namespace; attach gives its network to another one", flag)
 	}
 	return nil
 }
