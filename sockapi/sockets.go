@@ -29,7 +29,9 @@ type Sockets struct {
 }
 
 // New returns the socket calls over s, with a resolver that knows only
-// numeric addresses and "localhost" until SetResolver configures it.
+// numeric addresses and the loopback names ("localhost", and
+// "ip6-localhost" and "ip6-loopback" for ::1) until SetResolver
+// configures it.
 func New(s *stack.Stack) *Sockets {
 	return &Sockets{st: s}
 }
@@ -49,8 +51,9 @@ type ResolverConfig struct {
 	// Rotate starts each query at the next nameserver in turn instead of
 	// the first, as resolv.conf's "options rotate".
 	Rotate bool
-	// HostsFile is a file in /etc/hosts format; "" means none: only
-	// "localhost" is known.
+	// HostsFile is a file in /etc/hosts format; "" means none: only the
+	// loopback names are known ("localhost", and "ip6-localhost" and
+	// "ip6-loopback" for ::1).
 	HostsFile string
 }
 
