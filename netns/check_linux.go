@@ -34,3 +34,16 @@ func Check(path string) error {
 	}
 	return nil
 }
+
+// IsCurrent reports whether path is the network namespace this process
+// runs in: the same namespace (device and inode) as /proc/self/ns/net.
+func IsCurrent(path string) (bool, error) {
+	var a, b unix.Stat_t
+	if err := unix.Stat(path, &a); err != nil {
+		return false, err
+	}
+	if err := unix.Stat("/proc/self/ns/net", &b); err != nil {
+		return false, err
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino, nil
+}

@@ -26,6 +26,7 @@ import (
 // or 126 (found but not runnable, or anything else), as shells do.
 func ChildMain() {
 	resolv := os.Getenv(childEnv)
+	removeResolv := os.Getenv(childRemoveEnv) == "1"
 	ready := os.NewFile(readyFD, "ready")
 	var b [1]byte
 	n, _ := ready.Read(b[:])
@@ -33,7 +34,12 @@ func ChildMain() {
 	if n != 1 {
 		os.Exit(126) // the parent gave up before releasing us; stay silent
 	}
-	if err := setupMounts(resolv); err != nil {
+	err := setupMounts(resolv)
+	if removeResolv && resolv != "" {
+		// The bind mount holds the file now; its name on the host goes.
+		os.Remove(resolv)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "ustack: %v\n", err)
 		os.Exit(126)
 	}
@@ -46,7 +52,7 @@ func ChildMain() {
 		fmt.Fprintf(os.Stderr, "ustack: %s\n", msg)
 		os.Exit(status)
 	}
-	os.Exit(runInit(path, argv, withoutEnv(os.Environ(), childEnv)))
+	os.Exit(runInit(path, argv, withoutEnv(withoutEnv(os.Environ(), childEnv), childRemoveEnv)))
 }
 
 // lookCommand finds the command as a shell does. When it cannot, it

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,20 +56,55 @@ func (r *Relay) serveControlConn(c net.Conn) {
 		return
 	}
 	defer r.untrack(c)
-	sc := bufio.NewScanner(c)
-	sc.Buffer(make([]byte, 4096), maxControlLine)
+	var refused error
+	if r.cfg.ControlRefuse != nil {
+		refused = r.cfg.ControlRefuse(c)
+	}
+	rd := bufio.NewReader(c)
 	enc := json.NewEncoder(c)
-	for sc.Scan() {
+	for {
+		line, tooLong, err := readControlLine(rd)
+		if len(line) == 0 && !tooLong && err != nil {
+			return // EOF, or the connection closed
+		}
+		var resp ControlResponse
 		var req ControlRequest
-		resp := ControlResponse{}
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-			resp.Error = fmt.Sprintf("bad request: %v", err)
+		if refused != nil {
+			// Answered like any request, so a client reads why.
+			resp.Error = refused.Error()
+		} else if tooLong {
+			// Answered, as every line is; the rest of it was skipped
+			// and the connection stays usable.
+			resp.Error = fmt.Sprintf("bad request: line longer than %d bytes", maxControlLine)
+		} else if uerr := json.Unmarshal(line, &req); uerr != nil {
+			resp.Error = fmt.Sprintf("bad request: %v", uerr)
 		} else {
 			resp = r.control(req)
 		}
-		if err := enc.Encode(resp); err != nil {
-			return
+		if enc.Encode(resp) != nil || err != nil {
+			return // the client is gone, or that was its last line
 		}
+	}
+}
+
+// readControlLine reads one request line without its newline. A line
+// longer than maxControlLine is read to its end and dropped (tooLong), so
+// a client cannot make the relay hold more than that. err is set at the
+// end of input; line may then hold a last line without a newline.
+func readControlLine(rd *bufio.Reader) (line []byte, tooLong bool, err error) {
+	for {
+		chunk, err := rd.ReadSlice('\n')
+		if !tooLong {
+			if len(line)+len(chunk) > maxControlLine+1 { // +1: the newline
+				tooLong, line = true, nil
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return bytes.TrimSuffix(line, []byte("\n")), tooLong, err
 	}
 }
 

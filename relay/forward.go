@@ -91,7 +91,13 @@ type forwarder struct {
 	ln    net.Listener // tcp
 	pc    *net.UDPConn // udp
 	mu    sync.Mutex   // guards flows
-	flows map[netip.AddrPort]*gonet.UDPConn
+	flows map[netip.AddrPort]*fwdFlow
+}
+
+// fwdFlow is one client's flow through a UDP port forward.
+type fwdFlow struct {
+	gc   *gonet.UDPConn
+	last atomic.Int64 // UnixNano of the last datagram either way
 }
 
 func (fw *forwarder) close() {
@@ -102,8 +108,8 @@ func (fw *forwarder) close() {
 		fw.pc.Close()
 	}
 	fw.mu.Lock()
-	for _, c := range fw.flows {
-		c.Close()
+	for _, fl := range fw.flows {
+		fl.gc.Close()
 	}
 	fw.mu.Unlock()
 }
@@ -125,7 +131,7 @@ func (r *Relay) AddForward(f Forward) error {
 	if f.HostAddr.IsValid() {
 		addr = netip.AddrPortFrom(f.HostAddr, f.HostPort).String()
 	}
-	fw := &forwarder{f: f, flows: map[netip.AddrPort]*gonet.UDPConn{}}
+	fw := &forwarder{f: f, flows: map[netip.AddrPort]*fwdFlow{}}
 	var err error
 	if f.Proto == "tcp" {
 		fw.ln, err = net.Listen("tcp", addr)
@@ -244,6 +250,7 @@ func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
 		return
 	}
 	r.c.forwardAccepted.Add(1)
+	defer r.reserveSendBuffer(gc.ep)()
 	r.splice(gc, c, nsEndpoint{})
 }
 
@@ -271,12 +278,15 @@ func (r *Relay) datagramLoop(fw *forwarder) {
 }
 
 // forwardFlow returns the namespace-side socket of client's flow, opening
-// it and its reply loop if new; nil when refused.
+// it and its reply loop if new; nil when refused. It marks the flow
+// active: a client's datagrams keep it alive as the namespace's replies
+// do.
 func (r *Relay) forwardFlow(fw *forwarder, client netip.AddrPort) *gonet.UDPConn {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	if gc, ok := fw.flows[client]; ok {
-		return gc
+	if fl, ok := fw.flows[client]; ok {
+		fl.last.Store(time.Now().UnixNano())
+		return fl.gc
 	}
 	if !r.acquireFlow() {
 		return nil
@@ -298,21 +308,23 @@ func (r *Relay) forwardFlow(fw *forwarder, client netip.AddrPort) *gonet.UDPConn
 		r.releaseFlow()
 		return nil
 	}
-	fw.flows[client] = gc
+	fl := &fwdFlow{gc: gc}
+	fl.last.Store(time.Now().UnixNano())
+	fw.flows[client] = fl
 	r.c.forwardAccepted.Add(1)
 	r.c.udpActive.Add(1)
-	var last atomic.Int64
-	last.Store(time.Now().UnixNano())
 	started := r.goTracked(func() {
 		defer func() {
 			fw.mu.Lock()
-			delete(fw.flows, client)
+			if fw.flows[client] == fl {
+				delete(fw.flows, client)
+			}
 			fw.mu.Unlock()
 			r.untrack(gc)
 			r.c.udpActive.Add(-1)
 			r.releaseFlow()
 		}()
-		r.forwardReplies(fw, gc, client)
+		r.forwardReplies(fw, fl, client)
 	})
 	if !started {
 		delete(fw.flows, client)
@@ -324,21 +336,43 @@ func (r *Relay) forwardFlow(fw *forwarder, client netip.AddrPort) *gonet.UDPConn
 }
 
 // forwardReplies sends the namespace's replies on a forwarded UDP flow
-// back to the client until the flow is idle for UDPIdleTimeout. Replies
-// leave from the forward's own socket, so the client sees them come from
-// the address it sent to.
-func (r *Relay) forwardReplies(fw *forwarder, gc *gonet.UDPConn, client netip.AddrPort) {
+// back to the client until the flow is idle (no datagram either way) for
+// UDPIdleTimeout. Replies leave from the forward's own socket, so the
+// client sees them come from the address it sent to.
+// expireForwardFlow removes fl from fw's flows if it has been idle for
+// UDPIdleTimeout, and reports whether it did. Deciding under fw.mu, which
+// forwardFlow holds to find and mark a flow, means a client's datagram
+// either refreshes the flow in time or finds it gone and opens a new one:
+// it is never written to a flow being closed.
+func (r *Relay) expireForwardFlow(fw *forwarder, fl *fwdFlow, client netip.AddrPort) bool {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if time.Since(time.Unix(0, fl.last.Load())) < r.cfg.UDPIdleTimeout {
+		return false
+	}
+	if fw.flows[client] == fl {
+		delete(fw.flows, client)
+	}
+	return true
+}
+
+func (r *Relay) forwardReplies(fw *forwarder, fl *fwdFlow, client netip.AddrPort) {
 	bp := datagramPool.Get().(*[]byte)
 	defer datagramPool.Put(bp)
+	gc := fl.gc
 	for {
-		gc.SetReadDeadline(time.Now().Add(r.cfg.UDPIdleTimeout))
+		gc.SetReadDeadline(time.Unix(0, fl.last.Load()).Add(r.cfg.UDPIdleTimeout))
 		n, err := gc.Read(*bp)
 		if err != nil {
+			if isTimeout(err) && !r.expireForwardFlow(fw, fl, client) {
+				continue // the client sent meanwhile
+			}
 			if isTimeout(err) {
 				r.c.udpExpired.Add(1)
 			}
 			return
 		}
+		fl.last.Store(time.Now().UnixNano())
 		r.c.bytesOut.Add(uint64(n))
 		dst := client
 		if fw.pc.LocalAddr().(*net.UDPAddr).IP.To4() == nil && client.Addr().Is4() {

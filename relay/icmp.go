@@ -3,7 +3,9 @@ package relay
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"github.com/ustack/ustack/stack"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -38,6 +40,12 @@ func (r *Relay) handleICMP4(_ gstack.TransportEndpointID, pkt *gstack.PacketBuff
 	if len(h) < header.ICMPv4MinimumSize || h.Type() != header.ICMPv4Echo {
 		return false
 	}
+	// gVisor's network layer counts a bad checksum as invalid but still
+	// delivers the message here; relayed, it would become a valid echo
+	// request on the host, and the reply to a corrupt packet come back.
+	if checksum.Checksum(h, pkt.Data().Checksum()) != 0xffff {
+		return true // dropped; counted by gVisor (ICMP invalid)
+	}
 	ip := header.IPv4(pkt.NetworkHeader().Slice())
 	return r.handleEcho(stack.AddrOf(ip.SourceAddress()), stack.AddrOf(ip.DestinationAddress()), h.Ident(), h.Sequence(), pkt)
 }
@@ -48,6 +56,12 @@ func (r *Relay) handleICMP6(_ gstack.TransportEndpointID, pkt *gstack.PacketBuff
 		return false
 	}
 	ip := header.IPv6(pkt.NetworkHeader().Slice())
+	if h.Checksum() != header.ICMPv6Checksum(header.ICMPv6ChecksumParams{
+		Header: h, Src: ip.SourceAddress(), Dst: ip.DestinationAddress(),
+		PayloadCsum: pkt.Data().Checksum(), PayloadLen: pkt.Data().Size(),
+	}) {
+		return true // dropped, as for IPv4
+	}
 	return r.handleEcho(stack.AddrOf(ip.SourceAddress()), stack.AddrOf(ip.DestinationAddress()), h.Ident(), h.Sequence(), pkt)
 }
 
@@ -99,7 +113,17 @@ func (r *Relay) echoFlowFor(k echoKey) (*echoFlow, error) {
 		r.releaseFlow()
 		return nil, err
 	}
+	if f.raw {
+		id, ok := r.pickRawIdent(k.dst)
+		if !ok {
+			f.sock.Close()
+			r.releaseFlow()
+			return nil, fmt.Errorf("every ICMP identifier toward %v is in use", k.dst)
+		}
+		f.ident = id
+	}
 	if !r.track(f.sock) {
+		r.dropRawIdent(f)
 		r.releaseFlow()
 		return nil, errors.New("relay closed")
 	}
@@ -107,10 +131,45 @@ func (r *Relay) echoFlowFor(k echoKey) (*echoFlow, error) {
 	r.icmp[k] = f
 	if !r.goTracked(func() { r.echoReplies(f) }) {
 		delete(r.icmp, k)
+		r.dropRawIdent(f)
 		r.releaseFlow()
 		return nil, errors.New("relay closed")
 	}
 	return f, nil
+}
+
+// rawIdent is an ICMP identifier in use on the wire toward dst by a raw
+// echo flow.
+type rawIdent struct {
+	dst   netip.Addr
+	ident uint16
+}
+
+// pickRawIdent chooses the identifier a new raw echo flow to dst uses on
+// the wire, one no other of our raw flows to dst uses. A raw socket sees
+// every echo reply from dst and keeps those carrying its identifier; two
+// flows with the same one (a random pick collided: likely among a few
+// hundred sessions to one host) each took the other's replies, and the
+// namespace got replies to requests it never sent. The caller holds
+// icmpMu; false means all 65536 are taken.
+func (r *Relay) pickRawIdent(dst netip.Addr) (uint16, bool) {
+	start := uint16(rand.Uint32())
+	for i := 0; i < 1<<16; i++ {
+		k := rawIdent{dst, start + uint16(i)}
+		if _, used := r.rawIdents[k]; !used {
+			r.rawIdents[k] = struct{}{}
+			return k.ident, true
+		}
+	}
+	return 0, false
+}
+
+// dropRawIdent frees f's identifier, if it is a raw flow. The caller
+// holds icmpMu.
+func (r *Relay) dropRawIdent(f *echoFlow) {
+	if f.raw {
+		delete(r.rawIdents, rawIdent{f.key.dst, f.ident})
+	}
 }
 
 // send writes one echo request. A ping socket sets its own identifier and
@@ -138,6 +197,7 @@ func (r *Relay) echoReplies(f *echoFlow) {
 	defer func() {
 		r.icmpMu.Lock()
 		delete(r.icmp, f.key)
+		r.dropRawIdent(f)
 		r.icmpMu.Unlock()
 		r.untrack(f.sock)
 		r.releaseFlow()

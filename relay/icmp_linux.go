@@ -2,7 +2,6 @@ package relay
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -30,8 +29,7 @@ func openEcho(k echoKey) (*echoFlow, error) {
 		if rerr != nil {
 			return nil, fmt.Errorf("ping socket: %w (check sysctl net.ipv4.ping_group_range); raw socket: %w", err, rerr)
 		}
-		f.raw = true
-		f.ident = uint16(rand.Uint32())
+		f.raw = true // the caller picks f.ident (pickRawIdent)
 	}
 	if err := unix.Connect(fd, sa); err != nil {
 		unix.Close(fd)

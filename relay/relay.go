@@ -80,7 +80,8 @@ type Config struct {
 	// descriptors. Default 4096.
 	MaxFlows int
 	// DialTimeout bounds connecting to a real destination, during which
-	// the namespace's connection stays half-open. A destination that has
+	// the namespace's connection stays half-open, and then, separately,
+	// the namespace's side of the handshake. A destination that has
 	// not answered by then gets no answer from the relay either, so the
 	// namespace's connect times out by its own clock, as on the real
 	// network. Default 30s.
@@ -95,11 +96,28 @@ type Config struct {
 	// Default 256 KiB: io.Copy's 32 KiB capped bulk throughput well below
 	// what the offloaded TUN path carries (measured in the prototype).
 	BufferSize int
+	// SendBufferBudget caps the bytes the relay may hold for the
+	// namespace in its connections' send buffers, all together, so a
+	// namespace that stops reading cannot make ustack hold MaxFlows times
+	// gVisor's 4 MiB maximum (see reserveSendBuffer). Default 256 MiB.
+	SendBufferBudget int
 
 	// Dial, if set, connects to real TCP destinations instead of a
 	// net.Dialer with DialTimeout (to set socket options, say). It must
 	// return a *net.TCPConn or another conn with CloseWrite.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+
+	// ControlRefuse, if set, is asked about each control socket client
+	// (ServeControl); when it returns an error, every request the client
+	// sends is answered with that error and nothing is done. ustack run
+	// refuses clients inside the namespace it networks.
+	ControlRefuse func(net.Conn) error
+
+	// LinkMalformed, if set, returns how many packets from the namespace
+	// the link endpoint dropped itself as malformed or with a bad
+	// checksum (a TUN device checks some before the stack sees them:
+	// tun.Device.Stats); Stats.Malformed includes them.
+	LinkMalformed func() uint64
 
 	// Logf, if set, receives one line per noteworthy event.
 	Logf func(format string, args ...any)
@@ -123,10 +141,19 @@ type Stats struct {
 	FlowLimitHits   uint64 `json:"flow_limit_hits"`   // new flows refused at MaxFlows
 	HalfOpenClosed  uint64 `json:"half_open_closed"`  // connections closed after HalfCloseTimeout
 	SYNDropped      uint64 `json:"syn_dropped"`       // SYNs dropped with MaxFlows handshakes already waiting on a dial
-	ForwardAccepted uint64 `json:"forward_accepted"`  // port-forwarded connections and flows
-	ForwardFailed   uint64 `json:"forward_failed"`    // port forwards the namespace refused
-	BytesOut        uint64 `json:"bytes_out"`         // bytes from the namespace to the host
-	BytesIn         uint64 `json:"bytes_in"`          // bytes from the host to the namespace
+	// HandshakeTimeouts counts connections whose real destination was
+	// reached but whose handshake with the namespace did not complete
+	// within DialTimeout (a SYN from a source address nobody there owns).
+	HandshakeTimeouts uint64 `json:"handshake_timeouts"`
+	// Malformed counts packets from the namespace dropped as malformed:
+	// IP, TCP, UDP or ICMP headers, lengths or checksums that do not hold
+	// (what a raw socket in the namespace can send), by the stack, the
+	// relay or the link (Config.LinkMalformed).
+	Malformed       uint64 `json:"malformed"`
+	ForwardAccepted uint64 `json:"forward_accepted"` // port-forwarded connections and flows
+	ForwardFailed   uint64 `json:"forward_failed"`   // port forwards the namespace refused
+	BytesOut        uint64 `json:"bytes_out"`        // bytes from the namespace to the host
+	BytesIn         uint64 `json:"bytes_in"`         // bytes from the host to the namespace
 }
 
 type counters struct {
@@ -136,6 +163,7 @@ type counters struct {
 	portUnreachable, hostUnreachable  atomic.Uint64
 	icmpSent, icmpReplies, icmpFailed atomic.Uint64
 	denied, limitHits, halfOpenClosed atomic.Uint64
+	handshakeTimeouts, malformedUDP   atomic.Uint64
 	forwardAccepted, forwardFailed    atomic.Uint64
 	bytesOut, bytesIn                 atomic.Uint64
 }
@@ -153,16 +181,20 @@ type Relay struct {
 	flows  atomic.Int64  // relayed TCP connections + UDP and ICMP flows
 	dnsCur atomic.Uint32 // index (mod len) of the current DNS upstream
 
+	sendReserved atomic.Int64 // send buffer bytes reserved (reserveSendBuffer)
+
 	mu       sync.Mutex // guards closed, conns, forwards, wg.Add
 	closed   bool
 	conns    map[io.Closer]struct{} // every open relayed socket, closed by Close
 	forwards map[Forward]*forwarder
 	wg       sync.WaitGroup // every goroutine the relay started or adopted
 
-	icmpMu sync.Mutex // guards icmp
-	icmp   map[echoKey]*echoFlow
-	synMu  sync.Mutex                            // guards syns
-	syns   map[gstack.TransportEndpointID]uint32 // ISS of SYNs waiting in the forwarder
+	icmpMu    sync.Mutex // guards icmp and rawIdents
+	icmp      map[echoKey]*echoFlow
+	rawIdents map[rawIdent]struct{}                  // identifiers raw echo flows use on the wire
+	synMu     sync.Mutex                             // guards syns and synPruned
+	syns      map[gstack.TransportEndpointID]synNote // ISS of SYNs waiting in the forwarder
+	synPruned time.Time                              // when noteSYN last pruned syns
 
 	busyMu sync.Mutex // guards busy and its flowBytes' seen
 	busy   map[*flowBytes]struct{}
@@ -183,11 +215,12 @@ func New(cfg Config) (*Relay, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Relay{
 		cfg: cfg, gs: gs, nic: nic, ctx: ctx, cancel: cancel,
-		conns:    map[io.Closer]struct{}{},
-		forwards: map[Forward]*forwarder{},
-		icmp:     map[echoKey]*echoFlow{},
-		syns:     map[gstack.TransportEndpointID]uint32{},
-		busy:     map[*flowBytes]struct{}{},
+		conns:     map[io.Closer]struct{}{},
+		forwards:  map[Forward]*forwarder{},
+		icmp:      map[echoKey]*echoFlow{},
+		rawIdents: map[rawIdent]struct{}{},
+		syns:      map[gstack.TransportEndpointID]synNote{},
+		busy:      map[*flowBytes]struct{}{},
 	}
 	r.bufPool.New = func() any { b := make([]byte, cfg.BufferSize); return &b }
 	// maxInFlight bounds the handshakes waiting on a dial (half-open
@@ -198,7 +231,13 @@ func New(cfg Config) (*Relay, error) {
 		return tf.HandlePacket(id, pkt)
 	})
 	uf := udp.NewForwarder(gs, r.handleUDP)
-	gs.SetTransportProtocolHandler(udp.ProtocolNumber, uf.HandlePacket)
+	gs.SetTransportProtocolHandler(udp.ProtocolNumber, func(id gstack.TransportEndpointID, pkt *gstack.PacketBuffer) bool {
+		if !udpValid(pkt) {
+			r.c.malformedUDP.Add(1)
+			return true // dropped
+		}
+		return uf.HandlePacket(id, pkt)
+	})
 	gs.SetTransportProtocolHandler(icmp.ProtocolNumber4, r.handleICMP4)
 	gs.SetTransportProtocolHandler(icmp.ProtocolNumber6, r.handleICMP6)
 	return r, nil
@@ -222,7 +261,7 @@ func (c *Config) fill() error {
 	def(&c.DNS6, DefaultDNS6)
 	def(&c.Guest4, DefaultGuest4)
 	def(&c.Guest6, DefaultGuest6)
-	if c.MaxFlows < 0 || c.BufferSize < 0 || c.DialTimeout < 0 || c.HalfCloseTimeout < 0 || c.UDPIdleTimeout < 0 {
+	if c.MaxFlows < 0 || c.BufferSize < 0 || c.DialTimeout < 0 || c.HalfCloseTimeout < 0 || c.UDPIdleTimeout < 0 || c.SendBufferBudget < 0 {
 		return errors.New("relay: negative limit in Config")
 	}
 	if c.MaxFlows == 0 {
@@ -239,6 +278,9 @@ func (c *Config) fill() error {
 	}
 	if c.BufferSize == 0 {
 		c.BufferSize = 256 << 10
+	}
+	if c.SendBufferBudget == 0 {
+		c.SendBufferBudget = defaultSendBudget
 	}
 	for _, p := range c.Deny {
 		if !p.IsValid() {
@@ -259,10 +301,31 @@ func (r *Relay) Stats() Stats {
 		HostUnreachable: c.hostUnreachable.Load(),
 		ICMPEchoSent:    c.icmpSent.Load(), ICMPEchoReplies: c.icmpReplies.Load(), ICMPFailed: c.icmpFailed.Load(),
 		Denied: c.denied.Load(), FlowLimitHits: c.limitHits.Load(), HalfOpenClosed: c.halfOpenClosed.Load(),
-		SYNDropped:      r.gs.Stats().TCP.ForwardMaxInFlightDrop.Value(),
+		SYNDropped: r.gs.Stats().TCP.ForwardMaxInFlightDrop.Value(), HandshakeTimeouts: c.handshakeTimeouts.Load(),
+		Malformed:       r.malformed(),
 		ForwardAccepted: c.forwardAccepted.Load(), ForwardFailed: c.forwardFailed.Load(),
 		BytesOut: c.bytesOut.Load(), BytesIn: c.bytesIn.Load(),
 	}
+}
+
+// malformed sums the stack's counters of packets dropped as malformed
+// (each packet is counted in one of them: a bad fragment also counts as a
+// bad IP packet, so fragments are not added again; a TCP header that does
+// not parse, bad checksum included, is the NIC's MalformedL4).
+func (r *Relay) malformed() uint64 {
+	st := r.gs.Stats()
+	return st.IP.MalformedPacketsReceived.Value() + st.NICs.MalformedL4RcvdPackets.Value() +
+		st.TCP.InvalidSegmentsReceived.Value() + st.TCP.ChecksumErrors.Value() +
+		st.UDP.MalformedPacketsReceived.Value() + st.UDP.ChecksumErrors.Value() +
+		st.ICMP.V4.PacketsReceived.Invalid.Value() + st.ICMP.V6.PacketsReceived.Invalid.Value() +
+		r.c.malformedUDP.Load() + r.linkMalformed()
+}
+
+func (r *Relay) linkMalformed() uint64 {
+	if r.cfg.LinkMalformed == nil {
+		return 0
+	}
+	return r.cfg.LinkMalformed()
 }
 
 // Close stops relaying new flows, closes every port forward and relayed

@@ -77,7 +77,7 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	var wq waiter.Queue
-	ep, terr := req.CreateEndpoint(&wq)
+	ep, terr := r.createEndpoint(req, &wq)
 	if terr != nil {
 		// The namespace gave up (reset, or the handshake timed out).
 		hc.Close()
@@ -85,6 +85,7 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	req.Complete(false)
+	defer r.reserveSendBuffer(ep)()
 	// Keepalive probes find a namespace peer that vanished, so a dead
 	// connection does not hold its slot forever.
 	ep.SocketOptions().SetKeepAlive(true)
@@ -97,12 +98,57 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 // connection, for a real connection that was reset as it was made.
 func (r *Relay) acceptReset(req *tcp.ForwarderRequest) {
 	var wq waiter.Queue
-	ep, terr := req.CreateEndpoint(&wq)
+	ep, terr := r.createEndpoint(req, &wq)
 	req.Complete(terr != nil)
 	if terr != nil {
 		return
 	}
 	closeReset(&nsConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep})
+}
+
+// createEndpoint completes the namespace's side of the handshake
+// (req.CreateEndpoint), giving up after DialTimeout or when the relay
+// closes. gVisor's CreateEndpoint blocks until the handshake is done and
+// retransmits an unanswered SYN-ACK for about two minutes: a SYN from a
+// source address nobody in the namespace owns (a raw socket there can
+// send one) held its flow slot and the real connection that long, and
+// Close waited for it. CreateEndpoint waits for a writable event on wq;
+// one raised while the handshake is unfinished makes it abort the
+// endpoint and return an error, which is how the wait is cut short.
+func (r *Relay) createEndpoint(req *tcp.ForwarderRequest, wq *waiter.Queue) (tcpip.Endpoint, tcpip.Error) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	var timedOut atomic.Bool
+	go func() {
+		defer close(done)
+		t := time.NewTimer(r.cfg.DialTimeout)
+		defer t.Stop()
+		select {
+		case <-stop:
+			return
+		case <-r.ctx.Done():
+		case <-t.C:
+			timedOut.Store(true)
+		}
+		// Raise the event until CreateEndpoint returns: one raised
+		// before it started waiting would be lost.
+		for {
+			wq.Notify(waiter.WritableEvents)
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	ep, terr := req.CreateEndpoint(wq)
+	close(stop)
+	<-done
+	if terr != nil && timedOut.Load() {
+		r.c.handshakeTimeouts.Add(1)
+		id := req.ID()
+		r.logf("tcp %v from %v: the namespace did not complete the handshake within %v", netip.AddrPortFrom(stack.AddrOf(id.LocalAddress), id.LocalPort), netip.AddrPortFrom(stack.AddrOf(id.RemoteAddress), id.RemotePort), r.cfg.DialTimeout)
+	}
+	return ep, terr
 }
 
 // dial connects to a real destination within DialTimeout.
@@ -167,10 +213,19 @@ func (r *Relay) refuse(req *tcp.ForwarderRequest, err error) {
 	}
 }
 
-// maxSYNNotes bounds the SYN sequence numbers kept for refuse (a note
-// whose SYN the forwarder dropped, and whose client gave up, stays until
-// the same 4-tuple comes again); beyond it a failed dial gets a reset.
+// maxSYNNotes bounds the SYN sequence numbers kept for refuse; beyond it
+// a failed dial gets a reset. A note whose SYN the forwarder dropped (too
+// many handshakes in flight) is never taken: when the table is full,
+// noteSYN prunes notes older than any handler can still need, at most
+// once a second so that a flood of fresh notes costs no scan per packet.
 const maxSYNNotes = 1 << 16
+
+// synNote is what noteSYN keeps of a SYN: its sequence number and when it
+// came (UnixNano).
+type synNote struct {
+	seq uint32
+	at  int64
+}
 
 // noteSYN remembers the initial sequence number of a new connection from
 // the namespace while the forwarder handles it.
@@ -179,19 +234,31 @@ func (r *Relay) noteSYN(id gstack.TransportEndpointID, pkt *gstack.PacketBuffer)
 	if len(h) < header.TCPMinimumSize || h.Flags() != header.TCPFlagSyn {
 		return
 	}
+	now := time.Now()
 	r.synMu.Lock()
-	if len(r.syns) < maxSYNNotes {
-		r.syns[id] = h.SequenceNumber()
+	defer r.synMu.Unlock()
+	if len(r.syns) >= maxSYNNotes && now.Sub(r.synPruned) >= time.Second {
+		r.synPruned = now
+		// refuse takes a note when the dial fails, within DialTimeout
+		// of the handler's start, which follows the SYN at once.
+		stale := now.Add(-r.cfg.DialTimeout - 5*time.Second).UnixNano()
+		for k, n := range r.syns {
+			if n.at < stale {
+				delete(r.syns, k)
+			}
+		}
 	}
-	r.synMu.Unlock()
+	if len(r.syns) < maxSYNNotes {
+		r.syns[id] = synNote{seq: h.SequenceNumber(), at: now.UnixNano()}
+	}
 }
 
 func (r *Relay) takeSYN(id gstack.TransportEndpointID) (uint32, bool) {
 	r.synMu.Lock()
 	defer r.synMu.Unlock()
-	seq, ok := r.syns[id]
+	n, ok := r.syns[id]
 	delete(r.syns, id)
-	return seq, ok
+	return n.seq, ok
 }
 
 func (r *Relay) forgetSYN(id gstack.TransportEndpointID) { r.takeSYN(id) }

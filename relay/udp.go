@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -83,6 +85,24 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 		r.releaseFlow()
 	}
 	return true
+}
+
+// udpValid reports whether the first datagram of a new flow has a UDP
+// length and checksum that hold, as gVisor's endpoint checks them. The
+// forwarder hands the relay a datagram before any endpoint has looked at
+// it: without this check a malformed one (a raw socket in the namespace
+// can send any) opened a flow, a host socket and a MaxFlows slot for the
+// idle timeout, before the new endpoint dropped it.
+func udpValid(pkt *gstack.PacketBuffer) bool {
+	h := header.UDP(pkt.TransportHeader().Slice())
+	if len(h) < header.UDPMinimumSize {
+		return false
+	}
+	net := pkt.Network()
+	lengthValid, csumValid := header.UDPValid(h, func() uint16 { return pkt.Data().Checksum() },
+		uint16(pkt.Data().Size()), pkt.NetworkProtocolNumber, net.SourceAddress(), net.DestinationAddress(),
+		pkt.RXChecksumValidated)
+	return lengthValid && csumValid
 }
 
 // datagramConn is the part of a connected UDP socket relayDatagrams uses.

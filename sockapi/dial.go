@@ -282,23 +282,44 @@ func dialLocalAddr(nw netSpec, a net.Addr) (netip.AddrPort, error) {
 }
 
 // netDialTimeoutError is the error of a dial whose deadline passed, as the
-// net package reports it: "i/o timeout", a net.Error whose Timeout is
-// true, matching context.DeadlineExceeded and os.ErrDeadlineExceeded.
+// net package reports it (net.go, timeoutError): "i/o timeout", a
+// net.Error whose Timeout is true, matching context.DeadlineExceeded. Not
+// os.ErrDeadlineExceeded, which net keeps for a conn's own deadlines.
 type netDialTimeoutError struct{}
 
 func (netDialTimeoutError) Error() string   { return "i/o timeout" }
 func (netDialTimeoutError) Timeout() bool   { return true }
 func (netDialTimeoutError) Temporary() bool { return true }
 func (netDialTimeoutError) Is(target error) bool {
-	return target == context.DeadlineExceeded || target == os.ErrDeadlineExceeded
+	return target == context.DeadlineExceeded
 }
 
-// netContextErr maps a context's error as the net package does.
+// netCanceledError is a cancelled context's error as the net package
+// reports it (net.go, canceledError): "operation was canceled", matching
+// context.Canceled.
+type netCanceledError struct{}
+
+func (netCanceledError) Error() string        { return "operation was canceled" }
+func (netCanceledError) Is(target error) bool { return target == context.Canceled }
+
+// netContextErr maps a context's error as the net package does (mapErr).
 func netContextErr(err error) error {
-	if err == context.DeadlineExceeded {
+	switch err {
+	case context.DeadlineExceeded:
 		return netDialTimeoutError{}
+	case context.Canceled:
+		return netCanceledError{}
 	}
 	return err
+}
+
+// netLookupContextErr is a lookup ended by its context, as the net
+// package reports it: a *net.DNSError naming the host and wrapping the
+// mapped context error ("lookup example.com: i/o timeout").
+func netLookupContextErr(err error, host string) error {
+	err = netContextErr(err)
+	_, timeout := err.(netDialTimeoutError)
+	return &net.DNSError{Err: err.Error(), Name: host, IsTimeout: timeout, IsTemporary: timeout, UnwrapErr: err}
 }
 
 // netResolve turns "host:port" into the addresses to dial, or for a listener
@@ -429,12 +450,12 @@ func parseNetPort(service string) (port int, numeric bool) {
 func (s *Sockets) netLookupHost(ctx context.Context, nw netSpec, host string) ([]netip.Addr, error) {
 	ais, err := s.netLookupAddrinfo(ctx, host, "", &AddrInfo{Family: nw.family, Socktype: nw.socktype()})
 	if err := ctx.Err(); err != nil {
-		return nil, netContextErr(err)
+		return nil, netLookupContextErr(err, host)
 	}
 	if dl, ok := ctx.Deadline(); ok && err != nil && !time.Now().Before(dl) {
 		// The resolver's own timer ran out at ctx's deadline a moment
 		// before ctx's did: a timeout all the same.
-		return nil, netDialTimeoutError{}
+		return nil, netLookupContextErr(context.DeadlineExceeded, host)
 	}
 	if err != nil {
 		dnsErr := &net.DNSError{Err: err.Error(), Name: host}

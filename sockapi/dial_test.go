@@ -71,8 +71,9 @@ func TestNetDialTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err := (&Dialer{Sockets: a}).DialContext(ctx, "tcp", netUnreachablePeer)
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("DialContext past its context's deadline = %v, want a timeout", err)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("DialContext past its context's deadline = %v, want a timeout matching context.DeadlineExceeded "+
+			"and, as net's, not os.ErrDeadlineExceeded", err)
 	}
 	netWantNoDescriptors(t, a)
 }
@@ -327,5 +328,47 @@ func TestNetKeepAliveDefaults(t *testing.T) {
 		}
 		c.Close()
 		sc.Close()
+	}
+}
+
+// mapCtxErr is the text package net gives a context's error.
+func mapCtxErr(err error) string {
+	if err == context.DeadlineExceeded {
+		return "i/o timeout"
+	}
+	return "operation was canceled"
+}
+
+// TestNetDialCancelledAsNet compares a dial cancelled before and during
+// the connect, and during a name lookup, with net.Dialer's: the same
+// text ("operation was canceled", which net's mapErr gives
+// context.Canceled), still matching context.Canceled.
+func TestNetDialCancelledAsNet(t *testing.T) {
+	leakcheck.Check(t)
+	a, _ := netPair(t)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	for _, ctx := range []context.Context{cancelled, expired} {
+		for _, target := range []string{"127.0.0.1:1", "localhost:1"} {
+			_, want := (&net.Dialer{}).DialContext(ctx, "tcp", target)
+			_, got := (&Dialer{Sockets: a}).DialContext(ctx, "tcp", target)
+			// With a name and a context already done, net's lookup
+			// races the context against the hosts-file answer (a
+			// select on both), so net says either of two things; ours
+			// is always the lookup's, which is one of them.
+			lookupErr := (&net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: mapCtxErr(ctx.Err()), Name: "localhost"}}).Error()
+			ok := got != nil && want != nil && (got.Error() == want.Error() || target == "localhost:1" && got.Error() == lookupErr)
+			if !ok || !errors.Is(got, ctx.Err()) {
+				t.Errorf("DialContext(%v, %q) = %v, want %v (matching the context's error)", ctx.Err(), target, got, want)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, got := (&Dialer{Sockets: a}).DialContext(ctx, "tcp", netUnreachablePeer)
+	if want := "dial tcp " + netUnreachablePeer + ": operation was canceled"; got == nil || got.Error() != want || !errors.Is(got, context.Canceled) {
+		t.Errorf("DialContext cancelled while connecting = %v, want %q matching context.Canceled", got, want)
 	}
 }

@@ -70,7 +70,13 @@ var knownDifferences = map[string]string{
 // implementation because of bugs not yet fixed there. They are not
 // accepted differences: each is a bug to fix, and the entry goes once it
 // passes (the test logs when one does).
-var knownUserspaceFailures = map[string]string{}
+var knownUserspaceFailures = map[string]string{
+	"epoll/et-udp-second-datagram-unread": "gVisor's UDP endpoint notifies its wait queue only when a " +
+		"datagram arrives on an empty receive queue (udp endpoint HandlePacket, wasEmpty; the ICMP " +
+		"endpoint likewise), so an edge-triggered epoll entry hears nothing of a second datagram while " +
+		"the first is unread; Linux's sock_def_readable wakes for every datagram. Not fixable from " +
+		"sockapi, which learns of arrivals only through that queue",
+}
 
 func allScenarios() []scenario {
 	var all []scenario
@@ -78,7 +84,7 @@ func allScenarios() []scenario {
 		socketScenarios(), bindScenarios(), listenScenarios(), connectScenarios(),
 		streamScenarios(), optionScenarios(), udpScenarios(), icmpScenarios(),
 		ipv6Scenarios(), pollScenarios(), epollScenarios(), fcntlScenarios(),
-		badfScenarios(), resolverScenarios(), edgeScenarios(), inProgressScenarios(), moreReadinessScenarios(), dataReadinessScenarios(), lowatScenarios(), dataPathScenarios(), moreDataPathScenarios(), corkAndSpaceScenarios(), lateScenarios(), argScenarios(), dgramScenarios(),
+		badfScenarios(), resolverScenarios(), edgeScenarios(), inProgressScenarios(), moreReadinessScenarios(), dataReadinessScenarios(), lowatScenarios(), dataPathScenarios(), moreDataPathScenarios(), corkAndSpaceScenarios(), lateScenarios(), argScenarios(), dgramScenarios(), embedScenarios(),
 	} {
 		all = append(all, g...)
 	}

@@ -225,6 +225,10 @@ func (c *dnsClient) exchangeTCP(ctx context.Context, ns netip.AddrPort, msg []by
 	if err := conn.SetDeadline(deadline); err != nil {
 		return dnsReply{}, err
 	}
+	// As in exchangeUDP: cancelling ctx ends the exchange at once, not
+	// only the connect.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	out := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(msg)), uint16(len(msg)))
 	if _, err := conn.Write(append(out, msg...)); err != nil {
 		return dnsReply{}, err

@@ -31,6 +31,7 @@ type testDNS struct {
 	records map[string][]dnsmessage.Resource // by lower-case FQDN; guarded by mu
 	rcodes  map[string]dnsmessage.RCode      // overrides; guarded by mu
 	silent  bool                             // drop every UDP query; guarded by mu
+	tcpMute bool                             // read TCP queries, answer none; guarded by mu
 	udpRaw  func(req []byte) [][]byte        // replaces UDP replies; guarded by mu
 	log     []string                         // "udp A name." per query; guarded by mu
 	conns   map[net.Conn]bool                // open TCP connections; guarded by mu
@@ -115,6 +116,13 @@ func (d *testDNS) setSilent(b bool) {
 	d.silent = b
 }
 
+// setTCPMute makes the server take TCP queries and never answer them.
+func (d *testDNS) setTCPMute(b bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tcpMute = b
+}
+
 func (d *testDNS) setUDPRaw(f func(req []byte) [][]byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -189,6 +197,13 @@ func (d *testDNS) serveConn(c net.Conn) {
 		}
 		req := make([]byte, binary.BigEndian.Uint16(l[:]))
 		if _, err := io.ReadFull(c, req); err != nil {
+			return
+		}
+		d.mu.Lock()
+		mute := d.tcpMute
+		d.mu.Unlock()
+		if mute {
+			io.Copy(io.Discard, c) // until the client or stop closes it
 			return
 		}
 		r := d.answer(req, "tcp")

@@ -119,7 +119,7 @@ func (ep *epollFile) EventUnregister(e *waiter.Entry) {
 
 // release drops every registration (the instance's last descriptor was
 // closed) and wakes anyone polling the instance, so that they see EBADF.
-func (ep *epollFile) release() error {
+func (ep *epollFile) release(bool) error {
 	ep.mu.Lock()
 	for _, it := range ep.items {
 		ep.removeLocked(it)

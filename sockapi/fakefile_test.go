@@ -37,7 +37,7 @@ func (f *fakeFile) EventRegister(e *waiter.Entry) error {
 func (f *fakeFile) EventUnregister(e *waiter.Entry) { f.q.EventUnregister(e) }
 
 // release wakes waiters as gVisor endpoints do when they close.
-func (f *fakeFile) release() error {
+func (f *fakeFile) release(bool) error {
 	f.released.Store(true)
 	f.q.Notify(waiter.EventHUp | waiter.EventErr | waiter.ReadableEvents | waiter.WritableEvents)
 	return nil
@@ -71,7 +71,7 @@ func closeFD(t testing.TB, s *Sockets, fd int) {
 		t.Errorf("close(%d) = %v", fd, err)
 		return
 	}
-	if err := e.f.release(); err != nil {
+	if err := e.f.release(false); err != nil {
 		t.Errorf("release(%d) = %v", fd, err)
 	}
 }
@@ -79,7 +79,7 @@ func closeFD(t testing.TB, s *Sockets, fd int) {
 // closeAll closes every descriptor left in s at the end of a test.
 func closeAll(s *Sockets) {
 	for _, e := range s.fds.removeAll() {
-		_ = e.f.release()
+		_ = e.f.release(true)
 	}
 }
 

@@ -22,8 +22,9 @@ type file interface {
 	EventRegister(e *waiter.Entry) error
 	EventUnregister(e *waiter.Entry)
 	// release frees the file's resources. The table calls it once, when
-	// the file's last descriptor is closed.
-	release() error
+	// the file's last descriptor is closed; exiting says it is closed by
+	// CloseAll, the Sockets' exit, rather than by Close.
+	release(exiting bool) error
 }
 
 // fdEntry is one open descriptor.

@@ -176,6 +176,13 @@ func (r *reader) datagram() error {
 		// consumed it (unless peeking) and copied nothing, as Linux.
 		res.Count = 0
 	case *tcpip.ErrClosedForReceive:
+		if r.sk.shut.Load()&shutRD == 0 {
+			// Not shut down by the program: the endpoint was closed
+			// under the socket, which only Stack.Close does. Linux
+			// has no such state; an error ends a receive loop where
+			// 0 (an empty datagram from nowhere) would spin it.
+			return unix.ENETDOWN
+		}
 		r.n = 0 // shut down for reading: end of file
 		return nil
 	case *tcpip.ErrWouldBlock:

@@ -8,5 +8,7 @@ import "context"
 // adapters: cancelling a DialContext's context, or its deadline, ends a
 // DNS query in progress.
 func (s *Sockets) netLookupAddrinfo(ctx context.Context, node, service string, hints *AddrInfo) ([]AddrInfo, error) {
+	ctx, done := s.lookupContext(ctx)
+	defer done()
 	return getaddrinfo(ctx, s.userBackend(), node, service, hints)
 }

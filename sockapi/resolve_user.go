@@ -21,13 +21,17 @@ import (
 // DNS to ResolverConfig.Nameservers over this stack. An empty node or
 // service stands for C's NULL; failures are *AddrinfoError.
 func (s *Sockets) Getaddrinfo(node, service string, hints *AddrInfo) ([]AddrInfo, error) {
-	return getaddrinfo(context.Background(), s.userBackend(), node, service, hints)
+	ctx, done := s.lookupContext(context.Background())
+	defer done()
+	return getaddrinfo(ctx, s.userBackend(), node, service, hints)
 }
 
 // Getnameinfo is getnameinfo(3) over the userspace stack: addresses are
 // looked up in the hosts table, then by PTR query.
 func (s *Sockets) Getnameinfo(sa unix.Sockaddr, flags int) (host, service string, err error) {
-	return getnameinfo(context.Background(), s.userBackend(), sa, flags)
+	ctx, done := s.lookupContext(context.Background())
+	defer done()
+	return getnameinfo(ctx, s.userBackend(), sa, flags)
 }
 
 // userBackend is resolverBackend over one Sockets: its stack for

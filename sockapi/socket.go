@@ -118,8 +118,23 @@ func (s *Sockets) Socket(domain, typ, proto int) (int, error) {
 	if terr != nil {
 		return -1, errnoOf(terr)
 	}
+	if typ == unix.SOCK_DGRAM {
+		noDontFragment(ep)
+	}
 	sk := newSocket(domain, typ, proto, ep, wq, s.st.GVisor(), netProto)
 	return s.fds.installFlags(sk, flags), nil
+}
+
+// noDontFragment leaves DF off a datagram endpoint's IPv4 packets.
+// gVisor's default (PMTUDiscoveryWant) sets DF on every datagram and on
+// the fragments of big ones, but it has no path MTU feedback for datagram
+// endpoints (transport/internal/network, gvisor.dev/issue/5919): a router
+// whose next hop is smaller drops them all, for good. Linux sends a
+// datagram bigger than the path MTU without DF (ip_sk_ignore_df) and
+// learns the path MTU from the router's ICMP for smaller ones; without
+// that feedback, leaving DF off is what lets routers fragment them.
+func noDontFragment(ep tcpip.Endpoint) {
+	_ = ep.SetSockOptInt(tcpip.MTUDiscoverOption, int(tcpip.PMTUDiscoveryDont))
 }
 
 // transportFor picks the gVisor transport for a socket type and protocol
@@ -193,9 +208,12 @@ func (sk *socket) EventUnregister(e *waiter.Entry) { sk.wq.EventUnregister(e) }
 
 // release implements file: it closes the endpoint. With SO_LINGER on and
 // a positive timeout it waits, as Linux's close(2) does, until the
-// connection has finished closing or the timeout passes; with a zero
-// timeout gVisor's Close resets the connection (RST), as Linux does.
-func (sk *socket) release() error {
+// connection has finished closing or the timeout passes, except when
+// exiting (CloseAll): Linux does not linger for a process that exits
+// (inet_release, PF_EXITING), and the connection finishes in the
+// background. With a zero timeout gVisor's Close resets the connection
+// (RST), as Linux does, exiting or not.
+func (sk *socket) release(exiting bool) error {
 	sk.epMu.Lock()
 	sk.released = true
 	ep := sk.ep()
@@ -209,7 +227,7 @@ func (sk *socket) release() error {
 			sk.pushCorked()
 		}
 	}
-	if !sk.stream() || !l.Enabled || l.Timeout <= 0 {
+	if !sk.stream() || !l.Enabled || l.Timeout <= 0 || exiting {
 		ep.Close()
 		return nil
 	}
@@ -235,17 +253,19 @@ func (s *Sockets) Close(fd int) error {
 	if err != nil {
 		return err
 	}
-	return fe.f.release()
+	return fe.f.release(false)
 }
 
 // CloseAll closes every descriptor of s, as if Close were called on each,
-// and wakes every blocked call. It does not close the stack, which belongs
+// and wakes every blocked call, name lookups included (they fail with
+// EAI_AGAIN). It does not close the stack, which belongs
 // to the caller of New. (It cannot be named Close: API's Close takes a
 // descriptor.)
 func (s *Sockets) CloseAll() error {
+	s.endLookups()
 	var first error
 	for _, fe := range s.fds.removeAll() {
-		if err := fe.f.release(); err != nil && first == nil {
+		if err := fe.f.release(true); err != nil && first == nil {
 			first = err
 		}
 	}

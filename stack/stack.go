@@ -87,6 +87,8 @@ type Stack struct {
 	gates    []*gate
 	captures []*captureWriter
 
+	routeMu sync.Mutex // serialises AddAddress's edits of the route table
+
 	closeOnce sync.Once
 }
 
@@ -212,6 +214,8 @@ func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState, tcpCfg TCPC
 		// Outside the sniffer, so a capture shows the packets as sent.
 		ep = newZeroWindowACKs(ep)
 	}
+	// Outside the sniffer too: the capture shows the MTU as announced.
+	ep = newPMTUFloor(ep)
 	g := newGate(ep, state)
 	if err := s.s.CreateNICWithOptions(id, g, gstack.NICOptions{Name: n.Name}); err != nil {
 		return fmt.Errorf("stack: create NIC %q: %s", n.Name, err)
@@ -227,15 +231,75 @@ func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState, tcpCfg TCPC
 		return fmt.Errorf("stack: spoofing on %q: %s", n.Name, err)
 	}
 	for _, a := range n.Addrs {
-		if err := s.AddAddress(n.Name, a); err != nil {
+		if err := s.addAddress(n.Name, a); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// AddAddress adds prefix's address to the NIC named nic.
+// AddAddress adds prefix's address to the NIC named nic, with a route to
+// its subnet through that NIC unless the stack has one, as New does for
+// NICConfig.Addrs (and as `ip addr add` adds the prefix route on Linux).
+//
+// It refuses what New refuses in NICConfig.Addrs: an invalid prefix, an
+// IPv4-mapped address, an IPv6 address on a NIC whose MTU is below IPv6's
+// minimum.
 func (s *Stack) AddAddress(nic string, prefix netip.Prefix) error {
+	if err := s.checkAddress(nic, prefix); err != nil {
+		return err
+	}
+	if err := s.addAddress(nic, prefix); err != nil {
+		return err
+	}
+	return s.addSubnetRoute(nic, prefix)
+}
+
+// checkAddress applies New's checks of NICConfig.Addrs (validate,
+// checkMapped, checkMTU) to an address added later.
+func (s *Stack) checkAddress(nic string, prefix netip.Prefix) error {
+	id, err := s.NICID(nic)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !prefix.IsValid():
+		return fmt.Errorf("stack: AddAddress(%q, %v): invalid prefix", nic, prefix)
+	case prefix.Addr().Is4In6():
+		return fmt.Errorf("stack: AddAddress(%q, %v): IPv4-mapped address; give IPv4 as a.b.c.d/N", nic, prefix)
+	}
+	if mtu := s.s.NICInfo()[id].MTU; prefix.Addr().Is6() && mtu < minMTU6 {
+		return fmt.Errorf("stack: AddAddress(%q, %v): NIC has MTU %d, below the %d an IPv6 address needs", nic, prefix, mtu, minMTU6)
+	}
+	return nil
+}
+
+// addSubnetRoute adds a route to prefix's subnet through nic, in the
+// specificity order setRoutes keeps, unless the table has it already.
+func (s *Stack) addSubnetRoute(nic string, prefix netip.Prefix) error {
+	id, err := s.NICID(nic)
+	if err != nil {
+		return err
+	}
+	r := tcpip.Route{Destination: subnetOf(prefix), NIC: id}
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	routes := s.s.GetRouteTable()
+	for _, x := range routes {
+		if x.Equal(r) {
+			return nil
+		}
+	}
+	routes = append(routes, r)
+	sort.SliceStable(routes, func(i, j int) bool {
+		return routes[i].Destination.Prefix() > routes[j].Destination.Prefix()
+	})
+	s.s.SetRouteTable(routes)
+	return nil
+}
+
+// addAddress adds prefix's address to the NIC named nic, without a route.
+func (s *Stack) addAddress(nic string, prefix netip.Prefix) error {
 	id, err := s.NICID(nic)
 	if err != nil {
 		return err

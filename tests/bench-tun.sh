@@ -15,9 +15,13 @@
 #
 # Each figure is the median of BENCH_REPS runs (default 3) of BENCH_TIME
 # seconds (default 2; the round-trip and connection figures take 2/3 of it),
-# because the machine is shared and single runs vary by 20% or more.
+# because the machine is shared and single runs vary by 20% or more. The
+# three columns take turns within each repetition (veth, vnet, water, then
+# vnet, water, veth, ...), all servers running at once, so that a change in
+# the machine's load during the run falls on every column alike instead of
+# on whichever was measured at that moment.
 #
-# Needs root, Go and iperf3. Creates namespaces serve-bench-<pid>-{tun,a,b}
+# Needs root, Go and iperf3. Creates namespaces serve-bench-<pid>-{vnet,water,a,b}
 # and removes them on exit.
 #
 # Usage: sudo tests/bench-tun.sh
@@ -29,7 +33,8 @@ REPS=${BENCH_REPS:-3}
 TS=$(awk -v t="$T" 'BEGIN{printf "%.1f", t*2/3}')
 TI=$(awk -v t="$T" 'BEGIN{i=int(t); if (i<t) i++; if (i<1) i=1; print i}') # iperf3 -t takes whole seconds
 tmp=$(mktemp -d)
-NS_TUN=serve-bench-$$-tun
+NS_VNET=serve-bench-$$-vnet
+NS_WATER=serve-bench-$$-water
 NS_A=serve-bench-$$-a
 NS_B=serve-bench-$$-b
 pids=()
@@ -37,7 +42,7 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	for ns in "$NS_TUN" "$NS_A" "$NS_B"; do ip netns del "$ns" 2>/dev/null || true; done
+	for ns in "$NS_VNET" "$NS_WATER" "$NS_A" "$NS_B"; do ip netns del "$ns" 2>/dev/null || true; done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -54,42 +59,74 @@ mkns() {
 	ip netns exec "$1" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
 }
 
-# measure NS MODE ADDR [ARGS...]: the median of REPS runs of one figure, or
-# "nan" if a run failed.
-measure() {
-	local ns=$1 mode=$2 addr=$3 i v vs=()
+# Where each column's client runs and which address it measures.
+declare -A CNS=([veth]=$NS_A [vnet]=$NS_VNET [water]=$NS_WATER)
+declare -A CHOST=([veth]=10.97.0.2 [vnet]=10.99.0.2 [water]=10.99.0.2)
+COLS=(veth vnet water)
+
+# once COL MODE PORT [ARGS...]: one run of one figure against COL, or "nan"
+# if it failed.
+once() {
+	local col=$1 mode=$2 port=$3
 	shift 3
-	for ((i = 0; i < REPS; i++)); do
-		v=$(ip netns exec "$ns" "$tmp/benchtun" "$mode" -addr "$addr" "$@" 2>"$tmp/err") || {
-			echo "  $mode $addr failed: $(cat "$tmp/err")" >&2
-			echo nan
-			return
-		}
-		vs+=("$v")
-	done
-	printf '%s\n' "${vs[@]}" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'
+	ip netns exec "${CNS[$col]}" "$tmp/benchtun" "$mode" -addr "${CHOST[$col]}:$port" "$@" 2>"$tmp/err" || {
+		echo "  $mode $col failed: $(cat "$tmp/err")" >&2
+		echo nan
+	}
 }
+
+median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 declare -A R # R[figure,column] = value
 
-# run_set NS COLUMN HOST MTU: the bulk figures, and at MTU 1500 the latency
-# and connection-rate figures, against HOST from NS.
-run_set() {
-	local ns=$1 col=$2 host=$3 mtu=$4
-	echo "  $col MTU $mtu ..." >&2
-	R[send$mtu,$col]=$(measure "$ns" send "$host:9" -t "${T}s")
-	R[recv$mtu,$col]=$(measure "$ns" recv "$host:19" -t "${T}s")
-	if [ "$mtu" = 1500 ]; then
-		R[rr,$col]=$(measure "$ns" rr "$host:7" -t "${TS}s")
-		R[conn1,$col]=$(measure "$ns" conn "$host:13" -t "${TS}s" -c 1)
-		R[conn8,$col]=$(measure "$ns" conn "$host:13" -t "${TS}s" -c 8)
-	fi
+# figure KEY MODE PORT [ARGS...]: REPS runs of one figure for every column,
+# the columns rotating within each repetition; R[KEY,COL] = the median
+# ("nan" if any run failed).
+figure() {
+	local key=$1 i j col v
+	shift
+	declare -A vals=()
+	for ((i = 0; i < REPS; i++)); do
+		for ((j = 0; j < ${#COLS[@]}; j++)); do
+			col=${COLS[$(((i + j) % ${#COLS[@]}))]}
+			v=$(once "$col" "$@")
+			vals[$col]+="$v "
+		done
+	done
+	for col in "${COLS[@]}"; do
+		case " ${vals[$col]}" in
+		*" nan "*) R[$key,$col]=nan ;;
+		*) R[$key,$col]=$(printf '%s\n' ${vals[$col]} | median) ;;
+		esac
+	done
 }
 
-# --- reference: kernel to kernel over a veth pair between two namespaces
-echo "veth reference ..." >&2
+# start_serve DRIVER NS DEV MTU: ustack serve over a new TUN device in NS;
+# waits until it is ready and leaves its PID in SERVE_PID.
+start_serve() {
+	local out=$tmp/serve-$1.out
+	rm -f "$out" # the wait below must not see the last run's "ready"
+	"$tmp/ustack" serve --netns "/run/netns/$2" --tun "$3" --tun-driver "$1" --mtu "$4" >"$out" 2>&1 &
+	SERVE_PID=$!
+	pids+=($SERVE_PID)
+	for _ in $(seq 100); do grep -qs "ustack serve: ready" "$out" && break; sleep 0.1; done
+	grep -q "ustack serve: ready" "$out" || { cat "$out" >&2; exit 1; }
+}
+
+# stop_serve PID DRIVER: SIGTERM, and it must exit 0.
+stop_serve() {
+	kill -TERM "$1"
+	wait "$1" || { echo "ustack serve ($2) exited $?" >&2; cat "$tmp/serve-$2.out" >&2; exit 1; }
+}
+
+# --- the reference, kernel to kernel over a veth pair between two
+# namespaces, and ustack serve over a TUN device per driver, each in a
+# client namespace of its own
+echo "setting up ..." >&2
 mkns "$NS_A"
 mkns "$NS_B"
+mkns "$NS_VNET"
+mkns "$NS_WATER"
 ip link add sbench-a netns "$NS_A" type veth peer name sbench-b netns "$NS_B"
 ip -n "$NS_A" addr add 10.97.0.1/24 dev sbench-a
 ip -n "$NS_B" addr add 10.97.0.2/24 dev sbench-b
@@ -100,30 +137,28 @@ pids+=($!)
 ip netns exec "$NS_B" iperf3 -s -B 10.97.0.2 >/dev/null 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do grep -qs ready "$tmp/ref.out" && break; sleep 0.1; done
+
 for mtu in 1500 65520; do
+	echo "  MTU $mtu ..." >&2
 	ip -n "$NS_A" link set sbench-a mtu $mtu
 	ip -n "$NS_B" link set sbench-b mtu $mtu
-	run_set "$NS_A" veth 10.97.0.2 $mtu
+	start_serve vnet "$NS_VNET" sbench0 $mtu
+	vp=$SERVE_PID
+	start_serve water "$NS_WATER" sbench1 $mtu
+	wp=$SERVE_PID
+	figure send$mtu send 9 -t "${T}s"
+	figure recv$mtu recv 19 -t "${T}s"
+	if [ "$mtu" = 1500 ]; then
+		figure rr rr 7 -t "${TS}s"
+		figure conn1 conn 13 -t "${TS}s" -c 1
+		figure conn8 conn 13 -t "${TS}s" -c 8
+	fi
+	stop_serve $vp vnet
+	stop_serve $wp water
 	for dir in send recv; do
 		rev=; [ $dir = recv ] && rev=-R
 		R[iperf$dir$mtu,veth]=$(ip netns exec "$NS_A" iperf3 -c 10.97.0.2 -t "$TI" -f g $rev 2>/dev/null |
 			awk '/receiver/{print $(NF-2)}' || echo nan)
-	done
-done
-
-# --- ustack serve over the TUN device, per driver and MTU
-mkns "$NS_TUN"
-for drv in vnet water; do
-	for mtu in 1500 65520; do
-		rm -f "$tmp/serve.out" # the wait below must not see the last run's "ready"
-		"$tmp/ustack" serve --netns "/run/netns/$NS_TUN" --tun sbench0 --tun-driver $drv --mtu $mtu >"$tmp/serve.out" 2>&1 &
-		sp=$!
-		pids+=($sp)
-		for _ in $(seq 100); do grep -qs "ustack serve: ready" "$tmp/serve.out" && break; sleep 0.1; done
-		grep -q "ustack serve: ready" "$tmp/serve.out" || { cat "$tmp/serve.out" >&2; exit 1; }
-		run_set "$NS_TUN" $drv 10.99.0.2 $mtu
-		kill -TERM $sp
-		wait $sp || { echo "ustack serve exited $?" >&2; cat "$tmp/serve.out" >&2; exit 1; }
 	done
 done
 
@@ -134,7 +169,7 @@ row() { # row LABEL KEY UNIT
 	printf "%-40s %9s %9s %6s %9s %6s\n" "$1 ($3)" "$v" "$n" "$(ratio "$n" "$v")" "$w" "$(ratio "$w" "$v")"
 }
 echo
-echo "ustack bench-tun: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), $(go version | cut -d' ' -f3), median of $REPS x ${T}s per bulk figure"
+echo "ustack bench-tun: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), $(go version | cut -d' ' -f3), median of $REPS x ${T}s per bulk figure, columns alternating"
 printf "%-40s %9s %9s %6s %9s %6s\n" "figure" "veth" "vnet" "ratio" "water" "ratio"
 for mtu in 1500 65520; do
 	row "bulk kernel->ustack, MTU $mtu" send$mtu "Gbit/s"

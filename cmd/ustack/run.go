@@ -14,6 +14,7 @@ import (
 	"github.com/ustack/ustack/netns"
 	"github.com/ustack/ustack/relay"
 	"github.com/ustack/ustack/tun"
+	glog "gvisor.dev/gvisor/pkg/log"
 )
 
 func init() {
@@ -69,6 +70,12 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
 		fmt.Fprintln(stderr, "Run 'ustack run --help' for usage.")
 		return exitUsage
+	}
+	if !opts.debug {
+		// gVisor logs some drops at Info level to stderr (a martian
+		// source, rate-limited): CMD would choose what the operator's
+		// terminal shows, and when. --debug keeps them.
+		glog.SetLevel(glog.Warning)
 	}
 	if os.Geteuid() != 0 && !netns.InUserNS() {
 		// Rootless: become root of a new user namespace, then do the rest
@@ -219,9 +226,19 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 // that is missing or not a network namespace; setns would only say
 // "invalid argument" about an internal descriptor. Anything else (no
 // permission to look) is left to the attach to report.
+//
+// It also refuses ustack's own network namespace, where the relay's host
+// sockets live: attaching there would add tap0 and default routes into
+// the userspace stack to the host itself (`--pid 1`, or a process that
+// has not yet left the host's namespace, as `unshare -n CMD &` just
+// after it starts).
 func checkAttach(path, nsPath string, pid int) error {
 	if path == "" {
 		return nil
+	}
+	flag := "--netns " + nsPath
+	if pid > 0 {
+		flag = fmt.Sprintf("--pid %d", pid)
 	}
 	err := netns.Check(path)
 	switch {
@@ -230,7 +247,12 @@ func checkAttach(path, nsPath string, pid int) error {
 	case pid > 0 && errors.Is(err, netns.ErrNotNetNS):
 		return fmt.Errorf("--pid %d: %s: %v", pid, path, err)
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrNotNetNS):
-		return fmt.Errorf("--netns %s: %v", nsPath, err)
+		return fmt.Errorf("%s: %v", flag, err)
+	case err != nil:
+		return nil
+	}
+	if own, err := netns.IsCurrent(path); err == nil && own {
+		return fmt.Errorf("%s: that is ustack's own network namespace; attach gives its network to another one", flag)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -59,14 +60,14 @@ func startNet(o *runOptions, nsPath string, stderr io.Writer) (*runNet, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := n.startStack(o, stderr); err != nil {
+	if err := n.startStack(o, nsPath, stderr); err != nil {
 		n.close()
 		return nil, err
 	}
 	return n, nil
 }
 
-func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
+func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) error {
 	var pcap io.Writer
 	if o.pcap != "" {
 		f, err := os.Create(o.pcap)
@@ -83,6 +84,12 @@ func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
 	if len(upstreams) == 0 {
 		upstreams = hostResolvers("/etc/resolv.conf")
 	}
+	// CMD sees the host's filesystem, the control socket included;
+	// through it it could listen on the host's network (a port forward).
+	inside, err := netns.PeerInNetNS(nsPath)
+	if err != nil {
+		return err
+	}
 	cfg := relay.Config{
 		Stack:             n.st,
 		AllowHostLoopback: o.allowHostLoopback,
@@ -92,6 +99,16 @@ func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
 		DialTimeout:       o.dialTimeout,
 		HalfCloseTimeout:  o.halfCloseTimeout,
 		UDPIdleTimeout:    o.udpTimeout,
+		ControlRefuse: func(c net.Conn) error {
+			if inside(c) {
+				return errors.New("control socket: not open to processes inside the namespace")
+			}
+			return nil
+		},
+		LinkMalformed: func() uint64 {
+			s := n.dev.Stats()
+			return s.Malformed + s.BadChecksum
+		},
 	}
 	if o.debug {
 		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, "ustack run: "+format+"\n", args...) }
@@ -109,13 +126,39 @@ func (n *runNet) startStack(o *runOptions, stderr io.Writer) error {
 	// Packets flow only now that the relay is complete.
 	n.st.Resume()
 	if o.apiSocket != "" {
-		if n.api, err = net.Listen("unix", o.apiSocket); err != nil {
+		if n.api, err = listenControl(o.apiSocket); err != nil {
 			return fmt.Errorf("--api-socket: %w", err)
 		}
 		n.apiCh = make(chan error, 1)
 		go func() { n.apiCh <- n.rl.ServeControl(n.api) }()
 	}
 	return nil
+}
+
+// listenControl listens on the unix socket path. A socket already there
+// that nobody listens on (left by a ustack killed with SIGKILL, whose
+// cleanup never ran) is replaced, so a container engine can reuse its
+// path; a live one, or anything else at the path, is an error.
+func listenControl(path string) (net.Listener, error) {
+	ln, err := net.Listen("unix", path)
+	if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+		return ln, err
+	}
+	if fi, serr := os.Lstat(path); serr != nil || fi.Mode().Type() != fs.ModeSocket {
+		return nil, err
+	}
+	c, derr := net.Dial("unix", path)
+	if derr == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s is in use by a running process", path)
+	}
+	if !errors.Is(derr, syscall.ECONNREFUSED) {
+		return nil, err
+	}
+	if rerr := os.Remove(path); rerr != nil {
+		return nil, err
+	}
+	return net.Listen("unix", path)
 }
 
 // close tears everything down and returns the relay's final counters.
@@ -163,6 +206,12 @@ func report(st relay.Stats, debug bool, stderr io.Writer) {
 	if st.SYNDropped > 0 {
 		fmt.Fprintf(stderr, "ustack run: dropped %d SYNs with --max-flows handshakes already pending\n", st.SYNDropped)
 	}
+	if st.HandshakeTimeouts > 0 {
+		fmt.Fprintf(stderr, "ustack run: gave up on %d connections whose handshake the namespace did not complete within --dial-timeout\n", st.HandshakeTimeouts)
+	}
+	if st.Malformed > 0 {
+		fmt.Fprintf(stderr, "ustack run: dropped %d malformed packets from the namespace\n", st.Malformed)
+	}
 	if st.HalfOpenClosed > 0 {
 		fmt.Fprintf(stderr, "ustack run: closed %d half-closed connections after --half-close-timeout\n", st.HalfOpenClosed)
 	}
@@ -189,7 +238,7 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 	resolv.Chmod(0o644)
 	resolv.Close()
 
-	proc, err := netns.Start(netns.ExecConfig{Argv: o.argv, ResolvConf: resolv.Name()})
+	proc, err := netns.Start(netns.ExecConfig{Argv: o.argv, ResolvConf: resolv.Name(), RemoveResolvConf: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
 		return exitFailure

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -30,6 +32,10 @@ func TestUsageErrorsNameTheFlag(t *testing.T) {
 		{[]string{"serve", "--netns", "/proc/self/ns/uts"}, "--netns /proc/self/ns/uts: not a network namespace"},
 		{[]string{"run", "--netns", "/etc/passwd"}, "--netns /etc/passwd: not a network namespace"},
 		{[]string{"run", "--netns", "/nonexistent/netns"}, "--netns /nonexistent/netns: no such file or directory"},
+		// Attaching to ustack's own namespace would give the host a tap0
+		// and default routes into the userspace stack.
+		{[]string{"run", "--netns", "/proc/self/ns/net"}, "--netns /proc/self/ns/net: that is ustack's own network namespace"},
+		{[]string{"run", "--pid", strconv.Itoa(os.Getpid())}, "--pid " + strconv.Itoa(os.Getpid()) + ": that is ustack's own network namespace"},
 		{[]string{"serve", "--addr", "10.99.0.2/24", "--addr", "10.99.0.2/24", "--host-addr", "10.99.0.1/24"}, "--addr 10.99.0.2: given twice"},
 		{[]string{"serve", "--addr", "10.99.0.2/24,10.99.0.2/16", "--host-addr", "10.99.0.1/24"}, "--addr 10.99.0.2: given twice"},
 		{[]string{"serve", "--addr", "10.99.0.2/24", "--host-addr", "10.99.0.1/24", "--host-addr", "10.99.0.1/24"}, "--host-addr 10.99.0.1: given twice"},
