@@ -18,6 +18,7 @@ import (
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/stack"
 	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -221,9 +222,23 @@ func (h *harness) sendRaw4(t *testing.T, b []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.ns.GVisor().WriteRawPacket(nic, header.IPv4ProtocolNumber, buffer.MakeWithData(b)); err != nil {
+	proto := header.IPv4ProtocolNumber
+	if header.IPVersion(b) == header.IPv6Version {
+		proto = header.IPv6ProtocolNumber
+	}
+	if err := h.ns.GVisor().WriteRawPacket(nic, proto, buffer.MakeWithData(b)); err != nil {
 		t.Fatalf("WriteRawPacket: %v", err)
 	}
+}
+
+// ip6Packet builds an IPv6 packet from the namespace's address to dst
+// carrying payload.
+func ip6Packet(dst netip.Addr, proto uint8, payload []byte) []byte {
+	b := make([]byte, header.IPv6MinimumSize+len(payload))
+	header.IPv6(b).Encode(&header.IPv6Fields{PayloadLength: uint16(len(payload)), TransportProtocol: tcpip.TransportProtocolNumber(proto),
+		HopLimit: 64, SrcAddr: stack.Address(DefaultGuest6), DstAddr: stack.Address(dst)})
+	copy(b[header.IPv6MinimumSize:], payload)
+	return b
 }
 
 // ip4Packet builds an IPv4 packet from the namespace's address to dst
@@ -284,6 +299,8 @@ func TestMalformedCounted(t *testing.T) {
 		{"ip total length past the packet", ip4Packet(dst, uint8(header.UDPProtocolNumber), udpDgram(12), func(ip header.IPv4) { ip.SetTotalLength(400) })},
 		{"icmp echo cut short", ip4Packet(dst, uint8(header.ICMPv4ProtocolNumber), []byte{8, 0, 0}, nil)},
 		{"icmp echo bad checksum", ip4Packet(dst, uint8(header.ICMPv4ProtocolNumber), []byte{8, 0, 0x12, 0x34, 0, 1, 0, 1}, nil)},
+		// gVisor's IPv6 layer drops this one itself, before the relay.
+		{"icmpv6 echo bad checksum", ip6Packet(netip.MustParseAddr("2001:db8::1"), uint8(header.ICMPv6ProtocolNumber), []byte{128, 0, 0x12, 0x34, 0, 1, 0, 1})},
 	} {
 		before := h.r.Stats().Malformed
 		h.sendRaw4(t, tc.pkt)
