@@ -35,15 +35,29 @@ func Check(path string) error {
 	return nil
 }
 
+// nsID identifies a namespace: its nsfs device and inode.
+type nsID struct{ dev, ino uint64 }
+
+// statNS identifies the namespace at path (/proc/PID/ns/net, a bind mount
+// of one).
+func statNS(path string) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsID{}, err
+	}
+	return nsID{st.Dev, st.Ino}, nil
+}
+
 // IsCurrent reports whether path is the network namespace this process
-// runs in: the same namespace (device and inode) as /proc/self/ns/net.
+// runs in: the same namespace as /proc/self/ns/net.
 func IsCurrent(path string) (bool, error) {
-	var a, b unix.Stat_t
-	if err := unix.Stat(path, &a); err != nil {
+	a, err := statNS(path)
+	if err != nil {
 		return false, err
 	}
-	if err := unix.Stat("/proc/self/ns/net", &b); err != nil {
+	b, err := statNS("/proc/self/ns/net")
+	if err != nil {
 		return false, err
 	}
-	return a.Dev == b.Dev && a.Ino == b.Ino, nil
+	return a == b, nil
 }

@@ -52,7 +52,7 @@ func ChildMain() {
 		fmt.Fprintf(os.Stderr, "ustack: %s\n", msg)
 		os.Exit(status)
 	}
-	os.Exit(runInit(path, argv, withoutEnv(withoutEnv(os.Environ(), childEnv), childRemoveEnv)))
+	os.Exit(runInit(path, argv, withoutEnv(os.Environ(), childEnv, childRemoveEnv)))
 }
 
 // lookCommand finds the command as a shell does. When it cannot, it

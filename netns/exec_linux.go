@@ -93,7 +93,7 @@ func Start(cfg ExecConfig) (*Process, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	cmd.Env = append(withoutEnv(withoutEnv(env, childEnv), childRemoveEnv), childEnv+"="+cfg.ResolvConf)
+	cmd.Env = append(withoutEnv(env, childEnv, childRemoveEnv), childEnv+"="+cfg.ResolvConf)
 	if cfg.RemoveResolvConf {
 		cmd.Env = append(cmd.Env, childRemoveEnv+"=1")
 	}
@@ -220,17 +220,14 @@ func (p *Process) Close() error {
 // KillAll sends SIGKILL to every process (but this one) whose network
 // namespace is the one ns refers to, as `ip netns pids` would list them.
 func KillAll(ns *os.File) {
-	var target unix.Stat_t
-	if err := unix.Fstat(int(ns.Fd()), &target); err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(ns.Fd()), &st); err != nil {
 		return
 	}
+	target := nsID{st.Dev, st.Ino}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
-		var st unix.Stat_t
-		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
-			continue
-		}
-		if st.Dev == target.Dev && st.Ino == target.Ino {
+		if id, err := statNS("/proc/" + e.Name() + "/ns/net"); err == nil && id == target {
 			var pid int
 			if _, err := fmt.Sscan(e.Name(), &pid); err == nil && pid != os.Getpid() {
 				unix.Kill(pid, unix.SIGKILL)
@@ -239,12 +236,17 @@ func KillAll(ns *os.File) {
 	}
 }
 
-func withoutEnv(env []string, name string) []string {
+// withoutEnv is env without the variables names.
+func withoutEnv(env []string, names ...string) []string {
 	out := make([]string, 0, len(env))
+next:
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
+		for _, name := range names {
+			if strings.HasPrefix(kv, name+"=") {
+				continue next
+			}
 		}
+		out = append(out, kv)
 	}
 	return out
 }

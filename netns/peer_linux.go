@@ -28,19 +28,15 @@ import (
 // the user namespace that owns them). A PID reused between the connect
 // and the check would be judged by its new owner.
 func PeerInNetNS(nsPath string) (func(net.Conn) bool, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(nsPath, &st); err != nil {
+	ns, err := statNS(nsPath)
+	if err != nil {
 		return nil, fmt.Errorf("netns: %w", err)
 	}
-	ns := nsID{st.Dev, st.Ino}
 	return func(c net.Conn) bool {
 		in, _ := peerIn(c, ns)
 		return in
 	}, nil
 }
-
-// nsID identifies a namespace: its nsfs device and inode.
-type nsID struct{ dev, ino uint64 }
 
 // peerIn reports whether c's peer is in ns; true, with the error, when it
 // cannot tell.
@@ -66,12 +62,12 @@ func peerIn(c net.Conn, ns nsID) (bool, error) {
 	if cred.Pid <= 0 {
 		return true, errors.New("netns: the peer's PID is unknown")
 	}
-	var got unix.Stat_t
-	if err := unix.Stat("/proc/"+strconv.Itoa(int(cred.Pid))+"/ns/net", &got); err != nil {
+	got, err := statNS("/proc/" + strconv.Itoa(int(cred.Pid)) + "/ns/net")
+	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
 			return false, nil
 		}
 		return true, err
 	}
-	return nsID{got.Dev, got.Ino} == ns, nil
+	return got == ns, nil
 }
