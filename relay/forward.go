@@ -335,15 +335,14 @@ func (r *Relay) forwardFlow(fw *forwarder, client netip.AddrPort) *gonet.UDPConn
 	return gc
 }
 
-// forwardReplies sends the namespace's replies on a forwarded UDP flow
-// back to the client until the flow is idle (no datagram either way) for
-// UDPIdleTimeout. Replies leave from the forward's own socket, so the
-// client sees them come from the address it sent to.
 // expireForwardFlow removes fl from fw's flows if it has been idle for
 // UDPIdleTimeout, and reports whether it did. Deciding under fw.mu, which
 // forwardFlow holds to find and mark a flow, means a client's datagram
 // either refreshes the flow in time or finds it gone and opens a new one:
-// it is never written to a flow being closed.
+// it is never written to a flow being closed. (The namespace side is
+// written by datagramLoop outside fw.mu, right after forwardFlow
+// refreshed fl.last under it, so that write is never to an expired flow
+// either.)
 func (r *Relay) expireForwardFlow(fw *forwarder, fl *fwdFlow, client netip.AddrPort) bool {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
@@ -356,6 +355,10 @@ func (r *Relay) expireForwardFlow(fw *forwarder, fl *fwdFlow, client netip.AddrP
 	return true
 }
 
+// forwardReplies sends the namespace's replies on a forwarded UDP flow
+// back to the client until the flow is idle (no datagram either way) for
+// UDPIdleTimeout. Replies leave from the forward's own socket, so the
+// client sees them come from the address it sent to.
 func (r *Relay) forwardReplies(fw *forwarder, fl *fwdFlow, client netip.AddrPort) {
 	bp := datagramPool.Get().(*[]byte)
 	defer datagramPool.Put(bp)
@@ -364,10 +367,10 @@ func (r *Relay) forwardReplies(fw *forwarder, fl *fwdFlow, client netip.AddrPort
 		gc.SetReadDeadline(time.Unix(0, fl.last.Load()).Add(r.cfg.UDPIdleTimeout))
 		n, err := gc.Read(*bp)
 		if err != nil {
-			if isTimeout(err) && !r.expireForwardFlow(fw, fl, client) {
-				continue // the client sent meanwhile
-			}
 			if isTimeout(err) {
+				if !r.expireForwardFlow(fw, fl, client) {
+					continue // the client sent meanwhile
+				}
 				r.c.udpExpired.Add(1)
 			}
 			return

@@ -98,9 +98,9 @@ func udpValid(pkt *gstack.PacketBuffer) bool {
 	if len(h) < header.UDPMinimumSize {
 		return false
 	}
-	net := pkt.Network()
+	ip := pkt.Network()
 	lengthValid, csumValid := header.UDPValid(h, func() uint16 { return pkt.Data().Checksum() },
-		uint16(pkt.Data().Size()), pkt.NetworkProtocolNumber, net.SourceAddress(), net.DestinationAddress(),
+		uint16(pkt.Data().Size()), pkt.NetworkProtocolNumber, ip.SourceAddress(), ip.DestinationAddress(),
 		pkt.RXChecksumValidated)
 	return lengthValid && csumValid
 }

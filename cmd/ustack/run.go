@@ -243,9 +243,9 @@ func checkAttach(path, nsPath string, pid int) error {
 	err := netns.Check(path)
 	switch {
 	case pid > 0 && errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("--pid %d: no such process", pid)
+		return fmt.Errorf("%s: no such process", flag)
 	case pid > 0 && errors.Is(err, netns.ErrNotNetNS):
-		return fmt.Errorf("--pid %d: %s: %v", pid, path, err)
+		return fmt.Errorf("%s: %s: %v", flag, path, err)
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrNotNetNS):
 		return fmt.Errorf("%s: %v", flag, err)
 	case err != nil:

@@ -155,8 +155,11 @@ func listenControl(path string) (net.Listener, error) {
 	if !errors.Is(derr, syscall.ECONNREFUSED) {
 		return nil, err
 	}
+	// Two ustacks finding the same stale socket at once could each remove
+	// it, the second removing the first one's fresh socket: paths are
+	// one per container, so that race is left to whoever shares a path.
 	if rerr := os.Remove(path); rerr != nil {
-		return nil, err
+		return nil, rerr
 	}
 	return net.Listen("unix", path)
 }

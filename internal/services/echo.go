@@ -28,14 +28,14 @@ func serveEcho(c net.Conn) {
 		waitReadable(c)
 		buf := echoBufs.Get().(*[echoChunk]byte)
 		n, err := c.Read(buf[:])
+		var werr error
 		if n > 0 {
-			_, werr := c.Write(buf[:n])
-			if werr != nil {
-				echoBufs.Put(buf)
-				return
-			}
+			_, werr = c.Write(buf[:n])
 		}
 		echoBufs.Put(buf)
+		if werr != nil {
+			return
+		}
 		if err != nil {
 			if cw, ok := c.(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()
