@@ -14,6 +14,7 @@ import (
 	"github.com/ustack/ustack/internal/services"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tun"
+	glog "gvisor.dev/gvisor/pkg/log"
 )
 
 func init() {
@@ -33,6 +34,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ustack serve: %v\nRun 'ustack serve -h' for help.\n", err)
 		return exitUsage
 	}
+	// gVisor logs some drops at Info level to stderr (a martian source,
+	// rate-limited); a peer would choose what the operator's terminal
+	// shows. The status page counts them instead.
+	glog.SetLevel(glog.Warning)
 	setServeRuntime()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
