@@ -99,7 +99,8 @@ type Config struct {
 	// SendBufferBudget caps the bytes the relay may hold for the
 	// namespace in its connections' send buffers, all together, so a
 	// namespace that stops reading cannot make ustack hold MaxFlows times
-	// gVisor's 4 MiB maximum (see reserveSendBuffer). Default 256 MiB.
+	// the stack's largest send buffer (4 MiB by default, see
+	// reserveSendBuffer). Default 256 MiB.
 	SendBufferBudget int
 
 	// Dial, if set, connects to real TCP destinations instead of a
@@ -181,7 +182,8 @@ type Relay struct {
 	flows  atomic.Int64  // relayed TCP connections + UDP and ICMP flows
 	dnsCur atomic.Uint32 // index (mod len) of the current DNS upstream
 
-	sendReserved atomic.Int64 // send buffer bytes reserved (reserveSendBuffer)
+	sendReserved  atomic.Int64 // send buffer bytes reserved (reserveSendBuffer)
+	maxSendBuffer int64        // the stack's largest TCP send buffer (reserveSendBuffer)
 
 	mu       sync.Mutex // guards closed, conns, forwards, wg.Add
 	closed   bool
@@ -223,6 +225,12 @@ func New(cfg Config) (*Relay, error) {
 		busy:      map[*flowBytes]struct{}{},
 	}
 	r.bufPool.New = func() any { b := make([]byte, cfg.BufferSize); return &b }
+	var sndRange tcpip.TCPSendBufferSizeRangeOption
+	if err := gs.TransportProtocolOption(tcp.ProtocolNumber, &sndRange); err != nil {
+		cancel()
+		return nil, fmt.Errorf("relay: reading the stack's send buffer range: %v", err)
+	}
+	r.maxSendBuffer = int64(sndRange.Max)
 	// maxInFlight bounds the handshakes waiting on a dial (half-open
 	// connections); SYNs beyond it are dropped and retransmitted.
 	tf := tcp.NewForwarder(gs, 0, cfg.MaxFlows, r.handleTCP)
