@@ -214,8 +214,13 @@ func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState, tcpCfg TCPC
 		// Outside the sniffer, so a capture shows the packets as sent.
 		ep = newZeroWindowACKs(ep)
 	}
-	// Outside the sniffer too: the capture shows the MTU as announced.
-	ep = newPMTUFloor(ep)
+	if id != LoopbackNIC {
+		// Outside the sniffer too: the capture shows the MTU as announced.
+		// Not on lo: no router sends it a "too big", and the floor would
+		// cost every loopback packet a look at its headers and one more
+		// endpoint to cross.
+		ep = newPMTUFloor(ep)
+	}
 	g := newGate(ep, state)
 	if err := s.s.CreateNICWithOptions(id, g, gstack.NICOptions{Name: n.Name}); err != nil {
 		return fmt.Errorf("stack: create NIC %q: %s", n.Name, err)
