@@ -260,8 +260,8 @@ func (s *Stack) AddAddress(nic string, prefix netip.Prefix) error {
 	return s.addSubnetRoute(nic, prefix)
 }
 
-// checkAddress applies New's checks of NICConfig.Addrs (validate,
-// checkMapped, checkMTU) to an address added later.
+// checkAddress applies New's checks of NICConfig.Addrs (validate's
+// IsValid, mappedAddr, mtuTooSmall) to an address added later.
 func (s *Stack) checkAddress(nic string, prefix netip.Prefix) error {
 	id, err := s.NICID(nic)
 	if err != nil {
@@ -270,10 +270,10 @@ func (s *Stack) checkAddress(nic string, prefix netip.Prefix) error {
 	switch {
 	case !prefix.IsValid():
 		return fmt.Errorf("stack: AddAddress(%q, %v): invalid prefix", nic, prefix)
-	case prefix.Addr().Is4In6():
+	case mappedAddr(prefix):
 		return fmt.Errorf("stack: AddAddress(%q, %v): IPv4-mapped address; give IPv4 as a.b.c.d/N", nic, prefix)
 	}
-	if mtu := s.s.NICInfo()[id].MTU; prefix.Addr().Is6() && mtu < minMTU6 {
+	if mtu := s.s.NICInfo()[id].MTU; mtuTooSmall(mtu, prefix) {
 		return fmt.Errorf("stack: AddAddress(%q, %v): NIC has MTU %d, below the %d an IPv6 address needs", nic, prefix, mtu, minMTU6)
 	}
 	return nil
