@@ -1,8 +1,6 @@
 package stack
 
 import (
-	"encoding/binary"
-
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -106,7 +104,7 @@ func raisePathMTU(proto tcpip.NetworkProtocolNumber, b []byte) bool {
 		if header.ICMPv6Checksum(params) != icmp.Checksum() {
 			return false
 		}
-		binary.BigEndian.PutUint32(icmp[4:], minPathMTU6)
+		icmp.SetMTU(minPathMTU6)
 		icmp.SetChecksum(0)
 		icmp.SetChecksum(header.ICMPv6Checksum(params))
 		return true
