@@ -15,7 +15,7 @@ import (
 func (cfg *Config) checkMapped() error {
 	for i, n := range cfg.NICs {
 		for _, a := range n.Addrs {
-			if a.Addr().Is4In6() {
+			if mappedAddr(a) {
 				return fmt.Errorf("stack: NICs[%d].Addrs has an IPv4-mapped address %v; give IPv4 as a.b.c.d/N", i, a)
 			}
 		}
@@ -30,6 +30,10 @@ func (cfg *Config) checkMapped() error {
 	}
 	return nil
 }
+
+// mappedAddr reports whether a, an address for a NIC, is IPv4-mapped:
+// checkMapped (for New) and AddAddress refuse it.
+func mappedAddr(a netip.Prefix) bool { return a.Addr().Is4In6() }
 
 // checkNames finds the mistakes New would otherwise meet only while
 // creating NICs: a name used twice (an explicit one may also be the
@@ -88,10 +92,16 @@ func (cfg *Config) checkMTU() error {
 			return fmt.Errorf("stack: NICs[%d].Endpoint has MTU %d, below IPv4's minimum %d", i, mtu, minMTU4)
 		}
 		for _, a := range n.Addrs {
-			if a.Addr().Is6() && mtu < minMTU6 {
+			if mtuTooSmall(mtu, a) {
 				return fmt.Errorf("stack: NICs[%d].Endpoint has MTU %d, below the %d its IPv6 address %v needs", i, mtu, minMTU6, a)
 			}
 		}
 	}
 	return nil
 }
+
+// mtuTooSmall reports whether a link of MTU mtu is too small for a, an
+// address for a NIC: checkMTU (for New) and AddAddress refuse it. IPv4's
+// minimum is not checked here: checkMTU requires it of every NIC, with or
+// without addresses.
+func mtuTooSmall(mtu uint32, a netip.Prefix) bool { return a.Addr().Is6() && mtu < minMTU6 }

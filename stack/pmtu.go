@@ -1,9 +1,6 @@
 package stack
 
 import (
-	"encoding/binary"
-
-	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -52,17 +49,7 @@ func (p *pmtuFloor) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt 
 		p.Endpoint.DeliverNetworkPacket(proto, pkt)
 		return
 	}
-	b := pkt.Data().AsRange().ToSlice()
-	if !raisePathMTU(proto, b) {
-		p.Endpoint.DeliverNetworkPacket(proto, pkt)
-		return
-	}
-	fixed := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buffer.MakeWithData(b)})
-	fixed.NICID = pkt.NICID
-	fixed.PktType = pkt.PktType
-	fixed.NetworkProtocolNumber = pkt.NetworkProtocolNumber
-	p.Endpoint.DeliverNetworkPacket(proto, fixed)
-	fixed.DecRef()
+	deliverRewritten(&p.Endpoint, proto, pkt, raisePathMTU)
 }
 
 // tooBigCandidate reports, from the first bytes alone, whether pkt may be
@@ -92,11 +79,11 @@ func tooBigCandidate(proto tcpip.NetworkProtocolNumber, pkt *gstack.PacketBuffer
 func raisePathMTU(proto tcpip.NetworkProtocolNumber, b []byte) bool {
 	switch proto {
 	case header.IPv4ProtocolNumber:
-		ip := header.IPv4(b)
-		if !ip.IsValid(len(b)) || ip.More() || ip.FragmentOffset() != 0 || int(ip.TotalLength()) != len(b) {
+		_, _, off, ok := transportOffset(proto, b, header.ICMPv4ProtocolNumber)
+		if !ok {
 			return false
 		}
-		icmp := header.ICMPv4(b[ip.HeaderLength():])
+		icmp := header.ICMPv4(b[off:])
 		if len(icmp) < header.ICMPv4MinimumSize || icmp.MTU() >= minPathMTU4 || checksum.Checksum(icmp, 0) != 0xffff {
 			return false
 		}
@@ -105,19 +92,19 @@ func raisePathMTU(proto tcpip.NetworkProtocolNumber, b []byte) bool {
 		icmp.SetChecksum(^checksum.Checksum(icmp, 0))
 		return true
 	case header.IPv6ProtocolNumber:
-		ip := header.IPv6(b)
-		if !ip.IsValid(len(b)) || header.IPv6MinimumSize+int(ip.PayloadLength()) != len(b) {
+		src, dst, off, ok := transportOffset(proto, b, header.ICMPv6ProtocolNumber)
+		if !ok {
 			return false
 		}
-		icmp := header.ICMPv6(b[header.IPv6MinimumSize:])
+		icmp := header.ICMPv6(b[off:])
 		if len(icmp) < header.ICMPv6PacketTooBigMinimumSize || icmp.MTU() >= minPathMTU6 {
 			return false
 		}
-		params := header.ICMPv6ChecksumParams{Header: icmp, Src: ip.SourceAddress(), Dst: ip.DestinationAddress()}
+		params := header.ICMPv6ChecksumParams{Header: icmp, Src: src, Dst: dst}
 		if header.ICMPv6Checksum(params) != icmp.Checksum() {
 			return false
 		}
-		binary.BigEndian.PutUint32(icmp[4:], minPathMTU6)
+		icmp.SetMTU(minPathMTU6)
 		icmp.SetChecksum(0)
 		icmp.SetChecksum(header.ICMPv6Checksum(params))
 		return true

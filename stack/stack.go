@@ -214,8 +214,13 @@ func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState, tcpCfg TCPC
 		// Outside the sniffer, so a capture shows the packets as sent.
 		ep = newZeroWindowACKs(ep)
 	}
-	// Outside the sniffer too: the capture shows the MTU as announced.
-	ep = newPMTUFloor(ep)
+	if id != LoopbackNIC {
+		// Outside the sniffer too: the capture shows the MTU as announced.
+		// Not on lo: no router sends it a "too big", and the floor would
+		// cost every loopback packet a look at its headers and one more
+		// endpoint to cross.
+		ep = newPMTUFloor(ep)
+	}
 	g := newGate(ep, state)
 	if err := s.s.CreateNICWithOptions(id, g, gstack.NICOptions{Name: n.Name}); err != nil {
 		return fmt.Errorf("stack: create NIC %q: %s", n.Name, err)
@@ -231,7 +236,7 @@ func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState, tcpCfg TCPC
 		return fmt.Errorf("stack: spoofing on %q: %s", n.Name, err)
 	}
 	for _, a := range n.Addrs {
-		if err := s.addAddress(n.Name, a); err != nil {
+		if err := s.addAddress(id, n.Name, a); err != nil {
 			return err
 		}
 	}
@@ -246,64 +251,55 @@ func (s *Stack) addNIC(id tcpip.NICID, n NICConfig, state gateState, tcpCfg TCPC
 // IPv4-mapped address, an IPv6 address on a NIC whose MTU is below IPv6's
 // minimum.
 func (s *Stack) AddAddress(nic string, prefix netip.Prefix) error {
-	if err := s.checkAddress(nic, prefix); err != nil {
-		return err
-	}
-	if err := s.addAddress(nic, prefix); err != nil {
-		return err
-	}
-	return s.addSubnetRoute(nic, prefix)
-}
-
-// checkAddress applies New's checks of NICConfig.Addrs (validate,
-// checkMapped, checkMTU) to an address added later.
-func (s *Stack) checkAddress(nic string, prefix netip.Prefix) error {
 	id, err := s.NICID(nic)
 	if err != nil {
 		return err
 	}
+	if err := s.checkAddress(id, nic, prefix); err != nil {
+		return err
+	}
+	if err := s.addAddress(id, nic, prefix); err != nil {
+		return err
+	}
+	s.addSubnetRoute(id, prefix)
+	return nil
+}
+
+// checkAddress applies New's checks of NICConfig.Addrs (validate's
+// IsValid, mappedAddr, mtuTooSmall) to an address added later to NIC id,
+// named nic.
+func (s *Stack) checkAddress(id tcpip.NICID, nic string, prefix netip.Prefix) error {
 	switch {
 	case !prefix.IsValid():
 		return fmt.Errorf("stack: AddAddress(%q, %v): invalid prefix", nic, prefix)
-	case prefix.Addr().Is4In6():
+	case mappedAddr(prefix):
 		return fmt.Errorf("stack: AddAddress(%q, %v): IPv4-mapped address; give IPv4 as a.b.c.d/N", nic, prefix)
 	}
-	if mtu := s.s.NICInfo()[id].MTU; prefix.Addr().Is6() && mtu < minMTU6 {
+	if mtu := s.s.NICInfo()[id].MTU; mtuTooSmall(mtu, prefix) {
 		return fmt.Errorf("stack: AddAddress(%q, %v): NIC has MTU %d, below the %d an IPv6 address needs", nic, prefix, mtu, minMTU6)
 	}
 	return nil
 }
 
-// addSubnetRoute adds a route to prefix's subnet through nic, in the
+// addSubnetRoute adds a route to prefix's subnet through NIC id, in the
 // specificity order setRoutes keeps, unless the table has it already.
-func (s *Stack) addSubnetRoute(nic string, prefix netip.Prefix) error {
-	id, err := s.NICID(nic)
-	if err != nil {
-		return err
-	}
+func (s *Stack) addSubnetRoute(id tcpip.NICID, prefix netip.Prefix) {
 	r := tcpip.Route{Destination: subnetOf(prefix), NIC: id}
 	s.routeMu.Lock()
 	defer s.routeMu.Unlock()
 	routes := s.s.GetRouteTable()
 	for _, x := range routes {
 		if x.Equal(r) {
-			return nil
+			return
 		}
 	}
 	routes = append(routes, r)
-	sort.SliceStable(routes, func(i, j int) bool {
-		return routes[i].Destination.Prefix() > routes[j].Destination.Prefix()
-	})
+	sortRoutes(routes)
 	s.s.SetRouteTable(routes)
-	return nil
 }
 
-// addAddress adds prefix's address to the NIC named nic, without a route.
-func (s *Stack) addAddress(nic string, prefix netip.Prefix) error {
-	id, err := s.NICID(nic)
-	if err != nil {
-		return err
-	}
+// addAddress adds prefix's address to NIC id, named nic, without a route.
+func (s *Stack) addAddress(id tcpip.NICID, nic string, prefix netip.Prefix) error {
 	pa := tcpip.ProtocolAddress{
 		Protocol: Protocol(prefix.Addr()),
 		AddressWithPrefix: tcpip.AddressWithPrefix{
@@ -363,13 +359,18 @@ func (s *Stack) setRoutes(cfg Config) error {
 			return err
 		}
 	}
-	// gVisor takes the first matching route, so order by specificity as
-	// Linux's longest-prefix match would choose.
+	sortRoutes(routes)
+	s.s.SetRouteTable(routes)
+	return nil
+}
+
+// sortRoutes orders routes most specific first, keeping the order of
+// equally specific ones: gVisor takes the first matching route, so this
+// makes it choose as Linux's longest-prefix match would.
+func sortRoutes(routes []tcpip.Route) {
 	sort.SliceStable(routes, func(i, j int) bool {
 		return routes[i].Destination.Prefix() > routes[j].Destination.Prefix()
 	})
-	s.s.SetRouteTable(routes)
-	return nil
 }
 
 func subnetOf(p netip.Prefix) tcpip.Subnet {

@@ -4,7 +4,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -108,22 +107,13 @@ func (z *zeroWindowACKs) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber,
 		z.Endpoint.DeliverNetworkPacket(proto, pkt)
 		return
 	}
-	b := pkt.Data().AsRange().ToSlice()
-	if !z.fixACK(proto, b) {
-		z.Endpoint.DeliverNetworkPacket(proto, pkt)
-		return
-	}
-	fixed := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buffer.MakeWithData(b)})
-	fixed.NICID = pkt.NICID
-	fixed.PktType = pkt.PktType
-	z.Endpoint.DeliverNetworkPacket(proto, fixed)
-	fixed.DecRef()
+	deliverRewritten(&z.Endpoint, proto, pkt, z.fixACK)
 }
 
 // fixACK rewrites b, an inbound IP packet, if it is a pure ACK to clamp,
 // and reports whether it did.
 func (z *zeroWindowACKs) fixACK(proto tcpip.NetworkProtocolNumber, b []byte) bool {
-	src, dst, tcpOff, ok := tcpOffset(proto, b)
+	src, dst, tcpOff, ok := transportOffset(proto, b, header.TCPProtocolNumber)
 	if !ok {
 		return false
 	}
@@ -157,26 +147,4 @@ func netAddrs(proto tcpip.NetworkProtocolNumber, nh []byte) (src, dst tcpip.Addr
 		return ip.SourceAddress(), ip.DestinationAddress(), true
 	}
 	return tcpip.Address{}, tcpip.Address{}, false
-}
-
-// tcpOffset finds the TCP header of an unfragmented IP packet without
-// extension headers.
-func tcpOffset(proto tcpip.NetworkProtocolNumber, b []byte) (src, dst tcpip.Address, off int, ok bool) {
-	switch proto {
-	case header.IPv4ProtocolNumber:
-		ip := header.IPv4(b)
-		if !ip.IsValid(len(b)) || ip.TransportProtocol() != header.TCPProtocolNumber ||
-			ip.More() || ip.FragmentOffset() != 0 || int(ip.TotalLength()) != len(b) {
-			return src, dst, 0, false
-		}
-		return ip.SourceAddress(), ip.DestinationAddress(), int(ip.HeaderLength()), true
-	case header.IPv6ProtocolNumber:
-		ip := header.IPv6(b)
-		if !ip.IsValid(len(b)) || ip.TransportProtocol() != header.TCPProtocolNumber ||
-			header.IPv6MinimumSize+int(ip.PayloadLength()) != len(b) {
-			return src, dst, 0, false
-		}
-		return ip.SourceAddress(), ip.DestinationAddress(), header.IPv6MinimumSize, true
-	}
-	return src, dst, 0, false
 }
