@@ -26,7 +26,6 @@ import (
 // or 126 (found but not runnable, or anything else), as shells do.
 func ChildMain() {
 	resolv := os.Getenv(childEnv)
-	removeResolv := os.Getenv(childRemoveEnv) == "1"
 	ready := os.NewFile(readyFD, "ready")
 	var b [1]byte
 	n, _ := ready.Read(b[:])
@@ -35,7 +34,7 @@ func ChildMain() {
 		os.Exit(126) // the parent gave up before releasing us; stay silent
 	}
 	err := setupMounts(resolv)
-	if removeResolv && resolv != "" {
+	if resolv != "" {
 		// The bind mount holds the file now; its name on the host goes.
 		os.Remove(resolv)
 	}
@@ -52,7 +51,7 @@ func ChildMain() {
 		fmt.Fprintf(os.Stderr, "ustack: %s\n", msg)
 		os.Exit(status)
 	}
-	os.Exit(runInit(path, argv, withoutEnv(os.Environ(), childEnv, childRemoveEnv)))
+	os.Exit(runInit(path, argv, withoutEnv(os.Environ(), childEnv)))
 }
 
 // lookCommand finds the command as a shell does. When it cannot, it

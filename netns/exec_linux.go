@@ -18,10 +18,6 @@ import (
 // command. The value is the resolv.conf file to bind-mount ("" for none).
 const childEnv = "USTACK_NETNS_CHILD"
 
-// childRemoveEnv, set to 1, has the child remove the resolv.conf file
-// once it has bind-mounted it (ExecConfig.RemoveResolvConf).
-const childRemoveEnv = "USTACK_NETNS_RESOLV_TEMP"
-
 // initName is the child's argv[0]; the command's argv follows.
 const initName = "ustack-init"
 
@@ -40,12 +36,11 @@ type ExecConfig struct {
 	Stdout, Stderr io.Writer
 	// ResolvConf, if set, is a file bind-mounted over /etc/resolv.conf in
 	// the command's own mount namespace; the host's file is not touched.
+	// The child removes the ResolvConf file as soon as it is mounted (the
+	// mount keeps it), so that a generated file is not left behind even
+	// when the caller is killed (SIGKILL runs no cleanup) once the
+	// command runs: pass a file made for this command.
 	ResolvConf string
-	// RemoveResolvConf has the child remove the ResolvConf file as soon
-	// as it is mounted (the mount keeps it), so that a generated file is
-	// not left behind even when the caller is killed (SIGKILL runs no
-	// cleanup) once the command runs.
-	RemoveResolvConf bool
 }
 
 // Process is a command started by Start in a new network namespace and a
@@ -93,10 +88,7 @@ func Start(cfg ExecConfig) (*Process, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	cmd.Env = append(withoutEnv(env, childEnv, childRemoveEnv), childEnv+"="+cfg.ResolvConf)
-	if cfg.RemoveResolvConf {
-		cmd.Env = append(cmd.Env, childRemoveEnv+"=1")
-	}
+	cmd.Env = append(withoutEnv(env, childEnv), childEnv+"="+cfg.ResolvConf)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = orStdin(cfg.Stdin), orWriter(cfg.Stdout, os.Stdout), orWriter(cfg.Stderr, os.Stderr)
 	cmd.ExtraFiles = []*os.File{r} // becomes readyFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{

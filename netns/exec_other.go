@@ -20,8 +20,6 @@ type ExecConfig struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	ResolvConf     string
-	// RemoveResolvConf: see the Linux ExecConfig.
-	RemoveResolvConf bool
 }
 
 // Process is a command in new namespaces (Linux only).

@@ -12,10 +12,9 @@ import (
 	"github.com/ustack/ustack/netns"
 )
 
-// TestRemoveResolvConf: with RemoveResolvConf the generated file is gone
-// from the host as soon as the command runs, so a caller killed by
-// SIGKILL (no cleanup) leaves nothing, and the command still reads it
-// through its bind mount. `ustack run` used to leave one
+// TestRemoveResolvConf: the ResolvConf file is gone from the host as
+// soon as the command runs, so a caller killed by SIGKILL (no cleanup)
+// leaves nothing, and the command still reads it through its bind mount. `ustack run` used to leave one
 // /tmp/ustack-resolv-*.conf behind per SIGKILL.
 func TestRemoveResolvConf(t *testing.T) {
 	roottest.Require(t)
@@ -27,7 +26,7 @@ func TestRemoveResolvConf(t *testing.T) {
 	var out bytes.Buffer
 	p, err := netns.Start(netns.ExecConfig{
 		Argv:   []string{"sh", "-c", "cat /etc/resolv.conf; test -e " + resolv + " && echo still there"},
-		Stdout: &out, Stderr: &out, ResolvConf: resolv, RemoveResolvConf: true,
+		Stdout: &out, Stderr: &out, ResolvConf: resolv,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -116,39 +116,76 @@ func (r *Relay) acceptReset(req *tcp.ForwarderRequest) {
 // one raised while the handshake is unfinished makes it abort the
 // endpoint and return an error, which is how the wait is cut short.
 func (r *Relay) createEndpoint(req *tcp.ForwarderRequest, wq *waiter.Queue) (tcpip.Endpoint, tcpip.Error) {
-	stop, done := make(chan struct{}), make(chan struct{})
-	var timedOut atomic.Bool
-	go func() {
-		defer close(done)
-		t := time.NewTimer(r.cfg.DialTimeout)
-		defer t.Stop()
-		select {
-		case <-stop:
-			return
-		case <-r.ctx.Done():
-		case <-t.C:
-			timedOut.Store(true)
-		}
-		// Raise the event until CreateEndpoint returns: one raised
-		// before it started waiting would be lost.
-		for {
-			wq.Notify(waiter.WritableEvents)
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}()
+	// Nothing runs for a handshake that completes in time: the timer and
+	// the context hook only start the notify loop if they fire first.
+	h := &handshakeCut{wq: wq}
+	t := time.AfterFunc(r.cfg.DialTimeout, func() { h.cut(true) })
+	stopCtx := context.AfterFunc(r.ctx, func() { h.cut(false) })
 	ep, terr := req.CreateEndpoint(wq)
-	close(stop)
-	<-done
-	if terr != nil && timedOut.Load() {
+	t.Stop()
+	stopCtx()
+	timedOut := h.finish()
+	if terr != nil && timedOut {
 		r.c.handshakeTimeouts.Add(1)
 		id := req.ID()
 		r.logf("tcp %v from %v: the namespace did not complete the handshake within %v", netip.AddrPortFrom(stack.AddrOf(id.LocalAddress), id.LocalPort), netip.AddrPortFrom(stack.AddrOf(id.RemoteAddress), id.RemotePort), r.cfg.DialTimeout)
 	}
 	return ep, terr
+}
+
+// handshakeCut cuts one createEndpoint short. The first of its timer and
+// the relay's close to fire runs the notify loop, until finish.
+type handshakeCut struct {
+	wq *waiter.Queue
+
+	mu       sync.Mutex
+	returned bool          // CreateEndpoint has returned
+	stop     chan struct{} // made when the loop starts; closed by finish
+	timedOut bool          // the loop was started by DialTimeout
+	loop     sync.WaitGroup
+}
+
+// cut runs the notify loop unless CreateEndpoint has returned or the
+// loop already runs. It raises the event until finish: one raised before
+// CreateEndpoint started waiting would be lost.
+func (h *handshakeCut) cut(timedOut bool) {
+	h.mu.Lock()
+	if h.returned || h.stop != nil {
+		h.mu.Unlock()
+		return
+	}
+	h.stop = make(chan struct{})
+	h.timedOut = timedOut
+	h.loop.Add(1)
+	stop := h.stop
+	h.mu.Unlock()
+	defer h.loop.Done()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		h.wq.Notify(waiter.WritableEvents)
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// finish is called once CreateEndpoint has returned: it keeps any later
+// cut from starting, stops and waits for a loop that did, and reports
+// whether DialTimeout started it.
+func (h *handshakeCut) finish() (timedOut bool) {
+	h.mu.Lock()
+	h.returned = true
+	stop := h.stop
+	h.mu.Unlock()
+	if stop == nil {
+		return false
+	}
+	close(stop)
+	h.loop.Wait()
+	return h.timedOut
 }
 
 // dial connects to a real destination within DialTimeout.

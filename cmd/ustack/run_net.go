@@ -241,7 +241,7 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 	resolv.Chmod(0o644)
 	resolv.Close()
 
-	proc, err := netns.Start(netns.ExecConfig{Argv: o.argv, ResolvConf: resolv.Name(), RemoveResolvConf: true})
+	proc, err := netns.Start(netns.ExecConfig{Argv: o.argv, ResolvConf: resolv.Name()})
 	if err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
 		return exitFailure

@@ -102,38 +102,64 @@ func (c *trackedConn) Close() error {
 	return err
 }
 
-// connTable is the set of open connections.
+// connTable is the set of open connections. It also enforces
+// Config.MaxConns: the connections added as capped (the small services,
+// not the status page) never number more than max.
 type connTable struct {
-	mu     sync.Mutex            // guards conns, closed
-	conns  map[*trackedConn]bool // guarded by mu
+	mu     sync.Mutex            // guards conns, capped, closed
+	conns  map[*trackedConn]bool // guarded by mu; true if it counts toward max
+	capped int                   // guarded by mu; entries of conns that are true
 	closed bool                  // guarded by mu; set by closeAll
+	max    int                   // set before the first add
+
+	// limitReset counts the connections add reset because max were open.
+	limitReset atomic.Uint64
 }
 
-// add wraps a and enters it in the table. After closeAll it closes the
-// connection and reports false.
-func (t *connTable) add(a accepted, service string) (*trackedConn, bool) {
+// add wraps a and enters it in the table. A capped connection past max
+// is reset at once and counted, and add reports false; so it does after
+// closeAll, having closed the connection.
+func (t *connTable) add(a accepted, service string, capped bool) (*trackedConn, bool) {
 	c := a.conn
 	tc := &trackedConn{
 		Conn: c, ep: a.ep, wq: a.wq, t: t, service: service, since: time.Now(),
 		local: a.local, remote: a.remote, closed: make(chan struct{}),
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
+	full := capped && t.capped >= t.max
+	closed := t.closed
+	if !full && !closed {
+		if t.conns == nil {
+			t.conns = map[*trackedConn]bool{}
+		}
+		t.conns[tc] = capped
+		if capped {
+			t.capped++
+		}
+	}
+	t.mu.Unlock()
+	switch {
+	case full:
+		t.limitReset.Add(1)
+		a.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true}) // close sends RST
+		c.Close()
+		return nil, false
+	case closed:
 		c.Close()
 		return nil, false
 	}
-	if t.conns == nil {
-		t.conns = map[*trackedConn]bool{}
-	}
-	t.conns[tc] = true
 	return tc, true
 }
 
 func (t *connTable) remove(c *trackedConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.conns, c)
+	if capped, ok := t.conns[c]; ok {
+		delete(t.conns, c)
+		if capped {
+			t.capped--
+		}
+	}
 }
 
 // closeAll closes every connection, waking its reads and writes, and

@@ -78,10 +78,6 @@ type Server struct {
 	workers atomic.Int64
 	// udpLowPortDropped counts datagrams left unanswered (mayLoop).
 	udpLowPortDropped atomic.Uint64
-	// active counts the open connections MaxConns caps; connLimitReset
-	// those reset for it.
-	active         atomic.Int64
-	connLimitReset atomic.Uint64
 
 	mu        sync.Mutex // guards listeners, packets
 	listeners []*listener
@@ -131,6 +127,7 @@ func Start(cfg Config) (*Server, error) {
 		cfg.MaxConns = DefaultMaxConns
 	}
 	s := &Server{cfg: cfg, started: time.Now(), done: make(chan struct{}), jobs: make(chan func())}
+	s.conns.max = cfg.MaxConns
 	s.http = &http.Server{
 		Handler: s.statusHandler(),
 		// No client may hold a connection and its goroutine for ever:
@@ -311,20 +308,11 @@ func (s *Server) acceptLoop(l *listener, port uint16, serve func(net.Conn)) {
 			// has no transient accept errors): either way this port is done.
 			return
 		}
-		if s.active.Add(1) > int64(s.cfg.MaxConns) {
-			s.active.Add(-1)
-			s.connLimitReset.Add(1)
-			a.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true}) // close sends RST
-			a.conn.Close()
-			continue
-		}
-		tc, ok := s.conns.add(a, serviceName(port))
+		tc, ok := s.conns.add(a, serviceName(port), true)
 		if !ok {
-			s.active.Add(-1)
-			continue // Close is under way; add closed c
+			continue // past MaxConns, or Close is under way; add closed it
 		}
 		s.goConn(func() {
-			defer s.active.Add(-1)
 			defer s.conns.remove(tc)
 			serve(tc)
 		})

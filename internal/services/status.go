@@ -28,7 +28,7 @@ func (l trackedListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if tc, ok := l.s.conns.add(a, serviceName(l.port)); ok {
+		if tc, ok := l.s.conns.add(a, serviceName(l.port), false); ok {
 			return tc, nil
 		}
 	}
@@ -63,7 +63,7 @@ func (s *Server) Status() Status {
 		Uptime:      time.Since(s.started).Round(time.Second).String(),
 		Stats:       s.cfg.Stack.Stats(),
 		Connections: s.Conns(),
-		Services:    ServiceStats{UDPLowPortDropped: s.udpLowPortDropped.Load(), ConnLimitReset: s.connLimitReset.Load()},
+		Services:    ServiceStats{UDPLowPortDropped: s.udpLowPortDropped.Load(), ConnLimitReset: s.conns.limitReset.Load()},
 	}
 	if s.cfg.DeviceStats != nil {
 		d := s.cfg.DeviceStats()
