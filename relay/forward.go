@@ -63,8 +63,11 @@ func ParseForward(s string) (Forward, error) {
 	if j := strings.LastIndexByte(spec, ':'); j >= 0 {
 		host := strings.TrimSuffix(strings.TrimPrefix(spec[:j], "["), "]")
 		a, err := netip.ParseAddr(host)
-		if err != nil || a.Zone() != "" {
+		if err != nil {
 			return Forward{}, fmt.Errorf("port forward %q: host address %q is not an IP address", s, host)
+		}
+		if a.Zone() != "" {
+			return Forward{}, fmt.Errorf("port forward %q: host address %q: a zone (%%%s) is not supported; use an address without a zone (not link-local), or none for all", s, host, a.Zone())
 		}
 		f.HostAddr = a.Unmap()
 		spec = spec[j+1:]
