@@ -178,6 +178,10 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 	if bad := badIfName(o.tunName); bad != "" {
 		return fmt.Errorf("--tun-name %q: %s", o.tunName, bad)
 	}
+	if o.tunName == "lo" && o.attachPath == "" {
+		// Every new network namespace has lo: this can never work.
+		return fmt.Errorf("--tun-name %q: the new namespace's loopback device already has that name", o.tunName)
+	}
 	if o.tunDriver != "" && !knownServeDriver(tun.Driver(o.tunDriver)) {
 		return fmt.Errorf("--tun-driver %q: want %s", o.tunDriver, joinDrivers())
 	}

@@ -49,3 +49,19 @@ func TestRunDNSUpstreamNotUnicast(t *testing.T) {
 		})
 	}
 }
+
+// TestRunTunNameLoRefused: a new namespace always has lo, so `ustack run
+// --tun-name lo -- CMD` can never work; it failed at run time with exit 1
+// ("device name already in use"), as if something on the machine were in
+// the way. It is a usage error (exit 2). With --netns the namespace is
+// someone else's and its devices are checked at run time, as before.
+func TestRunTunNameLoRefused(t *testing.T) {
+	args := []string{"--tun-name", "lo", "--", "true"}
+	var out bytes.Buffer
+	if got := dispatch(append([]string{"run"}, args...), &out, &out); got != exitUsage {
+		t.Errorf("ustack run %q = %d, want %d (usage); output %q", args, got, exitUsage, out.String())
+	}
+	if !strings.Contains(out.String(), `--tun-name "lo"`) {
+		t.Errorf("ustack run %q output = %q, want it to name --tun-name", args, out.String())
+	}
+}
