@@ -63,8 +63,11 @@ func ParseForward(s string) (Forward, error) {
 	if j := strings.LastIndexByte(spec, ':'); j >= 0 {
 		host := strings.TrimSuffix(strings.TrimPrefix(spec[:j], "["), "]")
 		a, err := netip.ParseAddr(host)
-		if err != nil || a.Zone() != "" {
+		if err != nil {
 			return Forward{}, fmt.Errorf("port forward %q: host address %q is not an IP address", s, host)
+		}
+		if a.Zone() != "" {
+			return Forward{}, fmt.Errorf("port forward %q: host address %q: a zone (%%%s) is not supported; use an address without a zone (not link-local), or none for all", s, host, a.Zone())
 		}
 		f.HostAddr = a.Unmap()
 		spec = spec[j+1:]
@@ -241,6 +244,23 @@ func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
 		// The client's port may be taken on our side (two clients
 		// mapped to the gateway); let the stack pick one.
 		gc, err = dialGuest(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src)}, raddr, stack.Protocol(guest))
+	}
+	if err != nil && ctx.Err() == nil && dialRefused(err) {
+		// Nothing listens on the client's family: a server on
+		// 0.0.0.0 only (python3 -m http.server) and a client that
+		// came over IPv6 (curl to [::1], or localhost resolving to
+		// ::1 first), which cannot fall back itself since its
+		// connect to our listener succeeded. Try the other family,
+		// as Docker's proxy does, from the gateway: the client's own
+		// address cannot be of that family.
+		other, osrc := r.cfg.Guest4, r.cfg.Gateway4
+		if guest.Is4() {
+			other, osrc = r.cfg.Guest6, r.cfg.Gateway6
+		}
+		oaddr := tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(other), Port: fw.f.GuestPort}
+		if gc2, err2 := dialGuest(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(osrc)}, oaddr, stack.Protocol(other)); err2 == nil {
+			gc, err = gc2, nil
+		}
 	}
 	if err != nil {
 		r.c.forwardFailed.Add(1)

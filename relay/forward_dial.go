@@ -59,3 +59,10 @@ func dialGuest(ctx context.Context, s *gstack.Stack, local, remote tcpip.FullAdd
 func gonetReset(err error) bool {
 	return strings.HasSuffix(err.Error(), (&tcpip.ErrConnectionReset{}).String())
 }
+
+// dialRefused reports whether err, from dialGuest, says the namespace
+// answered the SYN with a reset: nothing listens there. Like gonetReset,
+// it has only gVisor's text to go by.
+func dialRefused(err error) bool {
+	return strings.HasSuffix(err.Error(), (&tcpip.ErrConnectionRefused{}).String())
+}

@@ -178,6 +178,10 @@ func (o *runOptions) check(deny, dns, publish []string, nsPath string, pid int) 
 	if bad := badIfName(o.tunName); bad != "" {
 		return fmt.Errorf("--tun-name %q: %s", o.tunName, bad)
 	}
+	if o.tunName == "lo" && o.attachPath == "" {
+		// Every new network namespace has lo: this can never work.
+		return fmt.Errorf("--tun-name %q: the new namespace's loopback device already has that name", o.tunName)
+	}
 	if o.tunDriver != "" && !knownServeDriver(tun.Driver(o.tunDriver)) {
 		return fmt.Errorf("--tun-driver %q: want %s", o.tunDriver, joinDrivers())
 	}
@@ -277,15 +281,28 @@ func forwardsClash(f, g relay.Forward) bool {
 
 // parseUpstream reads ADDR, ADDR:PORT or [V6ADDR]:PORT; the port defaults
 // to 53.
+//
+// The address must be one a resolver can have: the unspecified address
+// would reach the host's loopback behind the user's back (and past a
+// --deny of it), and multicast or broadcast ones never answer a unicast
+// query, as port 0 cannot; each would only leave CMD's DNS dead.
 func parseUpstream(s string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap, nil
-	}
-	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
-		return netip.AddrPort{}, errors.New("want ADDR, ADDR:PORT or [ADDR]:PORT")
+		a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+		if err != nil {
+			return netip.AddrPort{}, errors.New("want ADDR, ADDR:PORT or [ADDR]:PORT")
+		}
+		ap = netip.AddrPortFrom(a, 53)
 	}
-	return netip.AddrPortFrom(a, 53), nil
+	a := ap.Addr().Unmap()
+	switch {
+	case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return netip.AddrPort{}, errors.New("not a unicast address a resolver can have")
+	case ap.Port() == 0:
+		return netip.AddrPort{}, errors.New("port 0: want 1..65535 (53 when left out)")
+	}
+	return ap, nil
 }
 
 // hostResolvers reads the nameservers of a resolv.conf(5) file, port 53.

@@ -150,6 +150,9 @@ func (c *serveConfig) check() error {
 			return fmt.Errorf("--mtu %d: IPv6 needs an MTU of at least 1280 (RFC 8200)", c.mtu)
 		}
 	}
+	if err := c.checkBroadcast(); err != nil {
+		return err
+	}
 	for _, s := range c.addrs {
 		for _, h := range c.hostAddrs {
 			if s.Addr() == h.Addr() {
@@ -158,6 +161,47 @@ func (c *serveConfig) check() error {
 		}
 	}
 	return nil
+}
+
+// checkBroadcast refuses an IPv4 address that is a broadcast address on
+// the device: 255.255.255.255, or the last address of its own subnet or
+// of another one given (10.99.0.255 beside 10.99.0.1/24). `ip addr add`
+// takes such an address, but the kernel then sends to it as a broadcast
+// (ping asks for -b, as it did with serve on 10.99.0.255/24), so nothing
+// served there could be reached. /31 and /32 have no broadcast address.
+func (c *serveConfig) checkBroadcast() error {
+	limited := netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	for _, set := range []struct {
+		flag string
+		ps   []netip.Prefix
+	}{{"--addr", c.addrs}, {"--host-addr", c.hostAddrs}} {
+		for _, p := range set.ps {
+			if p.Addr() == limited {
+				return fmt.Errorf("%s %v: the broadcast address, not one an interface can answer on", set.flag, p)
+			}
+			// Its own subnet first, then every other one on the device.
+			for _, q := range append(append([]netip.Prefix{p}, c.addrs...), c.hostAddrs...) {
+				if b, ok := broadcast4(q); ok && p.Addr() == b {
+					return fmt.Errorf("%s %v: the broadcast address of %v, not one the kernel side can reach", set.flag, p, q.Masked())
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// broadcast4 returns the broadcast address of an IPv4 subnet of 30 bits
+// or fewer.
+func broadcast4(p netip.Prefix) (netip.Addr, bool) {
+	if !p.Addr().Is4() || p.Bits() > 30 {
+		return netip.Addr{}, false
+	}
+	a := p.Masked().Addr().As4()
+	host := ^uint32(0) >> p.Bits()
+	for i := 0; i < 4; i++ {
+		a[i] |= byte(host >> (24 - 8*i))
+	}
+	return netip.AddrFrom4(a), true
 }
 
 func firstOfFamily(ps []netip.Prefix, is4 bool) netip.Prefix {
