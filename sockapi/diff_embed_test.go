@@ -10,6 +10,20 @@ import (
 // that nests instances, re-arms one-shot entries and reuses descriptor
 // numbers uses it, where no earlier scenario looked.
 
+// nestedUDP makes an outer epoll instance watching an inner one for
+// outerEv, the inner watching UDP socket b for innerEv, and a UDP socket
+// a to send to b from (b's address is ba), in the order every nested
+// scenario below starts with.
+func nestedUDP(r *rec, innerEv, outerEv uint32) (outer, inner, a, b int, ba unix.Sockaddr) {
+	outer = r.EpollCreate1(0)
+	inner = r.EpollCreate1(0)
+	a, _ = r.udp(v4)
+	b, ba = r.udp(v4)
+	r.EpollCtl(inner, unix.EPOLL_CTL_ADD, b, innerEv)
+	r.EpollCtl(outer, unix.EPOLL_CTL_ADD, inner, outerEv)
+	return outer, inner, a, b, ba
+}
+
 func embedScenarios() []scenario {
 	in := uint32(unix.EPOLLIN)
 	return []scenario{
@@ -17,12 +31,7 @@ func embedScenarios() []scenario {
 			// The outer instance sees the inner one readable while the
 			// inner has an event; once epoll_wait on the inner takes an
 			// edge-triggered event, the inner is no longer readable.
-			outer := r.EpollCreate1(0)
-			inner := r.EpollCreate1(0)
-			a, _ := r.udp(v4)
-			b, ba := r.udp(v4)
-			r.EpollCtl(inner, unix.EPOLL_CTL_ADD, b, in|unix.EPOLLET)
-			r.EpollCtl(outer, unix.EPOLL_CTL_ADD, inner, in)
+			outer, inner, a, b, ba := nestedUDP(r, in|unix.EPOLLET, in)
 			r.Sendto(a, []byte("x"), 0, ba)
 			r.EpollWait(outer, 4, 5000)
 			r.EpollWait(outer, 4, 0)
@@ -34,12 +43,7 @@ func embedScenarios() []scenario {
 			r.EpollWait(outer, 4, 5000)
 		}),
 		sc("epoll/nested-inner-oneshot-disarmed", func(r *rec) {
-			outer := r.EpollCreate1(0)
-			inner := r.EpollCreate1(0)
-			a, _ := r.udp(v4)
-			b, ba := r.udp(v4)
-			r.EpollCtl(inner, unix.EPOLL_CTL_ADD, b, in|unix.EPOLLONESHOT)
-			r.EpollCtl(outer, unix.EPOLL_CTL_ADD, inner, in|unix.EPOLLET)
+			outer, inner, a, b, ba := nestedUDP(r, in|unix.EPOLLONESHOT, in|unix.EPOLLET)
 			r.Sendto(a, []byte("x"), 0, ba)
 			r.EpollWait(outer, 4, 5000)
 			r.EpollWait(outer, 4, 0)
@@ -55,12 +59,7 @@ func embedScenarios() []scenario {
 		sc("epoll/nested-inner-closed", func(r *rec) {
 			// Closing an inner instance takes it out of the outer set;
 			// its number, reused by a socket, is not reported.
-			outer := r.EpollCreate1(0)
-			inner := r.EpollCreate1(0)
-			a, _ := r.udp(v4)
-			b, ba := r.udp(v4)
-			r.EpollCtl(inner, unix.EPOLL_CTL_ADD, b, in)
-			r.EpollCtl(outer, unix.EPOLL_CTL_ADD, inner, in)
+			outer, inner, a, _, ba := nestedUDP(r, in, in)
 			r.Sendto(a, []byte("x"), 0, ba)
 			r.EpollWait(outer, 4, 5000)
 			r.Close(inner)
@@ -71,12 +70,7 @@ func embedScenarios() []scenario {
 			r.EpollCtl(outer, unix.EPOLL_CTL_DEL, n, 0)
 		}),
 		sc("epoll/nested-socket-closed-in-inner", func(r *rec) {
-			outer := r.EpollCreate1(0)
-			inner := r.EpollCreate1(0)
-			a, _ := r.udp(v4)
-			b, ba := r.udp(v4)
-			r.EpollCtl(inner, unix.EPOLL_CTL_ADD, b, in)
-			r.EpollCtl(outer, unix.EPOLL_CTL_ADD, inner, in)
+			outer, inner, a, b, ba := nestedUDP(r, in, in)
 			r.EpollCtl(outer, unix.EPOLL_CTL_ADD, b, in)
 			r.Sendto(a, []byte("x"), 0, ba)
 			r.EpollWait(outer, 4, 5000)
