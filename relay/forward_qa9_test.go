@@ -68,18 +68,7 @@ func TestForwardOtherFamilyFallback(t *testing.T) {
 			}
 		})
 	}
-	port := freePort(t, "tcp6", "[::1]:0")
-	f := Forward{Proto: "tcp", HostAddr: netip.MustParseAddr("::1"), HostPort: port, GuestPort: 82}
-	if err := h.r.AddForward(f); err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp6", net.JoinHostPort("::1", itoa(port)))
-	if err == nil {
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		_, err = c.Read(make([]byte, 1))
-		c.Close()
-	}
-	if err == nil || !strings.Contains(err.Error(), "reset") {
+	if err := forwardToClosedPort(t, h, "tcp6", "::1", 82); err == nil || !strings.Contains(err.Error(), "reset") {
 		t.Errorf("forward to a port closed on both families: %v, want connection reset", err)
 	}
 	if st := h.r.Stats(); st.ForwardAccepted != 2 || st.ForwardFailed != 1 {

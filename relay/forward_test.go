@@ -111,23 +111,31 @@ func TestForwardTCP(t *testing.T) {
 		})
 	}
 	// A port nothing listens on inside: the client gets a reset.
-	port := freePort(t, "tcp4", "127.0.0.1:0")
-	f := Forward{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: port, GuestPort: 81}
-	if err := h.r.AddForward(f); err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp4", net.JoinHostPort("127.0.0.1", itoa(port)))
-	if err == nil {
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		_, err = c.Read(make([]byte, 1))
-		c.Close()
-	}
-	if err == nil || !strings.Contains(err.Error(), "reset") {
+	if err := forwardToClosedPort(t, h, "tcp4", "127.0.0.1", 81); err == nil || !strings.Contains(err.Error(), "reset") {
 		t.Errorf("forward to a closed namespace port: %v, want connection reset", err)
 	}
 	if st := h.r.Stats(); st.ForwardAccepted != 2 || st.ForwardFailed != 1 {
 		t.Errorf("Stats() = %+v, want 2 forwarded, 1 failed", st)
 	}
+}
+
+// forwardToClosedPort adds a TCP forward from host (on network) to
+// guestPort, where nothing listens inside, connects to it and returns
+// what the client's first read fails with (nil if it did not).
+func forwardToClosedPort(t *testing.T, h *harness, network, host string, guestPort uint16) error {
+	t.Helper()
+	port := freePort(t, network, net.JoinHostPort(host, "0"))
+	f := Forward{Proto: "tcp", HostAddr: netip.MustParseAddr(host), HostPort: port, GuestPort: guestPort}
+	if err := h.r.AddForward(f); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial(network, net.JoinHostPort(host, itoa(port)))
+	if err == nil {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+	}
+	return err
 }
 
 func TestForwardUDP(t *testing.T) {
