@@ -179,23 +179,30 @@ func TestForwardUDP(t *testing.T) {
 	}
 }
 
-func TestControlSocket(t *testing.T) {
-	leakcheck.Check(t)
-	h := newHarness(t, Config{})
-	path := filepath.Join(t.TempDir(), "api.sock")
-	ln, err := net.Listen("unix", path)
+// dialControl serves h's control API on a unix socket and returns a
+// client connection with a 5 s deadline; both end with the test.
+func dialControl(t *testing.T, h *harness) net.Conn {
+	t.Helper()
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "api.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- h.r.ServeControl(ln) }()
-	defer func() { ln.Close(); <-served }()
-	c, err := net.Dial("unix", path)
+	t.Cleanup(func() { ln.Close(); <-served })
+	c, err := net.Dial("unix", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
+func TestControlSocket(t *testing.T) {
+	leakcheck.Check(t)
+	h := newHarness(t, Config{})
+	c := dialControl(t, h)
 	rd := bufio.NewReader(c)
 	call := func(req string) ControlResponse {
 		t.Helper()

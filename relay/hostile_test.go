@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -185,19 +184,7 @@ func TestForwardUDPOneWayStaysOneFlow(t *testing.T) {
 func TestControlOversizedLineAnswered(t *testing.T) {
 	leakcheck.Check(t)
 	h := newHarness(t, Config{})
-	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "api.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- h.r.ServeControl(ln) }()
-	defer func() { ln.Close(); <-served }()
-	c, err := net.Dial("unix", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dialControl(t, h)
 	go func() {
 		io.WriteString(c, `{"op":"list","forward":"`+strings.Repeat("x", maxControlLine)+`"}`+"\n")
 		io.WriteString(c, `{"op":"list"}`+"\n")
@@ -433,19 +420,7 @@ func TestStaleSYNNotesPruned(t *testing.T) {
 func TestControlRefuse(t *testing.T) {
 	leakcheck.Check(t)
 	h := newHarness(t, Config{ControlRefuse: func(net.Conn) error { return errors.New("not for you") }})
-	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "api.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- h.r.ServeControl(ln) }()
-	defer func() { ln.Close(); <-served }()
-	c, err := net.Dial("unix", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dialControl(t, h)
 	port := freePort(t, "tcp4", "127.0.0.1:0")
 	rd := bufio.NewReader(c)
 	for _, req := range []string{`{"op":"add","forward":"127.0.0.1:` + itoa(port) + `:80"}`, `{"op":"list"}`} {
