@@ -3,6 +3,7 @@ package services
 import (
 	"encoding/json"
 	"io"
+	"net/http"
 	"net/netip"
 	"regexp"
 	"testing"
@@ -32,31 +33,37 @@ func TestStatusDeviceCounters(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	hc := httpClient(st)
 
+	var got struct {
+		Device map[string]uint64 `json:"device"`
+	}
+	getStatus(t, hc, []string{`(?m)^Device\.Malformed +3$`, `(?m)^Device\.BadChecksum +2$`, `(?m)^Device\.TxDropped +1$`}, &got)
+	if got.Device["malformed"] != 3 || got.Device["bad_checksum"] != 2 || got.Device["tx_dropped"] != 1 {
+		t.Errorf("stats.json device = %v, want malformed 3, bad_checksum 2, tx_dropped 1", got.Device)
+	}
+}
+
+// getStatus fetches the status page, which must match every regexp in
+// wants, and decodes /stats.json into stats.
+func getStatus(t *testing.T, hc *http.Client, wants []string, stats any) {
+	t.Helper()
 	resp, err := hc.Get("http://127.0.0.1/")
 	if err != nil {
 		t.Fatalf("GET /: %v", err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`(?m)^Device\.Malformed +3$`, `(?m)^Device\.BadChecksum +2$`, `(?m)^Device\.TxDropped +1$`} {
+	for _, want := range wants {
 		if !regexp.MustCompile(want).Match(body) {
 			t.Errorf("GET / does not match %s:\n%s", want, body)
 		}
 	}
-
 	resp, err = hc.Get("http://127.0.0.1/stats.json")
 	if err != nil {
 		t.Fatalf("GET /stats.json: %v", err)
 	}
-	var got struct {
-		Device map[string]uint64 `json:"device"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&got)
+	err = json.NewDecoder(resp.Body).Decode(stats)
 	resp.Body.Close()
 	if err != nil {
 		t.Fatalf("decode /stats.json: %v", err)
-	}
-	if got.Device["malformed"] != 3 || got.Device["bad_checksum"] != 2 || got.Device["tx_dropped"] != 1 {
-		t.Errorf("stats.json device = %v, want malformed 3, bad_checksum 2, tx_dropped 1", got.Device)
 	}
 }

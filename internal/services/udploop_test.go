@@ -11,7 +11,6 @@ import (
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 )
 
 // TestUDPServicesRefuseLoopingPeers: UDP echo and daytime answer every
@@ -24,20 +23,7 @@ import (
 // dropped. A client's datagram from an ephemeral port is answered.
 func TestUDPServicesRefuseLoopingPeers(t *testing.T) {
 	leakcheck.Check(t)
-	link := channel.New(64, 1500, "")
-	st, err := stack.New(stack.Config{
-		NICs:   []stack.NICConfig{{Name: "tun0", Endpoint: link, Addrs: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/24")}}},
-		Routes: []stack.Route{{Dest: netip.MustParsePrefix("0.0.0.0/0"), NIC: "tun0"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	srv, err := Start(Config{Stack: st, Addrs: []netip.Addr{lo4, netip.MustParseAddr("10.99.0.2")}, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	link, st := startOnLink(t, stack.Route{Dest: netip.MustParsePrefix("0.0.0.0/0"), NIC: "tun0"})
 
 	// answered sends one datagram from peerAddr:sport to port dport and
 	// reports whether the stack sent anything back to sport.
