@@ -1,12 +1,9 @@
 package relay
 
 import (
-	"io"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
 )
@@ -50,19 +47,7 @@ func TestForwardOtherFamilyFallback(t *testing.T) {
 		{"127.0.0.1", "tcp4", 81, DefaultGateway6.String()},
 	} {
 		t.Run(tc.network, func(t *testing.T) {
-			port := freePort(t, tc.network, net.JoinHostPort(tc.hostIP, "0"))
-			f := Forward{Proto: "tcp", HostAddr: netip.MustParseAddr(tc.hostIP), HostPort: port, GuestPort: tc.guestPort}
-			if err := h.r.AddForward(f); err != nil {
-				t.Fatal(err)
-			}
-			defer h.r.RemoveForward(f)
-			c, err := net.DialTimeout(tc.network, net.JoinHostPort(tc.hostIP, itoa(port)), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			got, err := io.ReadAll(c)
+			got, err := readThroughForward(t, h, tc.network, tc.hostIP, tc.guestPort)
 			if err != nil || string(got) != tc.wantSrc {
 				t.Errorf("%s client to a service listening on the other family only: got %q, %v; want it served, from %s", tc.network, got, err, tc.wantSrc)
 			}

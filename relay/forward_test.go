@@ -92,19 +92,7 @@ func TestForwardTCP(t *testing.T) {
 		{"::1", "tcp6", DefaultGateway6.String()},
 	} {
 		t.Run(tc.hostIP, func(t *testing.T) {
-			port := freePort(t, tc.network, net.JoinHostPort(tc.hostIP, "0"))
-			f := Forward{Proto: "tcp", HostAddr: netip.MustParseAddr(tc.hostIP), HostPort: port, GuestPort: 80}
-			if err := h.r.AddForward(f); err != nil {
-				t.Fatal(err)
-			}
-			defer h.r.RemoveForward(f)
-			c, err := net.DialTimeout(tc.network, net.JoinHostPort(tc.hostIP, itoa(port)), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			got, err := io.ReadAll(c)
+			got, err := readThroughForward(t, h, tc.network, tc.hostIP, 80)
 			if err != nil || string(got) != tc.wantSrc {
 				t.Errorf("forwarded connection seen from %q (%v), want %s (loopback clients appear as the gateway)", got, err, tc.wantSrc)
 			}
@@ -117,6 +105,26 @@ func TestForwardTCP(t *testing.T) {
 	if st := h.r.Stats(); st.ForwardAccepted != 2 || st.ForwardFailed != 1 {
 		t.Errorf("Stats() = %+v, want 2 forwarded, 1 failed", st)
 	}
+}
+
+// readThroughForward adds a TCP forward from host (on network) to
+// guestPort for the test's subtest, connects through it and returns what
+// the namespace's server sends until it closes.
+func readThroughForward(t *testing.T, h *harness, network, host string, guestPort uint16) ([]byte, error) {
+	t.Helper()
+	port := freePort(t, network, net.JoinHostPort(host, "0"))
+	f := Forward{Proto: "tcp", HostAddr: netip.MustParseAddr(host), HostPort: port, GuestPort: guestPort}
+	if err := h.r.AddForward(f); err != nil {
+		t.Fatal(err)
+	}
+	defer h.r.RemoveForward(f)
+	c, err := net.DialTimeout(network, net.JoinHostPort(host, itoa(port)), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return io.ReadAll(c)
 }
 
 // forwardToClosedPort adds a TCP forward from host (on network) to
