@@ -348,17 +348,8 @@ func TestRunForwardRealSource(t *testing.T) {
 	// socat prints the IPv4-mapped peer in full.
 	want := fmt.Sprintf("from [0000:0000:0000:0000:0000:ffff:%02x%02x:%02x%02x]", host[0], host[1], host[2], host[3])
 	runEventually(t, "connect from "+host.String(), func() error {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: host}, Timeout: 2 * time.Second}
-		c, err := d.Dial("tcp4", net.JoinHostPort(host.String(), port))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		got, err := runReadAll(c)
-		if err != nil {
-			return err
-		}
-		return runExpect(got, want)
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: host}, Timeout: 2 * time.Second}
+		return runDialExpect(d, "tcp4", net.JoinHostPort(host.String(), port), want)
 	})
 	if st := runStop(t, cmd); st != 128+15 {
 		t.Errorf("ustack exited %d after SIGTERM, want 143 (socat killed by it); output %q", st, out)
@@ -469,16 +460,7 @@ func TestRunAPISocket(t *testing.T) {
 		t.Fatalf("add: %v", r)
 	}
 	runEventually(t, "connect through the added forward", func() error {
-		hc, err := net.Dial("tcp4", "127.0.0.1:"+port)
-		if err != nil {
-			return err
-		}
-		defer hc.Close()
-		got, err := runReadAll(hc)
-		if err != nil {
-			return err
-		}
-		return runExpect(got, "inside")
+		return runDialExpect(&net.Dialer{}, "tcp4", "127.0.0.1:"+port, "inside")
 	})
 	if r := call(`{"op":"list"}`); fmt.Sprint(r["forwards"]) != "["+spec+"]" {
 		t.Errorf("list: %v, want [%s]", r, spec)

@@ -231,6 +231,21 @@ func runRandomName() string {
 	return "run-" + hex.EncodeToString(b[:])
 }
 
+// runDialExpect connects to addr with d, reads to EOF and checks that
+// what arrived contains want (runExpect).
+func runDialExpect(d *net.Dialer, network, addr, want string) error {
+	c, err := d.Dial(network, addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	got, err := runReadAll(c)
+	if err != nil {
+		return err
+	}
+	return runExpect(got, want)
+}
+
 // runReadAll reads c to EOF with a deadline.
 func runReadAll(c net.Conn) (string, error) {
 	c.SetDeadline(time.Now().Add(10 * time.Second))

@@ -21,16 +21,7 @@ func TestRunForwardV6ClientToV4OnlyServer(t *testing.T) {
 		"socat", "TCP4-LISTEN:8080,reuseaddr,fork", "SYSTEM:echo v4only from $SOCAT_PEERADDR")
 	for _, tc := range []struct{ network, addr string }{{"tcp4", "127.0.0.1"}, {"tcp6", "::1"}} {
 		runEventually(t, tc.network+" client through -p "+port, func() error {
-			c, err := net.DialTimeout(tc.network, net.JoinHostPort(tc.addr, port), 2*time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			got, err := runReadAll(c)
-			if err != nil {
-				return err
-			}
-			return runExpect(got, "v4only from 10.0.2.2")
+			return runDialExpect(&net.Dialer{Timeout: 2 * time.Second}, tc.network, net.JoinHostPort(tc.addr, port), "v4only from 10.0.2.2")
 		})
 	}
 	if st := runStop(t, cmd); st != 128+15 {
