@@ -1,0 +1,163 @@
+package tests
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The test binary doubles as a program run inside `ustack run`: with
+// QA10_HELPER set, it does what that says and exits (init runs before
+// TestMain, so no test runs in that process).
+func init() {
+	mode := os.Getenv("QA10_HELPER")
+	if mode == "" {
+		return
+	}
+	if err := qa10Helper(mode, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func qa10Helper(mode string, args []string) error {
+	switch mode {
+	case "reuse": // DST N: N connections from one local port, each read to EOF
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			return err
+		}
+		return reuseTuple(netip.MustParseAddrPort(args[0]), n)
+	}
+	return fmt.Errorf("unknown mode %q", mode)
+}
+
+// reuseTuple connects to dst n times from local port 40123 (SO_REUSEADDR,
+// as a client that picks its own port sets it), reads each connection to
+// EOF and closes it, and fails when one took over half a second. A
+// connect refused with EADDRNOTAVAIL (the last connection still waits
+// for its final ACK) is tried again.
+func reuseTuple(dst netip.AddrPort, n int) error {
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		got, err := dialFromPort(dst, 40123)
+		if err != nil {
+			return fmt.Errorf("connection %d: %v", i, err)
+		}
+		if got != "hi" {
+			return fmt.Errorf("connection %d: read %q, want \"hi\"", i, got)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			return fmt.Errorf("connection %d from the port of the one before took %v; want it served at once", i, d.Round(time.Millisecond))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// dialFromPort connects to dst from local port src and reads to EOF.
+func dialFromPort(dst netip.AddrPort, src int) (string, error) {
+	var family int
+	var sa, local unix.Sockaddr
+	if dst.Addr().Is4() {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(dst.Port()), Addr: dst.Addr().As4()}
+		local = &unix.SockaddrInet4{Port: src}
+	} else {
+		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(dst.Port()), Addr: dst.Addr().As16()}
+		local = &unix.SockaddrInet6{Port: src}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return "", err
+		}
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5})
+		if err := unix.Bind(fd, local); err != nil {
+			unix.Close(fd)
+			return "", fmt.Errorf("bind port %d: %w", src, err)
+		}
+		err = unix.Connect(fd, sa)
+		if errors.Is(err, unix.EADDRNOTAVAIL) && time.Now().Before(deadline) {
+			unix.Close(fd)
+			time.Sleep(2 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			unix.Close(fd)
+			return "", fmt.Errorf("connect from port %d: %w", src, err)
+		}
+		f := os.NewFile(uintptr(fd), "conn")
+		b, err := io.ReadAll(f)
+		f.Close()
+		return string(b), err
+	}
+}
+
+// qa10Run runs CMD through `ustack run ARGS -- CMD` with the test binary
+// as CMD in helper mode, and fails the test unless it exits 0.
+func qa10Run(t *testing.T, bin string, args []string, mode string, helperArgs ...string) runResult {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("QA10_HELPER", mode)
+	res := runUstack(t, bin, append(append(append([]string{"run"}, args...), "--", self), helperArgs...)...)
+	os.Unsetenv("QA10_HELPER")
+	if res.status != 0 {
+		t.Fatalf("ustack run %s -- %s %s: status %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), mode, strings.Join(helperArgs, " "), res.status, res.stdout, res.stderr)
+	}
+	return res
+}
+
+// TestRunReusedTupleServedAtOnce: a command that connects again from the
+// same address and port right after a connection the server closed first
+// (an HTTP/1.0 server; a client with a fixed or narrow port range) must be
+// served at once, as a Linux server in TIME_WAIT serves a SYN with a
+// higher sequence number (RFC 1122 4.2.2.13). The relay's side of such a
+// connection had closed first and sat in TIME_WAIT for a second, and
+// gVisor hands a SYN that reopens a TIME_WAIT connection only to a
+// listening endpoint, which the relay has none of (its forwarder takes
+// connections to any address and port): each reconnection waited for the
+// command's SYN retransmission, one second.
+func TestRunReusedTupleServedAtOnce(t *testing.T) {
+	bin := runBinary(t)
+	for _, tc := range []struct{ network, listen, gw string }{
+		{"tcp4", "127.0.0.1:0", "10.0.2.2"},
+		{"tcp6", "[::1]:0", "fd00::2"},
+	} {
+		t.Run(tc.network, func(t *testing.T) {
+			ln, err := net.Listen(tc.network, tc.listen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Write([]byte("hi"))
+					c.Close()
+				}
+			}()
+			t.Cleanup(func() { ln.Close(); <-done })
+			port := ln.Addr().(*net.TCPAddr).Port
+			qa10Run(t, bin, []string{"--allow-host-loopback"}, "reuse", net.JoinHostPort(tc.gw, strconv.Itoa(port)), "5")
+		})
+	}
+}
