@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/internal/roottest"
 	"golang.org/x/sys/unix"
 )
 
@@ -158,6 +159,57 @@ func TestRunReusedTupleServedAtOnce(t *testing.T) {
 			t.Cleanup(func() { ln.Close(); <-done })
 			port := ln.Addr().(*net.TCPAddr).Port
 			qa10Run(t, bin, []string{"--allow-host-loopback"}, "reuse", net.JoinHostPort(tc.gw, strconv.Itoa(port)), "5")
+		})
+	}
+}
+
+// qa10NoResolvConf is a shell script that runs "$@" in a mount namespace
+// of its own (unshare -m) whose /etc is the host's without resolv.conf:
+// a tmpfs of symlinks to the host's /etc, bind-mounted at $1 first. With
+// $2 = dangling, resolv.conf is a symlink to a missing file, as
+// systemd-resolved's stub is where resolved does not run. The host's
+// mounts are never touched: everything is in the new mount namespace.
+const qa10NoResolvConf = `set -e
+orig=$1 how=$2; shift 2
+mount --make-rprivate /
+mount --bind /etc "$orig"
+mount -t tmpfs qa10-etc /etc
+for f in "$orig"/* "$orig"/.[!.]*; do
+	n=${f##*/}
+	if [ "$n" != resolv.conf ] && { [ -e "$f" ] || [ -L "$f" ]; }; then ln -s "$f" "/etc/$n"; fi
+done
+if [ "$how" = dangling ]; then ln -s ../run/qa10-missing/stub-resolv.conf /etc/resolv.conf; fi
+exec "$@"
+`
+
+// qa10WithoutResolvConf returns the argv prefix that runs a command
+// where /etc/resolv.conf is missing (how = "missing") or a dangling
+// symlink (how = "dangling").
+func qa10WithoutResolvConf(t *testing.T, how string) []string {
+	t.Helper()
+	roottest.RequireCommand(t, "unshare", "mount")
+	return []string{"unshare", "-m", "sh", "-c", qa10NoResolvConf, "sh", t.TempDir(), how}
+}
+
+// TestRunWithoutResolvConf: on a host with no /etc/resolv.conf, or one
+// that is a symlink to a missing file (systemd-resolved's stub where
+// resolved is not running, common in containers), `ustack run` failed
+// before CMD ran: "bind-mount ... over /etc/resolv.conf: no such file or
+// directory", status 126. Nothing needs the file to run CMD (unshare -n,
+// slirp4netns and pasta do not look at it): CMD now runs, and ustack
+// warns that its resolver does not know the DNS forwarder.
+func TestRunWithoutResolvConf(t *testing.T) {
+	bin := runBinary(t)
+	for _, how := range []string{"missing", "dangling"} {
+		t.Run(how, func(t *testing.T) {
+			argv := append(qa10WithoutResolvConf(t, how), bin, "run", "--", "sh", "-c", "test ! -e /etc/resolv.conf && echo ran")
+			res := runUstack(t, argv[0], argv[1:]...)
+			if res.status != 0 || res.stdout != "ran\n" {
+				t.Fatalf("ustack run with /etc/resolv.conf %s: status %d, stdout %q, stderr %q; want 0 and CMD run", how, res.status, res.stdout, res.stderr)
+			}
+			if !strings.Contains(res.stderr, "warning: /etc/resolv.conf is missing") {
+				t.Errorf("stderr %q does not warn about the missing /etc/resolv.conf", res.stderr)
+			}
 		})
 	}
 }
