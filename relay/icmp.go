@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -310,16 +311,42 @@ var (
 	portUnreachable = unreachable{uint8(header.ICMPv4PortUnreachable), uint8(header.ICMPv6PortUnreachable)}
 	hostUnreachable = unreachable{uint8(header.ICMPv4HostUnreachable), uint8(header.ICMPv6AddressUnreachable)}
 	netUnreachable  = unreachable{uint8(header.ICMPv4NetUnreachable), uint8(header.ICMPv6NetworkUnreachable)}
+	prohibited      = unreachable{uint8(header.ICMPv4AdminProhibited), uint8(header.ICMPv6Prohibited)}
 )
+
+// unreachableFor gives the ICMP unreachable a Linux router sends where
+// its host sockets fail with err (net/ipv4/route.c ip_error, and
+// ip6_pkt_discard): no route, an unreachable route or a neighbour that
+// does not answer, and a prohibit route (EACCES; EPERM is the host's
+// firewall). The namespace's kernel turns them into ENETUNREACH,
+// EHOSTUNREACH and, for a prohibited destination, EHOSTUNREACH (IPv4)
+// or EACCES (IPv6), as behind that router. Other errors have none.
+func unreachableFor(err error) (unreachable, bool) {
+	switch {
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return hostUnreachable, true
+	case errors.Is(err, syscall.ENETUNREACH):
+		return netUnreachable, true
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return prohibited, true
+	}
+	return unreachable{}, false
+}
 
 // writePortUnreachable tells the namespace that its UDP datagrams from src
 // to dst met a closed port.
 func (r *Relay) writePortUnreachable(src, dst netip.AddrPort) {
-	udpHdr := make([]byte, header.UDPMinimumSize)
-	header.UDP(udpHdr).Encode(&header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: header.UDPMinimumSize})
-	if r.writeUnreachable(src, dst, header.UDPProtocolNumber, udpHdr, portUnreachable) {
+	if r.writeUDPUnreachable(src, dst, portUnreachable) {
 		r.c.portUnreachable.Add(1)
 	}
+}
+
+// writeUDPUnreachable tells the namespace that its UDP datagrams from src
+// to dst met the unreachable code.
+func (r *Relay) writeUDPUnreachable(src, dst netip.AddrPort, code unreachable) bool {
+	udpHdr := make([]byte, header.UDPMinimumSize)
+	header.UDP(udpHdr).Encode(&header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: header.UDPMinimumSize})
+	return r.writeUnreachable(src, dst, header.UDPProtocolNumber, udpHdr, code)
 }
 
 // writeUnreachable sends the namespace an ICMP destination unreachable

@@ -134,7 +134,7 @@ type Stats struct {
 	UDPExpired      uint64 `json:"udp_expired"`       // UDP flows closed after UDPIdleTimeout
 	DNSQueries      uint64 `json:"dns_queries"`       // datagrams sent to a DNS upstream
 	PortUnreachable uint64 `json:"port_unreachable"`  // real port-unreachable errors passed to the namespace
-	HostUnreachable uint64 `json:"host_unreachable"`  // dials that failed as host/network unreachable, passed on as ICMP
+	HostUnreachable uint64 `json:"host_unreachable"`  // dials that failed as host/network unreachable or prohibited, passed on as ICMP
 	ICMPEchoSent    uint64 `json:"icmp_echo_sent"`    // echo requests sent through the host
 	ICMPEchoReplies uint64 `json:"icmp_echo_replies"` // real replies returned to the namespace
 	ICMPFailed      uint64 `json:"icmp_failed"`       // echo requests the host could not send

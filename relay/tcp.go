@@ -63,13 +63,14 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		}
 		r.c.tcpDialFailed.Add(1)
 		r.logf("tcp %v: %v", dst, err)
-		if r.ctx.Err() == nil && dialTimedOut(err) {
+		if r.ctx.Err() == nil && (dialTimedOut(err) || errors.Is(err, syscall.EINVAL)) {
 			// The destination never answered: neither does the relay,
 			// as the real network would not, so CMD's connect times
 			// out on its own clock (ETIMEDOUT, or its tool's timeout)
 			// rather than failing early as refused. A SYN CMD sends
 			// again (its retransmission) is a new request and dials
-			// again; nothing is kept in between.
+			// again; nothing is kept in between. EINVAL is the host's
+			// blackhole route, where a router drops in silence too.
 			req.Complete(false)
 			return
 		}
@@ -218,18 +219,13 @@ func dialTimedOut(err error) bool {
 }
 
 // refuse answers a SYN whose real dial failed the way the real network
-// would have: an ICMP host or network unreachable when that was the
-// reason (the kernel matches it by the SYN's sequence number, so we quote
-// it), otherwise a reset, which a refused connection also gets.
+// would have: the ICMP unreachable a router gives for that reason (the
+// kernel matches it by the SYN's sequence number, so we quote it),
+// otherwise a reset, which a refused connection also gets.
 func (r *Relay) refuse(req *tcp.ForwarderRequest, err error) {
 	id := req.ID()
-	var code unreachable
-	switch {
-	case errors.Is(err, syscall.EHOSTUNREACH):
-		code = hostUnreachable
-	case errors.Is(err, syscall.ENETUNREACH):
-		code = netUnreachable
-	default:
+	code, ok := unreachableFor(err)
+	if !ok {
 		req.Complete(true)
 		return
 	}

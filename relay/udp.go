@@ -45,7 +45,18 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 	if err != nil {
 		r.releaseFlow()
 		r.logf("udp %v: %v", dst, err)
-		return false
+		// What a router answers for that reason; a blackhole route
+		// (EINVAL) drops in silence. A port unreachable would make the
+		// namespace's socket say ECONNREFUSED, as if the destination
+		// were there with the port closed.
+		if code, ok := unreachableFor(err); ok {
+			src := netip.AddrPortFrom(stack.AddrOf(id.RemoteAddress), id.RemotePort)
+			if r.writeUDPUnreachable(src, dst, code) {
+				r.c.hostUnreachable.Add(1)
+			}
+			return true
+		}
+		return errors.Is(err, syscall.EINVAL)
 	}
 	var wq waiter.Queue
 	ep, terr := req.CreateEndpoint(&wq)

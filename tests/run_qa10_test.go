@@ -39,6 +39,8 @@ func qa10Helper(mode string, args []string) error {
 			return err
 		}
 		return reuseTuple(netip.MustParseAddrPort(args[0]), n)
+	case "errors": // DST...: what TCP connect and a connected UDP socket get from each
+		return reportErrors(args)
 	}
 	return fmt.Errorf("unknown mode %q", mode)
 }
@@ -106,19 +108,20 @@ func dialFromPort(dst netip.AddrPort, src int) (string, error) {
 	}
 }
 
-// qa10Run runs CMD through `ustack run ARGS -- CMD` with the test binary
-// as CMD in helper mode, and fails the test unless it exits 0.
-func qa10Run(t *testing.T, bin string, args []string, mode string, helperArgs ...string) runResult {
+// qa10Run runs `ustack run ARGS -- CMD` (through prog: the ustack binary,
+// or a program that runs it, args then starting with it) with the test
+// binary as CMD in helper mode, and fails the test unless it exits 0.
+func qa10Run(t *testing.T, prog string, args []string, mode string, helperArgs ...string) runResult {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("QA10_HELPER", mode)
-	res := runUstack(t, bin, append(append(append([]string{"run"}, args...), "--", self), helperArgs...)...)
+	res := runUstack(t, prog, append(append(append([]string{}, args...), self), helperArgs...)...)
 	os.Unsetenv("QA10_HELPER")
 	if res.status != 0 {
-		t.Fatalf("ustack run %s -- %s %s: status %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), mode, strings.Join(helperArgs, " "), res.status, res.stdout, res.stderr)
+		t.Fatalf("%s %s %s %s: status %d\nstdout: %s\nstderr: %s", prog, strings.Join(args, " "), mode, strings.Join(helperArgs, " "), res.status, res.stdout, res.stderr)
 	}
 	return res
 }
@@ -158,7 +161,7 @@ func TestRunReusedTupleServedAtOnce(t *testing.T) {
 			}()
 			t.Cleanup(func() { ln.Close(); <-done })
 			port := ln.Addr().(*net.TCPAddr).Port
-			qa10Run(t, bin, []string{"--allow-host-loopback"}, "reuse", net.JoinHostPort(tc.gw, strconv.Itoa(port)), "5")
+			qa10Run(t, bin, []string{"run", "--allow-host-loopback", "--"}, "reuse", net.JoinHostPort(tc.gw, strconv.Itoa(port)), "5")
 		})
 	}
 }
@@ -211,5 +214,142 @@ func TestRunWithoutResolvConf(t *testing.T) {
 				t.Errorf("stderr %q does not warn about the missing /etc/resolv.conf", res.stderr)
 			}
 		})
+	}
+}
+
+// reportErrors prints, for each destination, what a TCP connect and a
+// connected UDP socket with IP_RECVERR (as ping, traceroute and
+// resolvers set it) get within a second and a half: "DST tcp=X udp=Y",
+// X and Y an errno name, "ok" (connected; a datagram answered) or
+// "timeout". Destinations are tried at once, each on its own.
+func reportErrors(dsts []string) error {
+	lines := make([]string, len(dsts))
+	done := make(chan struct{})
+	for i, d := range dsts {
+		go func() {
+			ap := netip.MustParseAddrPort(d)
+			lines[i] = fmt.Sprintf("%s tcp=%s udp=%s", d, tcpOutcome(ap), udpOutcome(ap))
+			done <- struct{}{}
+		}()
+	}
+	for range dsts {
+		<-done
+	}
+	fmt.Println(strings.Join(lines, "\n"))
+	return nil
+}
+
+func sockaddrOf(ap netip.AddrPort) (int, unix.Sockaddr) {
+	if ap.Addr().Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
+// errnoName names err for the report.
+func errnoName(err error) string {
+	var en unix.Errno
+	if errors.As(err, &en) {
+		return unix.ErrnoName(en)
+	}
+	return err.Error()
+}
+
+func tcpOutcome(ap netip.AddrPort) string {
+	family, sa := sockaddrOf(ap)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return errnoName(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, sa); err != unix.EINPROGRESS {
+		if err == nil {
+			return "ok"
+		}
+		return errnoName(err)
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	if n, _ := unix.Poll(pfd, 1500); n == 0 {
+		return "timeout"
+	}
+	if soerr, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); soerr != 0 {
+		return errnoName(unix.Errno(soerr))
+	}
+	return "ok"
+}
+
+func udpOutcome(ap netip.AddrPort) string {
+	family, sa := sockaddrOf(ap)
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return errnoName(err)
+	}
+	defer unix.Close(fd)
+	if family == unix.AF_INET {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1)
+	} else {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1)
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		return errnoName(err)
+	}
+	if _, err := unix.Write(fd, []byte("x")); err != nil {
+		return errnoName(err)
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if n, _ := unix.Poll(pfd, 1500); n == 0 {
+		return "timeout"
+	}
+	if _, err := unix.Read(fd, make([]byte, 64)); err != nil {
+		return errnoName(err)
+	}
+	return "ok"
+}
+
+// TestRunRouteErrorsAsBehindARouter: CMD sits behind ustack as behind a
+// router, so a destination the host cannot reach must fail for CMD as it
+// would behind a Linux router with the host's routes (measured with a
+// forwarding namespace holding the same routes: ip_error and
+// ip6_pkt_discard). A blackhole route drops in silence (CMD's connect
+// times out); a prohibit route answers "administratively prohibited"
+// (EHOSTUNREACH on IPv4, EACCES on IPv6); no route answers "network
+// unreachable". UDP too, as a connected socket with IP_RECVERR sees it.
+// ustack answered the blackhole and prohibit routes with a reset
+// (ECONNREFUSED, as if the host were there with the port closed) and
+// every UDP failure with port unreachable (ECONNREFUSED too).
+func TestRunRouteErrorsAsBehindARouter(t *testing.T) {
+	bin := runBinary(t)
+	ns := roottest.Netns(t)
+	for _, r := range [][]string{
+		{"route", "add", "blackhole", "198.51.100.0/26"},
+		{"route", "add", "prohibit", "198.51.100.64/26"},
+		{"-6", "route", "add", "blackhole", "2001:db8:13::/64"},
+		{"-6", "route", "add", "prohibit", "2001:db8:14::/64"},
+	} {
+		ns.Run(append([]string{"ip"}, r...)...)
+	}
+	want := map[string]string{
+		"198.51.100.1:80":     "tcp=timeout udp=timeout",
+		"198.51.100.65:80":    "tcp=EHOSTUNREACH udp=EHOSTUNREACH",
+		"203.0.113.1:80":      "tcp=ENETUNREACH udp=ENETUNREACH",
+		"[2001:db8:13::1]:80": "tcp=timeout udp=timeout",
+		"[2001:db8:14::1]:80": "tcp=EACCES udp=EACCES",
+		"[2001:db8:16::1]:80": "tcp=ENETUNREACH udp=ENETUNREACH",
+	}
+	var dsts []string
+	for d := range want {
+		dsts = append(dsts, d)
+	}
+	res := qa10Run(t, "ip", []string{"netns", "exec", ns.Name, bin, "run", "--"}, "errors", dsts...)
+	got := map[string]string{}
+	for _, line := range strings.Split(res.stdout, "\n") {
+		if d, outcome, ok := strings.Cut(line, " "); ok {
+			got[d] = outcome
+		}
+	}
+	for d, w := range want {
+		if got[d] != w {
+			t.Errorf("%s: %q; want %q, as behind a Linux router", d, got[d], w)
+		}
 	}
 }
