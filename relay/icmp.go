@@ -80,6 +80,10 @@ func (r *Relay) handleEcho(src, dst netip.Addr, ident, seq uint16, pkt *gstack.P
 	if err != nil {
 		r.c.icmpFailed.Add(1)
 		r.logf("icmp %v: %v", dst, err)
+		var re *routeError
+		if errors.As(err, &re) {
+			r.echoUnreachable(src, dst, pkt, err)
+		}
 		return true
 	}
 	if f == nil {
@@ -88,11 +92,41 @@ func (r *Relay) handleEcho(src, dst netip.Addr, ident, seq uint16, pkt *gstack.P
 	if err := f.send(seq, data); err != nil {
 		r.c.icmpFailed.Add(1)
 		r.logf("icmp %v: %v", dst, err)
+		r.echoUnreachable(src, dst, pkt, err)
 		return true
 	}
 	f.last.Store(time.Now().UnixNano())
 	r.c.icmpSent.Add(1)
 	return true
+}
+
+// routeError is a host socket refusing a destination because of the
+// host's routes (connect failing with ENETUNREACH, EHOSTUNREACH, EACCES
+// for a prohibit route, EINVAL for a blackhole), unlike a socket the host
+// will not open at all (a ping socket outside ping_group_range).
+type routeError struct{ err error }
+
+func (e *routeError) Error() string { return e.err.Error() }
+func (e *routeError) Unwrap() error { return e.err }
+
+// echoUnreachable answers an echo request the host could not send for
+// err with the ICMP unreachable a router gives for that reason, if any,
+// quoting the request as the namespace sent it: ping then prints
+// "Destination Host Unreachable" (or "Net", "Packet filtered") as behind
+// a router, where it heard nothing.
+func (r *Relay) echoUnreachable(src, dst netip.Addr, pkt *gstack.PacketBuffer, err error) {
+	code, ok := unreachableFor(err)
+	h := pkt.TransportHeader().Slice()
+	if !ok || len(h) < 8 {
+		return
+	}
+	proto := header.ICMPv4ProtocolNumber
+	if dst.Is6() {
+		proto = header.ICMPv6ProtocolNumber
+	}
+	if r.writeUnreachable(netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0), proto, h[:8], code) {
+		r.c.hostUnreachable.Add(1)
+	}
 }
 
 // echoFlowFor returns the flow for k, opening its socket and starting its
@@ -350,11 +384,19 @@ func (r *Relay) writeUDPUnreachable(src, dst netip.AddrPort, code unreachable) b
 }
 
 // writeUnreachable sends the namespace an ICMP destination unreachable
-// from dst to src quoting a packet of the flow: an IP header and the first
-// 8 bytes of its transport header, which is what the kernel matches to
-// the socket (ports, and for TCP the sequence number) (RFC 792; RFC 4443
-// §3.1).
+// to src quoting a packet of the flow: an IP header and the first 8 bytes
+// of its transport header, which is what the kernel matches to the socket
+// (ports, and for TCP the sequence number) (RFC 792; RFC 4443 §3.1). A
+// port unreachable comes from dst, whose kernel would send it; the others
+// from the gateway, the router that would (ping prints its address).
 func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportProtocolNumber, transport8 []byte, code unreachable) bool {
+	from := dst.Addr()
+	if code != portUnreachable {
+		from = r.cfg.Gateway4
+		if dst.Addr().Is6() {
+			from = r.cfg.Gateway6
+		}
+	}
 	var pkt []byte
 	if dst.Addr().Is4() {
 		quote := make([]byte, header.IPv4MinimumSize, header.IPv4MinimumSize+len(transport8))
@@ -366,7 +408,7 @@ func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportP
 		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
 		ip := header.IPv4(pkt)
 		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
-			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(dst.Addr()), DstAddr: stack.Address(src.Addr())})
+			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(from), DstAddr: stack.Address(src.Addr())})
 		ip.SetChecksum(^ip.CalculateChecksum())
 		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
 		h.SetType(header.ICMPv4DstUnreachable)
@@ -380,12 +422,12 @@ func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportP
 		quote = append(quote, transport8...)
 		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6DstUnreachableMinimumSize+len(quote))
 		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
-			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(dst.Addr()), DstAddr: stack.Address(src.Addr())})
+			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(from), DstAddr: stack.Address(src.Addr())})
 		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
 		h.SetType(header.ICMPv6DstUnreachable)
 		h.SetCode(header.ICMPv6Code(code.code6))
 		copy(h[header.ICMPv6DstUnreachableMinimumSize:], quote)
-		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(dst.Addr()), Dst: stack.Address(src.Addr())}))
+		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(from), Dst: stack.Address(src.Addr())}))
 	}
 	return r.gs.WriteRawPacket(r.nic, stack.Protocol(dst.Addr()), buffer.MakeWithData(pkt)) == nil
 }

@@ -319,15 +319,7 @@ func udpOutcome(ap netip.AddrPort) string {
 // every UDP failure with port unreachable (ECONNREFUSED too).
 func TestRunRouteErrorsAsBehindARouter(t *testing.T) {
 	bin := runBinary(t)
-	ns := roottest.Netns(t)
-	for _, r := range [][]string{
-		{"route", "add", "blackhole", "198.51.100.0/26"},
-		{"route", "add", "prohibit", "198.51.100.64/26"},
-		{"-6", "route", "add", "blackhole", "2001:db8:13::/64"},
-		{"-6", "route", "add", "prohibit", "2001:db8:14::/64"},
-	} {
-		ns.Run(append([]string{"ip"}, r...)...)
-	}
+	ns := qa10RoutedNS(t)
 	want := map[string]string{
 		"198.51.100.1:80":     "tcp=timeout udp=timeout",
 		"198.51.100.65:80":    "tcp=EHOSTUNREACH udp=EHOSTUNREACH",
@@ -350,6 +342,61 @@ func TestRunRouteErrorsAsBehindARouter(t *testing.T) {
 	for d, w := range want {
 		if got[d] != w {
 			t.Errorf("%s: %q; want %q, as behind a Linux router", d, got[d], w)
+		}
+	}
+}
+
+// qa10RoutedNS makes a namespace for ustack to run in whose routes
+// refuse some destinations: blackhole 198.51.100.0/26 and
+// 2001:db8:13::/64, prohibit 198.51.100.64/26 and 2001:db8:14::/64, and
+// no route to anything else outside.
+func qa10RoutedNS(t *testing.T) *roottest.NS {
+	t.Helper()
+	ns := roottest.Netns(t)
+	for _, r := range [][]string{
+		{"route", "add", "blackhole", "198.51.100.0/26"},
+		{"route", "add", "prohibit", "198.51.100.64/26"},
+		{"-6", "route", "add", "blackhole", "2001:db8:13::/64"},
+		{"-6", "route", "add", "prohibit", "2001:db8:14::/64"},
+	} {
+		ns.Run(append([]string{"ip"}, r...)...)
+	}
+	return ns
+}
+
+// TestRunPingRouteErrorsAsBehindARouter: a ping the host cannot send
+// (its routes refuse the destination) got no answer at all from ustack;
+// behind a Linux router with the host's routes ping prints the router's
+// unreachable message, and now does so from the gateway. A blackhole
+// route stays silent, as there. Only an error the host really got is
+// passed on; a reply is still never made up.
+func TestRunPingRouteErrorsAsBehindARouter(t *testing.T) {
+	bin := runBinary(t)
+	roottest.RequireCommand(t, "ping")
+	ns := qa10RoutedNS(t)
+	want := map[string]string{
+		"198.51.100.1":   "",
+		"198.51.100.65":  "From 10.0.2.2 icmp_seq=1 Packet filtered",
+		"203.0.113.1":    "From 10.0.2.2 icmp_seq=1 Destination Net Unreachable",
+		"2001:db8:13::1": "",
+		"2001:db8:14::1": "From fd00::2 icmp_seq=1 Destination unreachable: Administratively prohibited",
+		"2001:db8:16::1": "From fd00::2 icmp_seq=1 Destination unreachable: No route",
+	}
+	var script strings.Builder
+	for d := range want {
+		fmt.Fprintf(&script, "ping -n -c 1 -W 1 %s | grep -E '^From|bytes from' | sed 's/^/%s: /' &\n", d, d)
+	}
+	script.WriteString("wait\n")
+	res := runUstack(t, "ip", "netns", "exec", ns.Name, bin, "run", "--", "sh", "-c", script.String())
+	got := map[string]string{}
+	for _, line := range strings.Split(res.stdout, "\n") {
+		if d, msg, ok := strings.Cut(line, ": "); ok {
+			got[d] = msg
+		}
+	}
+	for d, w := range want {
+		if got[d] != w {
+			t.Errorf("ping %s: %q; want %q, as behind a Linux router\nstdout: %s\nstderr: %s", d, got[d], w, res.stdout, res.stderr)
 		}
 	}
 }
