@@ -71,6 +71,9 @@ func (r *Relay) handleEcho(src, dst netip.Addr, ident, seq uint16, pkt *gstack.P
 	if r.isOwn(dst) {
 		return false
 	}
+	if r.expired(pkt) {
+		return true
+	}
 	if _, err := r.target(netip.AddrPortFrom(dst, 0)); err != nil {
 		r.c.denied.Add(1)
 		return true // dropped: a denied destination stays silent

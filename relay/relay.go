@@ -235,6 +235,9 @@ func New(cfg Config) (*Relay, error) {
 	// connections); SYNs beyond it are dropped and retransmitted.
 	tf := tcp.NewForwarder(gs, 0, cfg.MaxFlows, r.handleTCP)
 	gs.SetTransportProtocolHandler(tcp.ProtocolNumber, func(id gstack.TransportEndpointID, pkt *gstack.PacketBuffer) bool {
+		if r.expired(pkt) {
+			return true
+		}
 		r.noteSYN(id, pkt)
 		return tf.HandlePacket(id, pkt)
 	})
@@ -243,6 +246,9 @@ func New(cfg Config) (*Relay, error) {
 		if !udpValid(pkt) {
 			r.c.malformedUDP.Add(1)
 			return true // dropped
+		}
+		if r.expired(pkt) {
+			return true
 		}
 		return uf.HandlePacket(id, pkt)
 	})

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,6 +42,12 @@ func qa10Helper(mode string, args []string) error {
 		return reuseTuple(netip.MustParseAddrPort(args[0]), n)
 	case "errors": // DST...: what TCP connect and a connected UDP socket get from each
 		return reportErrors(args)
+	case "ttl1": // DST...: what a datagram and a SYN sent with TTL 1 get
+		for _, d := range args {
+			ap := netip.MustParseAddrPort(d)
+			fmt.Printf("%s udp=%s tcp=%s\n", d, udpTTL1(ap), tcpTTL1(ap))
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown mode %q", mode)
 }
@@ -398,5 +405,106 @@ func TestRunPingRouteErrorsAsBehindARouter(t *testing.T) {
 		if got[d] != w {
 			t.Errorf("ping %s: %q; want %q, as behind a Linux router\nstdout: %s\nstderr: %s", d, got[d], w, res.stdout, res.stderr)
 		}
+	}
+}
+
+// setTTL1 makes fd send with TTL (IPv6: hop limit) 1 and queue ICMP
+// errors (IP_RECVERR), as traceroute does.
+func setTTL1(fd int, v6 bool) {
+	if v6 {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 1)
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1)
+	} else {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, 1)
+		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1)
+	}
+}
+
+// udpTTL1 sends one datagram to ap with TTL 1 and reports the ICMP error
+// that came back: "ERRNO/TYPE/CODE/FROM", or "timeout".
+func udpTTL1(ap netip.AddrPort) string {
+	family, sa := sockaddrOf(ap)
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return errnoName(err)
+	}
+	defer unix.Close(fd)
+	setTTL1(fd, family == unix.AF_INET6)
+	if err := unix.Connect(fd, sa); err != nil {
+		return errnoName(err)
+	}
+	unix.Write(fd, []byte("x"))
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if n, _ := unix.Poll(pfd, 1500); n == 0 {
+		return "timeout"
+	}
+	oob := make([]byte, 512)
+	_, oobn, _, _, err := unix.Recvmsg(fd, make([]byte, 64), oob, unix.MSG_ERRQUEUE)
+	if err != nil {
+		return errnoName(err)
+	}
+	msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+	for _, m := range msgs {
+		// struct sock_extended_err, then the offender's sockaddr.
+		d := m.Data
+		if len(d) < 16+8 {
+			continue
+		}
+		ee := unix.Errno(uint32(d[0]) | uint32(d[1])<<8 | uint32(d[2])<<16 | uint32(d[3])<<24)
+		from := ""
+		if family == unix.AF_INET {
+			from = netip.AddrFrom4([4]byte(d[16+4 : 16+8])).String()
+		} else if len(d) >= 16+24 {
+			from = netip.AddrFrom16([16]byte(d[16+8 : 16+24])).String()
+		}
+		return fmt.Sprintf("%s/%d/%d/%s", unix.ErrnoName(ee), d[5], d[6], from)
+	}
+	return "no error queued"
+}
+
+// tcpTTL1 connects to ap with TTL 1 and reports how the connect ended.
+func tcpTTL1(ap netip.AddrPort) string {
+	family, sa := sockaddrOf(ap)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return errnoName(err)
+	}
+	defer unix.Close(fd)
+	setTTL1(fd, family == unix.AF_INET6)
+	if err := unix.Connect(fd, sa); err != unix.EINPROGRESS {
+		return errnoName(err)
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	if n, _ := unix.Poll(pfd, 1500); n == 0 {
+		return "timeout"
+	}
+	if soerr, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); soerr != 0 {
+		return errnoName(unix.Errno(soerr))
+	}
+	return "ok"
+}
+
+// TestRunTTLSpentAtGateway: a packet CMD sends with TTL 1 (traceroute's
+// first probe; ping -t 1) to a destination outside was relayed, so
+// traceroute found the destination itself one hop away. The gateway is a
+// router hop: like a Linux router (measured: a forwarding namespace) it
+// now answers ICMP time exceeded, from its own address, and relays
+// nothing; a SYN with TTL 1 fails with EHOSTUNREACH as behind that
+// router. Packets to the gateway's own addresses are still taken.
+func TestRunTTLSpentAtGateway(t *testing.T) {
+	bin := runBinary(t)
+	// In a namespace of the test's with no route out, so that nothing a
+	// regression relays leaves the machine.
+	ns := roottest.Netns(t)
+	res := qa10Run(t, "ip", []string{"netns", "exec", ns.Name, bin, "run", "--"}, "ttl1", "198.51.100.1:33434", "[2001:db8::1]:33434", "10.0.2.2:33434")
+	want := []string{
+		"198.51.100.1:33434 udp=EHOSTUNREACH/11/0/10.0.2.2 tcp=EHOSTUNREACH",
+		"[2001:db8::1]:33434 udp=EHOSTUNREACH/3/0/fd00::2 tcp=EHOSTUNREACH",
+		// The gateway itself, not a hop further: its own refusal (no
+		// --allow-host-loopback), port unreachable and a reset.
+		"10.0.2.2:33434 udp=ECONNREFUSED/3/3/10.0.2.2 tcp=ECONNREFUSED",
+	}
+	if got := strings.Split(strings.TrimSpace(res.stdout), "\n"); !slices.Equal(got, want) {
+		t.Errorf("TTL 1 from inside:\n got %q\nwant %q", got, want)
 	}
 }
