@@ -409,9 +409,12 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 			r.logf("closing a half-closed connection idle for %v", r.cfg.HalfCloseTimeout)
 		}
 		// A reset, a timeout or Close: abort both sides, a reset as a
-		// reset.
+		// reset. So is a host connection that broke (timed out,
+		// aborted, its destination unreachable): closing the namespace's
+		// side with a FIN told CMD the server had finished, and a
+		// transfer cut short read as complete.
 		src.Close()
-		if _, ns := src.(*nsConn); isReset(err) || ns && gonetReset(err) {
+		if _, ns := src.(*nsConn); isReset(err) || ns && gonetReset(err) || !ns && hostBroken(err) {
 			closeReset(dst)
 		}
 		dst.Close()
@@ -422,6 +425,14 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 // isReset reports whether err is a host socket's ECONNRESET: its peer
 // reset the connection.
 func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// hostBroken reports whether err is a host socket's own failure, an errno
+// (ETIMEDOUT, ECONNABORTED, EHOSTUNREACH, EPIPE, ...), rather than EOF, a
+// deadline or the relay closing the socket.
+func hostBroken(err error) bool {
+	var en syscall.Errno
+	return errors.As(err, &en)
+}
 
 // resetGrace is how long closeReset lets the bytes relayed before a
 // reset go ahead of it. A server that answers and resets at once (Linux

@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,6 +44,24 @@ func qa10Helper(mode string, args []string) error {
 		return reuseTuple(netip.MustParseAddrPort(args[0]), n)
 	case "errors": // DST...: what TCP connect and a connected UDP socket get from each
 		return reportErrors(args)
+	case "readtwice": // DST: connect, read, say so, then report how the next read ends
+		c, err := net.Dial("tcp", args[0])
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		b := make([]byte, 100)
+		n, err := c.Read(b)
+		fmt.Printf("got %q %v\n", b[:n], err)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = c.Read(b)
+		switch {
+		case errors.Is(err, io.EOF):
+			fmt.Println("then EOF")
+		default:
+			fmt.Printf("then %s\n", errnoName(err))
+		}
+		return nil
 	case "ttl1": // DST...: what a datagram and a SYN sent with TTL 1 get
 		for _, d := range args {
 			ap := netip.MustParseAddrPort(d)
@@ -506,5 +526,65 @@ func TestRunTTLSpentAtGateway(t *testing.T) {
 	}
 	if got := strings.Split(strings.TrimSpace(res.stdout), "\n"); !slices.Equal(got, want) {
 		t.Errorf("TTL 1 from inside:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestRunHostConnectionBrokenIsReset: when the relay's host connection
+// breaks (aborted here with ss -K, as by a firewall or conntrack flush;
+// likewise timed out or unreachable), CMD's connection was closed with a
+// FIN: its read returned EOF as if the server had finished, and a
+// transfer cut short read as complete. CMD now gets a reset
+// (ECONNRESET), the nearest a relay can say "the connection broke".
+func TestRunHostConnectionBrokenIsReset(t *testing.T) {
+	bin := runBinary(t)
+	roottest.RequireCommand(t, "ss")
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverSaw := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			serverSaw <- err
+			return
+		}
+		defer c.Close()
+		c.Write([]byte("partial"))
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		serverSaw <- err
+	}()
+	t.Cleanup(func() { ln.Close() })
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("QA10_HELPER", "readtwice")
+	cmd, out := runStart(t, bin, "run", "--allow-host-loopback", "--", self, "10.0.2.2:"+port)
+	os.Unsetenv("QA10_HELPER")
+	runEventually(t, "CMD reads the first bytes", func() error {
+		if !strings.Contains(out.String(), "got \"partial\"") {
+			return fmt.Errorf("output so far %q", out.String())
+		}
+		return nil
+	})
+	// Abort the relay's host socket (its destination is the server).
+	if b, err := exec.Command("ss", "-K", "dst", "127.0.0.1", "dport", "=", port).CombinedOutput(); err != nil {
+		t.Fatalf("ss -K: %v: %s", err, b)
+	}
+	if err := <-serverSaw; !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the server's read after ss -K: %v; want ECONNRESET (the host socket was not aborted: no SOCK_DESTROY in this kernel?)", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("ustack run did not end; output %q", out.String())
+	}
+	if !strings.Contains(out.String(), "then ECONNRESET") {
+		t.Errorf("CMD's read after its relayed connection broke: output %q; want ECONNRESET, not EOF", out.String())
 	}
 }
