@@ -41,7 +41,8 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 	if !r.acquireFlow() {
 		return true // dropped, as a full conntrack table drops
 	}
-	hc, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
+	dns := r.isDNS(dst)
+	hc, target, err := r.dialDatagram(target, dns)
 	if err != nil {
 		r.releaseFlow()
 		r.logf("udp %v: %v", dst, err)
@@ -67,7 +68,6 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 	}
 	gc := gonet.NewUDPConn(&wq, ep)
 	idle := r.cfg.UDPIdleTimeout
-	dns := r.isDNS(dst)
 	if dns && idle > dnsIdleTimeout {
 		idle = dnsIdleTimeout
 	}
@@ -96,6 +96,28 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 		r.releaseFlow()
 	}
 	return true
+}
+
+// dialDatagram connects a host UDP socket to target. For the DNS
+// forwarder (dns), an upstream the host cannot send to at all (no route,
+// no address of its family, a link-local one without its zone) counts as
+// failed at once and the next is tried, each at most once: a stub
+// resolver moves on from such a nameserver at once, and without this the
+// forwarder kept it as the current upstream for good, so that every query
+// of CMD failed. It returns the upstream it connected to.
+func (r *Relay) dialDatagram(target netip.AddrPort, dns bool) (*net.UDPConn, netip.AddrPort, error) {
+	hc, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
+	for i := 0; err != nil && dns && i < len(r.cfg.DNSUpstreams); i++ {
+		r.logf("dns upstream %v: %v", target, err)
+		r.dnsFailed(target)
+		next := r.dnsUpstream()
+		if next == target {
+			break
+		}
+		target = next
+		hc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
+	}
+	return hc, target, err
 }
 
 // udpValid reports whether the first datagram of a new flow has a UDP

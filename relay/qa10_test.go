@@ -1,0 +1,32 @@
+package relay
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+)
+
+// TestDNSUpstreamUndialableFailsOver: a DNS upstream the host cannot even
+// send to (here a link-local address without its zone: connect says
+// EINVAL; likewise an IPv6 nameserver on a host without IPv6, which
+// says EADDRNOTAVAIL, or one with no route) was kept as the current
+// upstream for good: the failed dial was never counted against it, so
+// every query of CMD failed while the host's own resolver, moving to the
+// next nameserver, answered. The forwarder now moves on at once and
+// sends the query to the next upstream.
+func TestDNSUpstreamUndialableFailsOver(t *testing.T) {
+	leakcheck.Check(t)
+	live := udpEcho(t, "udp4", "127.0.0.1:0")
+	undialable := netip.MustParseAddrPort("[fe80::1]:53")
+	h := newHarness(t, Config{DNSUpstreams: []netip.AddrPort{undialable, live}})
+	for i, dns := range []netip.Addr{DefaultDNS4, DefaultDNS6} {
+		dst := netip.AddrPortFrom(dns, 53)
+		if got, err := h.udpExchange(t, dst, "query"); err != nil || got != "query" {
+			t.Errorf("query %d to %v = %q, %v; want it answered by the upstream that works", i, dst, got, err)
+		}
+	}
+	if up := h.r.dnsUpstream(); up != live {
+		t.Errorf("current upstream %v, want %v", up, live)
+	}
+}
