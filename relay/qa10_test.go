@@ -3,6 +3,7 @@ package relay
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
 )
@@ -29,4 +30,26 @@ func TestDNSUpstreamUndialableFailsOver(t *testing.T) {
 	if up := h.r.dnsUpstream(); up != live {
 		t.Errorf("current upstream %v, want %v", up, live)
 	}
+}
+
+// TestDNSUpstreamUndialableFailsOverTCP: the same over TCP (a query
+// retried after a truncated answer): the connection to the forwarder
+// reaches the next upstream instead of failing (EINVAL was left
+// unanswered, as a blackhole route is, though the forwarder is there,
+// and the connection waited for the namespace's SYN retransmission).
+func TestDNSUpstreamUndialableFailsOverTCP(t *testing.T) {
+	leakcheck.Check(t)
+	live := echoServer(t, "tcp4", "127.0.0.1:0")
+	undialable := netip.MustParseAddrPort("[fe80::1]:53")
+	h := newHarness(t, Config{DNSUpstreams: []netip.AddrPort{undialable, live}, DialTimeout: 2 * time.Second})
+	start := time.Now()
+	c, err := h.dial(t, netip.AddrPortFrom(DefaultDNS4, 53).String())
+	if err != nil {
+		t.Fatalf("TCP query to the forwarder: %v; want it relayed to the upstream that works", err)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("connect to the forwarder took %v (a SYN retransmission); want it relayed at once", d.Round(time.Millisecond))
+	}
+	defer c.Close()
+	roundTrip(t, c, 100)
 }

@@ -48,6 +48,20 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 	}
 	defer r.releaseFlow()
 	hc, err := r.dial(target)
+	if r.isDNS(dst) {
+		// An upstream the host cannot even send to fails over at once,
+		// as for UDP (dialDatagram); one that does not answer is given
+		// DialTimeout, then fails over for the next connection.
+		for i := 0; err != nil && !isReset(err) && !dialTimedOut(err) && i < len(r.cfg.DNSUpstreams); i++ {
+			r.dnsFailed(target)
+			next := r.dnsUpstream()
+			if next == target {
+				break
+			}
+			target = next
+			hc, err = r.dial(target)
+		}
+	}
 	if isReset(err) {
 		// The connection was made, and the server reset it before the
 		// dialer read SO_ERROR: a kernel client's connect succeeded, and
@@ -63,14 +77,15 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		}
 		r.c.tcpDialFailed.Add(1)
 		r.logf("tcp %v: %v", dst, err)
-		if r.ctx.Err() == nil && (dialTimedOut(err) || errors.Is(err, syscall.EINVAL)) {
+		if r.ctx.Err() == nil && (dialTimedOut(err) || errors.Is(err, syscall.EINVAL) && !r.isDNS(dst)) {
 			// The destination never answered: neither does the relay,
 			// as the real network would not, so CMD's connect times
 			// out on its own clock (ETIMEDOUT, or its tool's timeout)
 			// rather than failing early as refused. A SYN CMD sends
 			// again (its retransmission) is a new request and dials
 			// again; nothing is kept in between. EINVAL is the host's
-			// blackhole route, where a router drops in silence too.
+			// blackhole route, where a router drops in silence too
+			// (but the DNS forwarder itself is there: refused).
 			req.Complete(false)
 			return
 		}
