@@ -235,8 +235,8 @@ func New(cfg Config) (*Relay, error) {
 	// connections); SYNs beyond it are dropped and retransmitted.
 	tf := tcp.NewForwarder(gs, 0, cfg.MaxFlows, r.handleTCP)
 	gs.SetTransportProtocolHandler(tcp.ProtocolNumber, func(id gstack.TransportEndpointID, pkt *gstack.PacketBuffer) bool {
-		if r.expired(pkt) {
-			return true
+		if subnetBroadcast(pkt) || r.expired(pkt) {
+			return true // dropped, or answered with time exceeded
 		}
 		r.noteSYN(id, pkt)
 		return tf.HandlePacket(id, pkt)
@@ -247,8 +247,8 @@ func New(cfg Config) (*Relay, error) {
 			r.c.malformedUDP.Add(1)
 			return true // dropped
 		}
-		if r.expired(pkt) {
-			return true
+		if subnetBroadcast(pkt) || r.expired(pkt) {
+			return true // dropped, or answered with time exceeded
 		}
 		return uf.HandlePacket(id, pkt)
 	})

@@ -20,8 +20,8 @@ import (
 // gateway at hop 1 (and the destination at hop 2: the relay's host
 // sockets send with the host's own TTL), where it found the destination
 // itself at hop 1. Packets to the stack's own addresses are delivered
-// whatever their TTL, as a router's own are. It reports whether it
-// answered.
+// whatever their TTL, as a router's own are, and broadcasts are never
+// answered. It reports whether it answered.
 func (r *Relay) expired(pkt *gstack.PacketBuffer) bool {
 	nh := pkt.NetworkHeader().Slice()
 	var ttl uint8
@@ -42,7 +42,11 @@ func (r *Relay) expired(pkt *gstack.PacketBuffer) bool {
 	default:
 		return false
 	}
-	if ttl > 1 || r.isOwn(stack.AddrOf(dst)) {
+	// No ICMP error ever answers a broadcast or multicast datagram
+	// (RFC 1122 3.2.2; Linux icmp_send), and one that reaches the
+	// forwarders is not relayed anyway.
+	a := stack.AddrOf(dst)
+	if ttl > 1 || r.isOwn(a) || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || subnetBroadcast(pkt) {
 		return false
 	}
 	th := pkt.TransportHeader().Slice()
@@ -82,4 +86,13 @@ func (r *Relay) writeTimeExceeded(to netip.Addr, quote []byte) {
 		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(r.cfg.Gateway6), Dst: stack.Address(to)}))
 	}
 	r.gs.WriteRawPacket(r.nic, stack.Protocol(to), buffer.MakeWithData(pkt))
+}
+
+// subnetBroadcast reports whether pkt is addressed to the broadcast
+// address of the namespace's subnet (10.0.2.255). A router takes such a
+// datagram as its own broadcast and forwards nothing (Linux drops a TCP
+// segment to it, tcp_v4_rcv); the relay dialled it on the host as if it
+// were a unicast destination there.
+func subnetBroadcast(pkt *gstack.PacketBuffer) bool {
+	return pkt.NetworkPacketInfo.LocalAddressBroadcast
 }

@@ -317,6 +317,7 @@ func udpOutcome(ap netip.AddrPort) string {
 	} else {
 		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1)
 	}
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
 	if err := unix.Connect(fd, sa); err != nil {
 		return errnoName(err)
 	}
@@ -450,6 +451,7 @@ func udpTTL1(ap netip.AddrPort) string {
 	}
 	defer unix.Close(fd)
 	setTTL1(fd, family == unix.AF_INET6)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
 	if err := unix.Connect(fd, sa); err != nil {
 		return errnoName(err)
 	}
@@ -586,5 +588,29 @@ func TestRunHostConnectionBrokenIsReset(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "then ECONNRESET") {
 		t.Errorf("CMD's read after its relayed connection broke: output %q; want ECONNRESET, not EOF", out.String())
+	}
+}
+
+// TestRunSubnetBroadcastNotRelayed: a datagram CMD broadcasts on its
+// subnet (10.0.2.255, SO_BROADCAST: service discovery, DHCP-like
+// probes) was relayed as if 10.0.2.255 were a unicast address out on the
+// host's network (dialled there; in this namespace with no route out it
+// came back network unreachable), and one with TTL 1 was answered with
+// time exceeded. A router takes its subnet's broadcast as its own and
+// forwards nothing, and no ICMP error ever answers a broadcast (RFC 1122
+// 3.2.2). TCP to it never leaves CMD's kernel.
+func TestRunSubnetBroadcastNotRelayed(t *testing.T) {
+	bin := runBinary(t)
+	ns := roottest.Netns(t)
+	res := qa10Run(t, "ip", []string{"netns", "exec", ns.Name, bin, "run", "--debug", "--"}, "errors", "10.0.2.255:9")
+	if got, want := strings.TrimSpace(res.stdout), "10.0.2.255:9 tcp=ENETUNREACH udp=timeout"; got != want {
+		t.Errorf("to the subnet broadcast: %q; want %q", got, want)
+	}
+	res = qa10Run(t, "ip", []string{"netns", "exec", ns.Name, bin, "run", "--debug", "--"}, "ttl1", "10.0.2.255:9")
+	if got, want := strings.TrimSpace(res.stdout), "10.0.2.255:9 udp=timeout tcp=ENETUNREACH"; got != want {
+		t.Errorf("to the subnet broadcast with TTL 1: %q; want %q", got, want)
+	}
+	if strings.Contains(res.stderr, "10.0.2.255") {
+		t.Errorf("ustack logged a flow to the broadcast address: %s", res.stderr)
 	}
 }
