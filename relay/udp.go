@@ -106,7 +106,10 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 // forwarder kept it as the current upstream for good, so that every query
 // of CMD failed. It returns the upstream it connected to.
 func (r *Relay) dialDatagram(target netip.AddrPort, dns bool) (*net.UDPConn, netip.AddrPort, error) {
-	hc, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
+	dial := func(to netip.AddrPort) (*net.UDPConn, error) {
+		return net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+	}
+	hc, err := dial(target)
 	for i := 0; err != nil && dns && i < len(r.cfg.DNSUpstreams); i++ {
 		r.logf("dns upstream %v: %v", target, err)
 		r.dnsFailed(target)
@@ -115,7 +118,7 @@ func (r *Relay) dialDatagram(target netip.AddrPort, dns bool) (*net.UDPConn, net
 			break
 		}
 		target = next
-		hc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
+		hc, err = dial(target)
 	}
 	return hc, target, err
 }
