@@ -2,6 +2,7 @@ package relay
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,4 +53,20 @@ func TestDNSUpstreamUndialableFailsOverTCP(t *testing.T) {
 	}
 	defer c.Close()
 	roundTrip(t, c, 100)
+}
+
+// TestDNSNoDialableUpstreamRefused: when no DNS upstream can be dialled
+// at all, a query to the forwarder is refused (ICMP port unreachable:
+// the resolver moves on at once), as before the route errors were
+// passed on; the forwarder is ustack's own service, not a destination
+// behind a route, so neither silence (a blackhole's EINVAL) nor a soft
+// "unreachable" the resolver ignores until its timeout.
+func TestDNSNoDialableUpstreamRefused(t *testing.T) {
+	leakcheck.Check(t)
+	h := newHarness(t, Config{DNSUpstreams: []netip.AddrPort{netip.MustParseAddrPort("[fe80::1]:53")}})
+	start := time.Now()
+	_, err := h.udpExchange(t, netip.AddrPortFrom(DefaultDNS4, 53), "query")
+	if err == nil || !strings.Contains(err.Error(), "refused") || time.Since(start) > 500*time.Millisecond {
+		t.Errorf("query with no upstream the host can dial: %v after %v; want refused at once", err, time.Since(start).Round(time.Millisecond))
+	}
 }

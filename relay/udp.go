@@ -49,7 +49,12 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 		// What a router answers for that reason; a blackhole route
 		// (EINVAL) drops in silence. A port unreachable would make the
 		// namespace's socket say ECONNREFUSED, as if the destination
-		// were there with the port closed.
+		// were there with the port closed. The DNS forwarder is ours,
+		// not behind a route: with no upstream to reach it refuses
+		// (port unreachable), and the resolver moves on at once.
+		if dns {
+			return false
+		}
 		if code, ok := unreachableFor(err); ok {
 			src := netip.AddrPortFrom(stack.AddrOf(id.RemoteAddress), id.RemotePort)
 			if r.writeUDPUnreachable(src, dst, code) {
