@@ -202,7 +202,7 @@ func TestRunReusedTupleServedAtOnce(t *testing.T) {
 const qa10NoResolvConf = `set -e
 orig=$1 how=$2; shift 2
 mount --make-rprivate /
-mount --bind /etc "$orig"
+mount --rbind /etc "$orig"
 mount -t tmpfs qa10-etc /etc
 for f in "$orig"/* "$orig"/.[!.]*; do
 	n=${f##*/}
