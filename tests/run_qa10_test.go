@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/internal/roottest"
 	"golang.org/x/sys/unix"
 )
@@ -164,6 +165,7 @@ func qa10Run(t *testing.T, prog string, args []string, mode string, helperArgs .
 // connections to any address and port): each reconnection waited for the
 // command's SYN retransmission, one second.
 func TestRunReusedTupleServedAtOnce(t *testing.T) {
+	leakcheck.Check(t)
 	bin := runBinary(t)
 	for _, tc := range []struct{ network, listen, gw string }{
 		{"tcp4", "127.0.0.1:0", "10.0.2.2"},
@@ -229,6 +231,7 @@ func qa10WithoutResolvConf(t *testing.T, how string) []string {
 // slirp4netns and pasta do not look at it): CMD now runs, and ustack
 // warns that its resolver does not know the DNS forwarder.
 func TestRunWithoutResolvConf(t *testing.T) {
+	leakcheck.Check(t)
 	bin := runBinary(t)
 	for _, how := range []string{"missing", "dangling"} {
 		t.Run(how, func(t *testing.T) {
@@ -346,6 +349,7 @@ func udpOutcome(ap netip.AddrPort) string {
 // (ECONNREFUSED, as if the host were there with the port closed) and
 // every UDP failure with port unreachable (ECONNREFUSED too).
 func TestRunRouteErrorsAsBehindARouter(t *testing.T) {
+	leakcheck.Check(t)
 	bin := runBinary(t)
 	ns := qa10RoutedNS(t)
 	want := map[string]string{
@@ -399,6 +403,7 @@ func qa10RoutedNS(t *testing.T) *roottest.NS {
 // route stays silent, as there. Only an error the host really got is
 // passed on; a reply is still never made up.
 func TestRunPingRouteErrorsAsBehindARouter(t *testing.T) {
+	leakcheck.Check(t)
 	bin := runBinary(t)
 	roottest.RequireCommand(t, "ping")
 	ns := qa10RoutedNS(t)
@@ -514,6 +519,7 @@ func tcpTTL1(ap netip.AddrPort) string {
 // nothing; a SYN with TTL 1 fails with EHOSTUNREACH as behind that
 // router. Packets to the gateway's own addresses are still taken.
 func TestRunTTLSpentAtGateway(t *testing.T) {
+	leakcheck.Check(t)
 	bin := runBinary(t)
 	// In a namespace of the test's with no route out, so that nothing a
 	// regression relays leaves the machine.
@@ -538,6 +544,7 @@ func TestRunTTLSpentAtGateway(t *testing.T) {
 // transfer cut short read as complete. CMD now gets a reset
 // (ECONNRESET), the nearest a relay can say "the connection broke".
 func TestRunHostConnectionBrokenIsReset(t *testing.T) {
+	leakcheck.Check(t)
 	bin := runBinary(t)
 	roottest.RequireCommand(t, "ss")
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -600,6 +607,7 @@ func TestRunHostConnectionBrokenIsReset(t *testing.T) {
 // forwards nothing, and no ICMP error ever answers a broadcast (RFC 1122
 // 3.2.2). TCP to it never leaves CMD's kernel.
 func TestRunSubnetBroadcastNotRelayed(t *testing.T) {
+	leakcheck.Check(t)
 	bin := runBinary(t)
 	ns := roottest.Netns(t)
 	res := qa10Run(t, "ip", []string{"netns", "exec", ns.Name, bin, "run", "--debug", "--"}, "errors", "10.0.2.255:9")
