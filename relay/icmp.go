@@ -357,12 +357,14 @@ var (
 // does not answer, and a prohibit route (EACCES; EPERM is the host's
 // firewall). The namespace's kernel turns them into ENETUNREACH,
 // EHOSTUNREACH and, for a prohibited destination, EHOSTUNREACH (IPv4)
-// or EACCES (IPv6), as behind that router. Other errors have none.
+// or EACCES (IPv6), as behind that router. A host with no address to
+// send from (EADDRNOTAVAIL: no IPv6 at all) has no route either, as far
+// as the namespace can tell. Other errors have none.
 func unreachableFor(err error) (unreachable, bool) {
 	switch {
 	case errors.Is(err, syscall.EHOSTUNREACH):
 		return hostUnreachable, true
-	case errors.Is(err, syscall.ENETUNREACH):
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EADDRNOTAVAIL):
 		return netUnreachable, true
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		return prohibited, true

@@ -89,7 +89,7 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 			req.Complete(false)
 			return
 		}
-		r.refuse(req, err)
+		r.refuse(req, target, err)
 		return
 	}
 	var wq waiter.Queue
@@ -237,9 +237,14 @@ func dialTimedOut(err error) bool {
 // would have: the ICMP unreachable a router gives for that reason (the
 // kernel matches it by the SYN's sequence number, so we quote it),
 // otherwise a reset, which a refused connection also gets.
-func (r *Relay) refuse(req *tcp.ForwarderRequest, err error) {
+func (r *Relay) refuse(req *tcp.ForwarderRequest, target netip.AddrPort, err error) {
 	id := req.ID()
 	code, ok := unreachableFor(err)
+	if ok && errors.Is(err, syscall.EADDRNOTAVAIL) && hasSource(target.Addr()) {
+		// The host has an address to send from: it ran out of
+		// ephemeral ports, which no router would call "no route".
+		ok = false
+	}
 	if !ok {
 		req.Complete(true)
 		return
@@ -259,6 +264,18 @@ func (r *Relay) refuse(req *tcp.ForwarderRequest, err error) {
 	if r.writeUnreachable(src, dst, tcp.ProtocolNumber, quote[:], code) {
 		r.c.hostUnreachable.Add(1)
 	}
+}
+
+// hasSource reports whether the host has an address to send to dst from:
+// connecting a UDP socket picks one (and a UDP port, not a TCP one)
+// without sending anything.
+func hasSource(dst netip.Addr) bool {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // maxSYNNotes bounds the SYN sequence numbers kept for refuse; beyond it

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,28 @@ func qa10Helper(mode string, args []string) error {
 		default:
 			fmt.Printf("then %s\n", errnoName(err))
 		}
+		return nil
+	case "listen": // ADDR: accept and hold connections until killed
+		ln, err := net.Listen("tcp", args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Println("listening")
+		var held []net.Conn
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			held = append(held, c)
+		}
+	case "holdthen": // DST: hold one connection to DST, then report a second
+		c, err := net.Dial("tcp", args[0])
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		fmt.Printf("second tcp=%s\n", tcpOutcome(netip.MustParseAddrPort(args[0])))
 		return nil
 	case "ttl1": // DST...: what a datagram and a SYN sent with TTL 1 get
 		for _, d := range args {
@@ -620,5 +643,55 @@ func TestRunSubnetBroadcastNotRelayed(t *testing.T) {
 	}
 	if strings.Contains(res.stderr, "10.0.2.255") {
 		t.Errorf("ustack logged a flow to the broadcast address: %s", res.stderr)
+	}
+}
+
+// TestRunIPv4OnlyHostIPv6Unreachable: on a host without IPv6 (disabled,
+// or no address of that family: the host's sockets say EADDRNOTAVAIL),
+// CMD's IPv6 connections were refused (a reset, ECONNREFUSED, as if a
+// server were there with its port closed) and its datagrams answered
+// with port unreachable. A router without IPv6 connectivity answers "no
+// route" (ENETUNREACH), which is what CMD now gets; its programs move
+// to IPv4 either way.
+func TestRunIPv4OnlyHostIPv6Unreachable(t *testing.T) {
+	leakcheck.Check(t)
+	bin := runBinary(t)
+	ns := roottest.Netns(t)
+	ns.Run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	res := qa10Run(t, "ip", []string{"netns", "exec", ns.Name, bin, "run", "--"}, "errors", "[2001:db8::1]:80")
+	if got, want := strings.TrimSpace(res.stdout), "[2001:db8::1]:80 tcp=ENETUNREACH udp=ENETUNREACH"; got != want {
+		t.Errorf("IPv6 from inside on a host without IPv6: %q; want %q", got, want)
+	}
+}
+
+// TestRunHostOutOfPortsStillRefused: EADDRNOTAVAIL from the host also
+// means it ran out of ephemeral ports (one port here, held by a first
+// connection); that is not "no route", and CMD's connection is still
+// reset as before, not answered network unreachable.
+func TestRunHostOutOfPortsStillRefused(t *testing.T) {
+	leakcheck.Check(t)
+	bin := runBinary(t)
+	ns := roottest.Netns(t)
+	ns.Run("sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40000")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := ns.Command(context.Background(), "env", "QA10_HELPER=listen", self, "127.0.0.1:17380")
+	out := &runOutput{}
+	srv.Stdout, srv.Stderr = out, out
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	runEventually(t, "the server in the namespace listens", func() error {
+		if !strings.Contains(out.String(), "listening") {
+			return fmt.Errorf("output so far %q", out.String())
+		}
+		return nil
+	})
+	res := qa10Run(t, "ip", []string{"netns", "exec", ns.Name, bin, "run", "--allow-host-loopback", "--"}, "holdthen", "10.0.2.2:17380")
+	if got, want := strings.TrimSpace(res.stdout), "second tcp=ECONNREFUSED"; got != want {
+		t.Errorf("a connection the host has no port left for: %q; want %q", got, want)
 	}
 }
