@@ -59,6 +59,7 @@ type runOptions struct {
 	halfCloseTimeout  time.Duration
 	udpTimeout        time.Duration
 	debug             bool
+	fds               engineFDs // --ready-fd, --exit-fd
 }
 
 func runRun(args []string, stdout, stderr io.Writer) int {
@@ -81,9 +82,12 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		// Rootless: become root of a new user namespace, then do the rest
 		// there, with every capability over the namespaces we create; to
 		// attach, join the user namespace that owns the target instead.
-		run := netns.RunInUserNS
+		// The copy gets --ready-fd and --exit-fd at the same numbers, and
+		// the only copies of them.
+		keep := opts.fds.files()
+		run := func() (int, error) { return netns.RunInUserNS(keep) }
 		if opts.attachPath != "" {
-			run = func() (int, error) { return netns.RunInUserNSOf(opts.attachPath) }
+			run = func() (int, error) { return netns.RunInUserNSOf(opts.attachPath, keep) }
 		}
 		status, err := run()
 		if err != nil {
@@ -92,6 +96,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		}
 		return status
 	}
+	opts.fds.own()
 	if opts.attachPath != "" {
 		return runAttach(opts, stderr)
 	}
@@ -105,6 +110,7 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	var (
 		o                            runOptions
 		deny, dns, publish           []string
+		readyFD, exitFD              string
 		nsPath                       string
 		pid                          int
 		help                         bool
@@ -128,6 +134,8 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", dialDefault, "give up dialling a real destination that does not answer after this long (CMD gets no answer either; its connect times out on its own)")
 	fs.DurationVar(&o.halfCloseTimeout, "half-close-timeout", halfDefault, "close a half-closed connection idle this long")
 	fs.DurationVar(&o.udpTimeout, "udp-timeout", udpDefault, "expire UDP and ping flows idle this long")
+	fs.StringVar(&readyFD, "ready-fd", "", "write \"1\" to descriptor `FD` and close it once the namespace's network, every -p forward and the --api-socket are up (slirp4netns's --ready-fd)")
+	fs.StringVar(&exitFD, "exit-fd", "", "tear everything down and exit 0 when descriptor `FD` reaches end of file (slirp4netns's --exit-fd)")
 	fs.BoolVar(&o.debug, "debug", false, "log each refused or failed flow to stderr")
 	fs.BoolVarP(&help, "help", "h", false, "show this help")
 	if err := fs.Parse(args); err != nil {
@@ -145,7 +153,32 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 		// about a missing command.
 		return nil, fmt.Errorf("--pid %d: not a process ID", pid)
 	}
-	return &o, o.check(deny, dns, publish, nsPath, pid)
+	if err := o.check(deny, dns, publish, nsPath, pid); err != nil {
+		return nil, err
+	}
+	return &o, o.checkFDs(fs.Changed("ready-fd"), readyFD, fs.Changed("exit-fd"), exitFD)
+}
+
+// checkFDs validates --ready-fd and --exit-fd (before any namespace is
+// made, so a mistake costs nothing).
+func (o *runOptions) checkFDs(readySet bool, ready string, exitSet bool, exit string) error {
+	var err error
+	if readySet {
+		if o.fds.ready, err = parseFD("--ready-fd", ready, true); err != nil {
+			return err
+		}
+	}
+	if exitSet {
+		if o.fds.exit, err = parseFD("--exit-fd", exit, false); err != nil {
+			return err
+		}
+	}
+	if o.fds.ready > 0 && o.fds.ready == o.fds.exit {
+		// The ready descriptor is closed once written: the exit watch
+		// would see that as the engine's end of file.
+		return fmt.Errorf("--ready-fd and --exit-fd are both %d; give each its own descriptor", o.fds.ready)
+	}
+	return nil
 }
 
 // check validates and converts the flag values, naming the bad one.

@@ -229,8 +229,16 @@ func report(st relay.Stats, debug bool, stderr io.Writer) {
 const exitDrainTimeout = 5 * time.Second
 
 // runCommand creates the namespaces, networks them, runs the command and
-// tears everything down when it exits, returning its exit status.
+// tears everything down when it exits, returning its exit status; or,
+// when the --exit-fd descriptor reaches end of file first, kills the
+// command, tears everything down and returns 0.
 func runCommand(o *runOptions, stderr io.Writer) int {
+	exit, err := watchExit(o.fds.exit)
+	if err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+		return exitFailure
+	}
+	defer exit.close()
 	resolv, err := os.CreateTemp("", "ustack-resolv-*.conf")
 	if err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
@@ -257,6 +265,13 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ustack run: %v\n", explain(err))
 		return exitFailure
 	}
+	// Ready before the command runs: the engine learns that ustack's part
+	// is done (the network is up, the forwards listen), and the command
+	// never sends a packet before the engine was told. Whether the
+	// command itself is ready is the command's to say.
+	if err := o.fds.signalReady(); err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+	}
 	if err := proc.Release(); err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
 	}
@@ -264,6 +279,12 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 		select {
 		case s := <-sigs:
 			proc.Signal(s)
+		case <-exit.EOF():
+			// The engine is done with the namespace: stop now, as
+			// slirp4netns does; nothing the command sent is waited for.
+			proc.Close()
+			n.finish(o.debug, stderr)
+			return exitOK
 		case <-proc.Done():
 			waiting = false
 		}
@@ -277,8 +298,15 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 	return status
 }
 
-// runAttach networks an existing namespace until SIGINT or SIGTERM.
+// runAttach networks an existing namespace until SIGINT or SIGTERM, or
+// until the --exit-fd descriptor reaches end of file.
 func runAttach(o *runOptions, stderr io.Writer) int {
+	exit, err := watchExit(o.fds.exit)
+	if err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+		return exitFailure
+	}
+	defer exit.close()
 	// Hold the namespace so it cannot vanish and be replaced under us.
 	f, err := os.Open(o.attachPath)
 	if err != nil {
@@ -294,7 +322,13 @@ func runAttach(o *runOptions, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ustack run: attach %s: %v\n", o.attachPath, explain(err))
 		return exitFailure
 	}
-	<-sigs
+	if err := o.fds.signalReady(); err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+	}
+	select {
+	case <-sigs:
+	case <-exit.EOF():
+	}
 	n.finish(o.debug, stderr)
 	return exitOK
 }
