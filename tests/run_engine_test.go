@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,4 +249,43 @@ func TestRunEngineReadyFDRootless(t *testing.T) {
 	if got, _ := exec.Command("nsenter", "-t", pid, "-n", "ip", "link", "show", "tap0").CombinedOutput(); !strings.Contains(string(got), "does not exist") {
 		t.Errorf("tap0 still in the rootless namespace after ustack exited: %s", got)
 	}
+}
+
+// TestRunEngineCIDR: --cidr 10.0.3.0/24 and --cidr6 fd00:1::/64 (a QEMU
+// user-net guest's own network being 10.0.2.0/24) give CMD 10.0.3.100
+// and fd00:1::100, default routes via 10.0.3.2 and fd00:1::2, nameserver
+// 10.0.3.3 that resolves, host loopback through both new gateways with
+// --allow-host-loopback, and a port forward whose loopback client arrives
+// from the new gateway.
+func TestRunEngineCIDR(t *testing.T) {
+	leakcheck.Check(t)
+	bin := runBinary(t)
+	roottest.RequireCommand(t, "curl", "ip", "socat")
+	hello := func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello from the host\n") }
+	port4 := runHTTPServer(t, "tcp4", "127.0.0.1:0", http.HandlerFunc(hello))
+	port6 := runHTTPServer(t, "tcp6", "[::1]:0", http.HandlerFunc(hello))
+	dns := runDNSServer(t, "engine-cidr.test", [4]byte{192, 0, 2, 78})
+	fwd := runFreePort(t, "tcp4", "127.0.0.1:0")
+	script := fmt.Sprintf(`ip -br addr show tap0; ip route show default; ip -6 route show default; cat /etc/resolv.conf
+getent ahostsv4 engine-cidr.test | head -1
+curl -sS --max-time 10 http://10.0.3.2:%s/ && curl -sS --max-time 10 -g 'http://[fd00:1::2]:%s/' && echo curl-ok
+exec socat TCP-LISTEN:8080,reuseaddr,fork 'SYSTEM:echo peer=$SOCAT_PEERADDR'`, port4, port6)
+	cmd, out := runStart(t, bin, "run", "--cidr", "10.0.3.0/24", "--cidr6", "fd00:1::/64", "--allow-host-loopback",
+		"--dns-upstream", dns, "-p", "127.0.0.1:"+fwd+":8080", "--", "sh", "-c", script)
+	runEventually(t, "through the forward to CMD's server", func() error {
+		return runDialExpect(&net.Dialer{}, "tcp4", "127.0.0.1:"+fwd, "peer=10.0.3.2\n")
+	})
+	got := out.String()
+	for _, want := range []string{
+		"10.0.3.100/24", "fd00:1::100/64", "default via 10.0.3.2 dev tap0", "default via fd00:1::2 dev tap0",
+		"nameserver 10.0.3.3\nnameserver fd00:1::3\n", "192.0.2.78", "hello from the host\nhello from the host\ncurl-ok\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("CMD's output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "10.0.2.") {
+		t.Errorf("CMD's output names the default network 10.0.2.0/24:\n%s", got)
+	}
+	runStop(t, cmd)
 }

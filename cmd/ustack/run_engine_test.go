@@ -230,3 +230,51 @@ func TestRunEngineExitWatch(t *testing.T) {
 	default:
 	}
 }
+
+func TestRunEngineCIDRFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		contains string
+	}{
+		{[]string{"--cidr", "10.0.3.0"}, `--cidr "10.0.3.0": not a CIDR prefix`},
+		{[]string{"--cidr", "fd00::/64"}, `--cidr "fd00::/64": not an IPv4 prefix (IPv6 goes in --cidr6)`},
+		{[]string{"--cidr6", "10.0.3.0/24"}, `--cidr6 "10.0.3.0/24": not an IPv6 prefix (IPv4 goes in --cidr)`},
+		{[]string{"--cidr", "10.0.3.100/24"}, `--cidr "10.0.3.100/24": host bits set: the network is 10.0.3.0/24`},
+		{[]string{"--cidr", "10.0.3.0/26"}, `--cidr "10.0.3.0/26": /26 is too small`},
+		{[]string{"--cidr6", "fd00::/120"}, `--cidr6 "fd00::/120": /120 is too small`},
+		{[]string{"--cidr", "8.8.8.0/24"}, `--cidr "8.8.8.0/24": not a private range`},
+		{[]string{"--cidr", "127.0.0.0/8"}, `--cidr "127.0.0.0/8": a loopback`},
+		{[]string{"--cidr", "224.1.0.0/16"}, `--cidr "224.1.0.0/16": a multicast`},
+		{[]string{"--cidr6", "2001:db8::/64"}, `--cidr6 "2001:db8::/64": not a private range`},
+		{[]string{"--cidr6", "::ffff:10.0.2.0/120"}, `--cidr6 "::ffff:10.0.2.0/120": an IPv4-mapped`},
+	} {
+		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
+			args := append(tc.args, "--", "true")
+			var out bytes.Buffer
+			if got := dispatch(append([]string{"run"}, args...), &out, &out); got != exitUsage {
+				t.Errorf("ustack run %q = %d, want %d (usage); output %q", args, got, exitUsage, out.String())
+			}
+			if !strings.Contains(out.String(), tc.contains) {
+				t.Errorf("ustack run %q output = %q, want it to name %q", args, out.String(), tc.contains)
+			}
+		})
+	}
+}
+
+func TestRunEngineCIDRParse(t *testing.T) {
+	o, err := parseRunFlags([]string{"--cidr", "10.0.3.0/24", "--cidr6", "fd00:1::/64", "--", "true"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw := o.network
+	if nw.Guest4().String() != "10.0.3.100" || nw.Gateway4().String() != "10.0.3.2" || nw.DNS6().String() != "fd00:1::3" {
+		t.Errorf("--cidr 10.0.3.0/24 --cidr6 fd00:1::/64: network %+v gives %v %v %v", nw, nw.Guest4(), nw.Gateway4(), nw.DNS6())
+	}
+	if rc := resolvConf("/nonexistent", nw); !strings.Contains(rc, "nameserver 10.0.3.3\nnameserver fd00:1::3\n") {
+		t.Errorf("resolvConf with --cidr = %q, want the network's DNS addresses", rc)
+	}
+	o, err = parseRunFlags([]string{"--", "true"}, io.Discard, io.Discard)
+	if err != nil || o.network.Guest4().String() != "10.0.2.100" || o.network.Guest6().String() != "fd00::100" {
+		t.Errorf("defaults: %+v, %v; want 10.0.2.100 and fd00::100", o.network, err)
+	}
+}

@@ -42,6 +42,7 @@ func startNet(o *runOptions, nsPath string, stderr io.Writer) (*runNet, error) {
 		return nil, err
 	}
 	n := &runNet{}
+	nw := o.network
 	var err error
 	n.dev, err = tun.Open(tun.Config{
 		Name:   o.tunName,
@@ -49,12 +50,12 @@ func startNet(o *runOptions, nsPath string, stderr io.Writer) (*runNet, error) {
 		MTU:    o.mtu,
 		Driver: tun.Driver(o.tunDriver),
 		Addrs: []netip.Prefix{
-			netip.PrefixFrom(relay.DefaultGuest4, 24),
-			netip.PrefixFrom(relay.DefaultGuest6, 64),
+			netip.PrefixFrom(nw.Guest4(), nw.Bits4()),
+			netip.PrefixFrom(nw.Guest6(), nw.Bits6()),
 		},
 		Routes: []tun.Route{
-			{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: relay.DefaultGateway4},
-			{Dest: netip.MustParsePrefix("::/0"), Gateway: relay.DefaultGateway6},
+			{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: nw.Gateway4()},
+			{Dest: netip.MustParsePrefix("::/0"), Gateway: nw.Gateway6()},
 		},
 	})
 	if err != nil {
@@ -77,7 +78,7 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 		n.pcap, pcap = f, f
 	}
 	var err error
-	if n.st, err = stack.New(relay.StackConfig(n.dev.Endpoint(), pcap)); err != nil {
+	if n.st, err = stack.New(relay.StackConfig(n.dev.Endpoint(), pcap, o.network)); err != nil {
 		return err
 	}
 	upstreams := o.dnsUpstreams
@@ -110,8 +111,12 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 			return s.Malformed + s.BadChecksum
 		},
 	}
+	o.network.Apply(&cfg)
 	if o.debug {
 		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, "ustack run: "+format+"\n", args...) }
+		nw := o.network
+		cfg.Logf("namespace %v/%d %v/%d, gateway %v %v, DNS %v %v", nw.Guest4(), nw.Bits4(), nw.Guest6(), nw.Bits6(),
+			nw.Gateway4(), nw.Gateway6(), nw.DNS4(), nw.DNS6())
 	}
 	if n.rl, err = relay.New(cfg); err != nil {
 		return err
@@ -245,7 +250,7 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer os.Remove(resolv.Name())
-	resolv.WriteString(resolvConf("/etc/resolv.conf"))
+	resolv.WriteString(resolvConf("/etc/resolv.conf", o.network))
 	resolv.Chmod(0o644)
 	resolv.Close()
 
