@@ -289,3 +289,64 @@ exec socat TCP-LISTEN:8080,reuseaddr,fork 'SYSTEM:echo peer=$SOCAT_PEERADDR'`, p
 	}
 	runStop(t, cmd)
 }
+
+// TestRunEngineOutboundAddr: ustack runs in a namespace of the test's
+// whose "host" has 198.51.100.1 and .2 (and 2001:db8:5::1 and ::2); servers
+// there on .1 print their client's address. With --outbound-addr .2 and
+// --outbound-addr6 ::2, CMD's TCP (v4, v6) and UDP arrive from .2/::2 and
+// a ping is still answered; without them, the host kernel picks .1 (the
+// destination's own address), so the flag made the difference.
+func TestRunEngineOutboundAddr(t *testing.T) {
+	leakcheck.Check(t)
+	bin := runBinary(t)
+	roottest.RequireCommand(t, "socat", "ping", "ss")
+	name := runSilentNS(t,
+		[]string{"addr", "add", "198.51.100.1/32", "dev", "lo"}, []string{"addr", "add", "198.51.100.2/32", "dev", "lo"},
+		[]string{"-6", "addr", "add", "2001:db8:5::1/128", "dev", "lo"}, []string{"-6", "addr", "add", "2001:db8:5::2/128", "dev", "lo"})
+	peer := "SYSTEM:echo peer=$SOCAT_PEERADDR"
+	for _, srv := range [][]string{
+		{"TCP4-LISTEN:7001,bind=198.51.100.1,reuseaddr,fork", peer},
+		{"TCP6-LISTEN:7001,bind=[2001:db8:5::1],reuseaddr,fork", peer},
+		// One UDP server per run: a forked socat child still
+		// holding the port could take the next run's datagram.
+		{"UDP4-RECVFROM:7002,bind=198.51.100.1", peer},
+		{"UDP4-RECVFROM:7003,bind=198.51.100.1", peer},
+	} {
+		cmd := exec.Command("ip", append([]string{"netns", "exec", name, "socat"}, srv...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	runEventually(t, "servers listening", func() error {
+		got, _ := exec.Command("ip", "netns", "exec", name, "ss", "-Htuln").CombinedOutput()
+		if strings.Count(string(got), ":7001") != 2 || !strings.Contains(string(got), ":7002") || !strings.Contains(string(got), ":7003") {
+			return fmt.Errorf("not yet: %s", got)
+		}
+		return nil
+	})
+	run := func(udpPort string, extra ...string) string {
+		script := `socat -T5 - TCP4:198.51.100.1:7001 </dev/null; socat -T5 - 'TCP6:[2001:db8:5::1]:7001' </dev/null
+echo x | socat -T5 - UDP4:198.51.100.1:` + udpPort + `; ping -c 1 -W 5 198.51.100.1 >/dev/null && echo ping-ok`
+		args := append(append([]string{"netns", "exec", name, bin, "run"}, extra...), "--", "sh", "-c", script)
+		res := runUstack(t, "ip", args...)
+		if res.status != 0 {
+			t.Fatalf("ustack run %q: status %d, stdout %q, stderr %q", extra, res.status, res.stdout, res.stderr)
+		}
+		return res.stdout
+	}
+	want := "peer=198.51.100.2\npeer=[2001:0db8:0005:0000:0000:0000:0000:0002]\npeer=198.51.100.2\nping-ok\n"
+	if got := run("7002", "--outbound-addr", "198.51.100.2", "--outbound-addr6", "2001:db8:5::2"); got != want {
+		t.Errorf("with --outbound-addr: CMD printed %q, want %q", got, want)
+	}
+	want = "peer=198.51.100.1\npeer=[2001:0db8:0005:0000:0000:0000:0000:0001]\npeer=198.51.100.1\nping-ok\n"
+	if got := run("7003"); got != want {
+		t.Errorf("without --outbound-addr: CMD printed %q, want %q", got, want)
+	}
+	// An address the host (this namespace) does not have is refused
+	// before anything starts.
+	res := runUstack(t, "ip", "netns", "exec", name, bin, "run", "--outbound-addr", "198.51.100.3", "--", "true")
+	if res.status != 2 || !strings.Contains(res.stderr, `--outbound-addr "198.51.100.3": not an address of this host`) {
+		t.Errorf("--outbound-addr of another host: status %d, stderr %q; want 2 naming the flag", res.status, res.stderr)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -62,6 +63,8 @@ type runOptions struct {
 	debug             bool
 	fds               engineFDs     // --ready-fd, --exit-fd
 	network           relay.Network // --cidr, --cidr6
+	outbound4         netip.Addr    // --outbound-addr
+	outbound6         netip.Addr    // --outbound-addr6
 }
 
 func runRun(args []string, stdout, stderr io.Writer) int {
@@ -114,6 +117,7 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 		deny, dns, publish           []string
 		readyFD, exitFD              string
 		cidr4, cidr6                 string
+		out4, out6                   string
 		nsPath                       string
 		pid                          int
 		help                         bool
@@ -141,6 +145,8 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	fs.DurationVar(&o.udpTimeout, "udp-timeout", udpDefault, "expire UDP and ping flows idle this long")
 	fs.StringVar(&readyFD, "ready-fd", "", "write \"1\" to descriptor `FD` and close it once the namespace's network, every -p forward and the --api-socket are up (slirp4netns's --ready-fd)")
 	fs.StringVar(&exitFD, "exit-fd", "", "tear everything down and exit 0 when descriptor `FD` reaches end of file (slirp4netns's --exit-fd)")
+	fs.StringVar(&out4, "outbound-addr", "", "send CMD's IPv4 traffic from the host address `ADDR` (bind every host socket the relay opens to it; slirp4netns's --outbound-addr)")
+	fs.StringVar(&out6, "outbound-addr6", "", "send CMD's IPv6 traffic from the host address `ADDR` (slirp4netns's --outbound-addr6)")
 	fs.BoolVar(&o.debug, "debug", false, "log each refused or failed flow to stderr")
 	fs.BoolVarP(&help, "help", "h", false, "show this help")
 	if err := fs.Parse(args); err != nil {
@@ -162,6 +168,13 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 		return nil, err
 	}
 	if err := o.checkNetwork(cidr4, cidr6); err != nil {
+		return nil, err
+	}
+	var err error
+	if o.outbound4, err = parseOutbound("--outbound-addr", out4, true); err != nil {
+		return nil, err
+	}
+	if o.outbound6, err = parseOutbound("--outbound-addr6", out6, false); err != nil {
 		return nil, err
 	}
 	return &o, o.checkFDs(fs.Changed("ready-fd"), readyFD, fs.Changed("exit-fd"), exitFD)
@@ -190,6 +203,35 @@ func (o *runOptions) checkNetwork(cidr4, cidr6 string) error {
 		*c.dst = p
 	}
 	return nil
+}
+
+// parseOutbound reads an --outbound-addr value ("" for none): an address
+// of the flag's family that this host has, which a socket can be bound
+// to (checked by binding one). A loopback address would keep everything
+// on the host, and the unspecified one is the kernel's choice anyway.
+func parseOutbound(flag, s string, v4 bool) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		return netip.Addr{}, fmt.Errorf("%s %q: not an IP address", flag, s)
+	case v4 && !a.Is4():
+		return netip.Addr{}, fmt.Errorf("%s %q: not an IPv4 address (IPv6 goes in --outbound-addr6)", flag, s)
+	case !v4 && (!a.Is6() || a.Is4In6()):
+		return netip.Addr{}, fmt.Errorf("%s %q: not an IPv6 address (IPv4 goes in --outbound-addr)", flag, s)
+	case a.Zone() != "":
+		return netip.Addr{}, fmt.Errorf("%s %q: a zone is not supported; use an address without one", flag, s)
+	case a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast():
+		return netip.Addr{}, fmt.Errorf("%s %q: not a unicast address that reaches other hosts", flag, s)
+	}
+	pc, err := net.ListenPacket("udp", netip.AddrPortFrom(a, 0).String())
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s %q: not an address of this host (binding a socket to it: %v)", flag, s, errors.Unwrap(err))
+	}
+	pc.Close()
+	return a, nil
 }
 
 // checkFDs validates --ready-fd and --exit-fd (before any namespace is

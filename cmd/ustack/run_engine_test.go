@@ -278,3 +278,32 @@ func TestRunEngineCIDRParse(t *testing.T) {
 		t.Errorf("defaults: %+v, %v; want 10.0.2.100 and fd00::100", o.network, err)
 	}
 }
+
+func TestRunEngineOutboundFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		contains string
+	}{
+		{[]string{"--outbound-addr", "eth0"}, `--outbound-addr "eth0": not an IP address`},
+		{[]string{"--outbound-addr", "fd00::1"}, `--outbound-addr "fd00::1": not an IPv4 address`},
+		{[]string{"--outbound-addr6", "192.0.2.1"}, `--outbound-addr6 "192.0.2.1": not an IPv6 address`},
+		{[]string{"--outbound-addr6", "::ffff:192.0.2.1"}, `--outbound-addr6 "::ffff:192.0.2.1": not an IPv6 address`},
+		{[]string{"--outbound-addr", "127.0.0.1"}, `--outbound-addr "127.0.0.1": not a unicast address that reaches other hosts`},
+		{[]string{"--outbound-addr", "0.0.0.0"}, `--outbound-addr "0.0.0.0": not a unicast address`},
+		{[]string{"--outbound-addr6", "ff02::1"}, `--outbound-addr6 "ff02::1": not a unicast address`},
+		{[]string{"--outbound-addr6", "fe80::1%lo"}, `--outbound-addr6 "fe80::1%lo": a zone is not supported`},
+		// TEST-NET-3: no host here has it.
+		{[]string{"--outbound-addr", "203.0.113.77"}, `--outbound-addr "203.0.113.77": not an address of this host`},
+	} {
+		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
+			args := append(tc.args, "--", "true")
+			var out bytes.Buffer
+			if got := dispatch(append([]string{"run"}, args...), &out, &out); got != exitUsage {
+				t.Errorf("ustack run %q = %d, want %d (usage); output %q", args, got, exitUsage, out.String())
+			}
+			if !strings.Contains(out.String(), tc.contains) {
+				t.Errorf("ustack run %q output = %q, want it to name %q", args, out.String(), tc.contains)
+			}
+		})
+	}
+}
