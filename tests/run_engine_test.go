@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -266,12 +267,13 @@ func TestRunEngineCIDR(t *testing.T) {
 	port6 := runHTTPServer(t, "tcp6", "[::1]:0", http.HandlerFunc(hello))
 	dns := runDNSServer(t, "engine-cidr.test", [4]byte{192, 0, 2, 78})
 	fwd := runFreePort(t, "tcp4", "127.0.0.1:0")
+	sock := filepath.Join(t.TempDir(), "api.sock")
 	script := fmt.Sprintf(`ip -br addr show tap0; ip route show default; ip -6 route show default; cat /etc/resolv.conf
 getent ahostsv4 engine-cidr.test | head -1
 curl -sS --max-time 10 http://10.0.3.2:%s/ && curl -sS --max-time 10 -g 'http://[fd00:1::2]:%s/' && echo curl-ok
 exec socat TCP-LISTEN:8080,reuseaddr,fork 'SYSTEM:echo peer=$SOCAT_PEERADDR'`, port4, port6)
 	cmd, out := runStart(t, bin, "run", "--cidr", "10.0.3.0/24", "--cidr6", "fd00:1::/64", "--allow-host-loopback",
-		"--dns-upstream", dns, "-p", "127.0.0.1:"+fwd+":8080", "--", "sh", "-c", script)
+		"--dns-upstream", dns, "-p", "127.0.0.1:"+fwd+":8080", "--api-socket", sock, "--", "sh", "-c", script)
 	runEventually(t, "through the forward to CMD's server", func() error {
 		return runDialExpect(&net.Dialer{}, "tcp4", "127.0.0.1:"+fwd, "peer=10.0.3.2\n")
 	})
@@ -287,6 +289,20 @@ exec socat TCP-LISTEN:8080,reuseaddr,fork 'SYSTEM:echo peer=$SOCAT_PEERADDR'`, p
 	if strings.Contains(got, "10.0.2.") {
 		t.Errorf("CMD's output names the default network 10.0.2.0/24:\n%s", got)
 	}
+	// The control socket tells an engine the same addresses.
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, `{"op":"info"}`+"\n")
+	info, err := bufio.NewReader(c).ReadString('\n')
+	want := `{"ok":true,"info":{"guest4":"10.0.3.100","gateway4":"10.0.3.2","dns4":"10.0.3.3","guest6":"fd00:1::100","gateway6":"fd00:1::2","dns6":"fd00:1::3"}}` + "\n"
+	if info != want || err != nil {
+		t.Errorf("control socket info = %q, %v; want %q", info, err, want)
+	}
+	c.Close()
 	runStop(t, cmd)
 }
 
