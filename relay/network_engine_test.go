@@ -4,9 +4,12 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/ustack/ustack/internal/leakcheck"
 )
 
 func TestNetworkAddrs(t *testing.T) {
+	leakcheck.Check(t)
 	for _, tc := range []struct {
 		nw                Network
 		gw4, dns4, guest4 string
@@ -39,6 +42,7 @@ func TestNetworkAddrs(t *testing.T) {
 }
 
 func TestCheckPrefix(t *testing.T) {
+	leakcheck.Check(t)
 	for _, tc := range []struct {
 		prefix string
 		want   string // "" means accepted

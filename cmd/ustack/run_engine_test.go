@@ -232,6 +232,7 @@ func TestRunEngineExitWatch(t *testing.T) {
 }
 
 func TestRunEngineCIDRFlags(t *testing.T) {
+	leakcheck.Check(t)
 	for _, tc := range []struct {
 		args     []string
 		contains string
@@ -262,6 +263,7 @@ func TestRunEngineCIDRFlags(t *testing.T) {
 }
 
 func TestRunEngineCIDRParse(t *testing.T) {
+	leakcheck.Check(t)
 	o, err := parseRunFlags([]string{"--cidr", "10.0.3.0/24", "--cidr6", "fd00:1::/64", "--", "true"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +282,7 @@ func TestRunEngineCIDRParse(t *testing.T) {
 }
 
 func TestRunEngineOutboundFlags(t *testing.T) {
+	leakcheck.Check(t)
 	for _, tc := range []struct {
 		args     []string
 		contains string
