@@ -38,7 +38,7 @@ relayed through ordinary host sockets. Inside: lo, a TUN device with
 DNS at 10.0.2.3 and fd00::3 (CMD's own /etc/resolv.conf); --cidr and
 --cidr6 move them (network+100, +2, +3; IPv6 +0x100). The exit status
 is CMD's. With --netns or --pid, the network is given to an existing
-namespace until ustack is killed.
+namespace until ustack is killed (or --exit-fd reaches end of file).
 
 Flags:
 `
