@@ -113,7 +113,7 @@ func (p *enginePipes) exitNow(t *testing.T, cmd *exec.Cmd, out *runOutput) {
 // container's would before its network exists.
 func engineNS(t *testing.T) (name, path string) {
 	t.Helper()
-	roottest.RequireCommand(t, "ip", "socat")
+	roottest.RequireCommand(t, "ip", "socat", "ss")
 	name = "engine-" + runRandomName()
 	path, err := netns.CreateNamed(name)
 	if err != nil {
@@ -222,7 +222,7 @@ func TestRunEngineReadyFDCreate(t *testing.T) {
 func TestRunEngineReadyFDRootless(t *testing.T) {
 	leakcheck.Check(t)
 	bin := runPublicBinary(t)
-	roottest.RequireCommand(t, "setpriv", "unshare", "nsenter", "socat")
+	roottest.RequireCommand(t, "setpriv", "unshare", "nsenter", "socat", "ss", "ip")
 	runTunForAll(t)
 	holder := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 		"unshare", "-rn", "socat", "TCP-LISTEN:80,reuseaddr,fork", "SYSTEM:echo inside")
