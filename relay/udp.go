@@ -112,7 +112,11 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 // of CMD failed. It returns the upstream it connected to.
 func (r *Relay) dialDatagram(target netip.AddrPort, dns bool) (*net.UDPConn, netip.AddrPort, error) {
 	dial := func(to netip.AddrPort) (*net.UDPConn, error) {
-		return net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+		var laddr *net.UDPAddr
+		if src := r.outbound(to.Addr()); src.IsValid() {
+			laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+		}
+		return net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(to))
 	}
 	hc, err := dial(target)
 	for i := 0; err != nil && dns && i < len(r.cfg.DNSUpstreams); i++ {
