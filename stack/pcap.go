@@ -21,6 +21,7 @@ func newSniffer(ep gstack.LinkEndpoint, cw *captureWriter) (gstack.LinkEndpoint,
 	// this global is off (sniffer.go, DumpPacket); a capture is what the
 	// caller asked for, and logging each packet would swamp stderr.
 	sniffer.LogPackets.Store(0)
+	// See completeChecksums for why RX offload is the condition.
 	cw.complete = ep.Capabilities()&gstack.CapabilityRXChecksumOffload != 0
 	return sniffer.NewWithWriter(ep, cw, pcapSnapLen)
 }
@@ -57,29 +58,34 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 }
 
 // completeChecksums returns the pcap record rec with its TCP or UDP
-// checksum correct, copying it only when the checksum needs a change.
+// checksum complete, in a copy.
 //
 // On a NIC whose endpoint offloads checksums (the vnet TUN driver), the
 // packets gVisor sends as GSO segments carry only the pseudo-header sum,
 // which the kernel completes, and the packets the kernel hands over with
 // NEEDS_CSUM carry the same; tcpdump and Wireshark would flag nearly every
 // TCP packet of a capture as bad, as they do on a host NIC with offload.
-// Filling the sums in tells no lie: such an endpoint delivers nothing with
-// a wrong full checksum (the TUN endpoint verifies and drops those), and
-// what gVisor sends is right once the kernel completes it. A record
+// Filling the sums in tells no lie about what gVisor sends (it is right
+// once the kernel completes it), and newSniffer turns this on only where
+// it tells none about what arrives either: on an endpoint with RX
+// checksum offload, which delivers nothing with a wrong full checksum
+// (the TUN endpoint verifies and drops those). On other endpoints a
+// received packet's wrong checksum is real and must show. A record
 // truncated by the snap length is left alone.
+//
+// Most TCP records of such a NIC need the fix, so each is copied and
+// summed once rather than first checked.
 func completeChecksums(rec []byte) []byte {
 	const hdr = 16 // ts_sec, ts_usec, incl_len, orig_len
 	if len(rec) < hdr || binary.LittleEndian.Uint32(rec[8:]) != binary.LittleEndian.Uint32(rec[12:]) {
 		return rec
 	}
-	seg, ok := l4sum.Find(rec[hdr:])
-	if !ok || seg.Valid() {
+	if _, ok := l4sum.Find(rec[hdr:]); !ok {
 		return rec
 	}
 	// The sniffer owns rec (io.Writer: Write must not change it).
 	out := append([]byte(nil), rec...)
-	seg, _ = l4sum.Find(out[hdr:])
+	seg, _ := l4sum.Find(out[hdr:])
 	seg.Complete()
 	return out
 }

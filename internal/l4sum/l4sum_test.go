@@ -9,7 +9,7 @@ import (
 )
 
 // packet builds an IPv4 or IPv6 packet around a transport segment of
-// proto with a zero checksum and payload bytes after its header.
+// proto with a wrong checksum and payload bytes after its header.
 func packet(v6 bool, proto tcpip.TransportProtocolNumber, payload int) []byte {
 	l4 := header.TCPMinimumSize
 	if proto == header.UDPProtocolNumber {
@@ -22,7 +22,8 @@ func packet(v6 bool, proto tcpip.TransportProtocolNumber, payload int) []byte {
 	if proto == header.TCPProtocolNumber {
 		header.TCP(seg).Encode(&header.TCPFields{SrcPort: 1, DstPort: 2, DataOffset: header.TCPMinimumSize, Flags: header.TCPFlagAck})
 	} else {
-		header.UDP(seg).Encode(&header.UDPFields{SrcPort: 1, DstPort: 2, Length: uint16(len(seg))})
+		// A wrong checksum, but not zero: in IPv4 zero means none.
+		header.UDP(seg).Encode(&header.UDPFields{SrcPort: 1, DstPort: 2, Length: uint16(len(seg)), Checksum: 1})
 	}
 	if v6 {
 		ip := make([]byte, header.IPv6MinimumSize)
@@ -48,6 +49,7 @@ func TestCompleteMakesValid(t *testing.T) {
 		{"tcp4 odd length", false, header.TCPProtocolNumber, 999},
 		{"tcp6", true, header.TCPProtocolNumber, 60000},
 		{"udp6", true, header.UDPProtocolNumber, 3},
+		{"udp4", false, header.UDPProtocolNumber, 100},
 		{"tcp4 no payload", false, header.TCPProtocolNumber, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,19 +59,14 @@ func TestCompleteMakesValid(t *testing.T) {
 				t.Fatal("Find() = false, want the segment")
 			}
 			if seg.Valid() {
-				t.Fatal("a zero checksum is valid, want invalid (the test's packet is wrong)")
+				t.Fatal("the built checksum is valid, want invalid (the test's packet is wrong)")
 			}
 			seg.Complete()
 			if !seg.Valid() {
 				t.Errorf("after Complete, Valid() = false")
 			}
-			// gVisor's own receive-side check agrees.
-			if tc.proto == header.TCPProtocolNumber {
-				tcp := header.TCP(seg.Bytes)
-				payload := seg.Bytes[tcp.DataOffset():]
-				if !tcp.IsChecksumValid(seg.Src, seg.Dst, checksum.Checksum(payload, 0), uint16(len(payload))) {
-					t.Errorf("gVisor's TCP check refuses the completed checksum")
-				}
+			if !gvisorValid(seg) {
+				t.Errorf("gVisor's receive-side check refuses the completed checksum")
 			}
 		})
 	}
@@ -81,6 +78,7 @@ func TestFindRefusesWhatItCannotJudge(t *testing.T) {
 	later := packet(false, header.TCPProtocolNumber, 100)
 	header.IPv4(later).SetFlagsFragmentOffset(0, 64)
 	udpNoSum := packet(false, header.UDPProtocolNumber, 10)
+	header.UDP(udpNoSum[header.IPv4MinimumSize:]).SetChecksum(0)
 	icmp := packet(false, header.TCPProtocolNumber, 10)
 	icmp[9] = uint8(header.ICMPv4ProtocolNumber)
 	truncated := packet(true, header.TCPProtocolNumber, 100)[:100]
@@ -95,5 +93,41 @@ func TestFindRefusesWhatItCannotJudge(t *testing.T) {
 		if _, ok := Find(pkt); ok {
 			t.Errorf("%s: Find() = true, want false", name)
 		}
+	}
+}
+
+// gvisorValid is gVisor's own receive-side check of seg's checksum.
+func gvisorValid(seg Segment) bool {
+	if seg.Proto == header.TCPProtocolNumber {
+		tcp := header.TCP(seg.Bytes)
+		payload := seg.Bytes[tcp.DataOffset():]
+		return tcp.IsChecksumValid(seg.Src, seg.Dst, checksum.Checksum(payload, 0), uint16(len(payload)))
+	}
+	udp := header.UDP(seg.Bytes)
+	return udp.IsChecksumValid(seg.Src, seg.Dst, checksum.Checksum(udp.Payload(), 0))
+}
+
+// TestCompleteUDPZeroSumIsAllOnes: a UDP checksum that computes to zero
+// is sent as 0xffff (RFC 768), since zero means "no checksum" in IPv4.
+func TestCompleteUDPZeroSumIsAllOnes(t *testing.T) {
+	pkt := packet(false, header.UDPProtocolNumber, 2)
+	seg, ok := Find(pkt)
+	if !ok {
+		t.Fatal("Find() = false, want the segment")
+	}
+	// Choose the last payload word so that the segment sums to 0xffff
+	// with a zero checksum field: the complement is then zero.
+	udp := header.UDP(seg.Bytes)
+	udp.SetChecksum(0)
+	checksum.Put(seg.Bytes[len(seg.Bytes)-2:], 0)
+	rest := checksum.Checksum(seg.Bytes, header.PseudoHeaderChecksum(seg.Proto, seg.Src, seg.Dst, uint16(len(seg.Bytes))))
+	checksum.Put(seg.Bytes[len(seg.Bytes)-2:], ^rest)
+	udp.SetChecksum(1)
+	seg.Complete()
+	if got := header.UDP(seg.Bytes).Checksum(); got != 0xffff {
+		t.Fatalf("checksum = %#x, want 0xffff", got)
+	}
+	if !seg.Valid() || !gvisorValid(seg) {
+		t.Errorf("the all-ones checksum does not verify")
 	}
 }
