@@ -343,7 +343,7 @@ func TestRunEngineOutboundAddr(t *testing.T) {
 	})
 	run := func(udpPort string, extra ...string) string {
 		script := `socat -T5 - TCP4:198.51.100.1:7001 </dev/null; socat -T5 - 'TCP6:[2001:db8:5::1]:7001' </dev/null
-echo x | socat -T5 - UDP4:198.51.100.1:` + udpPort + `; ping -c 1 -W 5 198.51.100.1 >/dev/null && echo ping-ok`
+echo x | socat -t3 -T5 - UDP4:198.51.100.1:` + udpPort + `; ping -c 1 -W 5 198.51.100.1 >/dev/null && echo ping-ok`
 		args := append(append([]string{"netns", "exec", name, bin, "run"}, extra...), "--", "sh", "-c", script)
 		res := runUstack(t, "ip", args...)
 		if res.status != 0 {
