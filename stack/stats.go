@@ -13,6 +13,8 @@ type Stats struct {
 	ICMP ICMPStats
 	TCP  TCPStats
 	UDP  UDPStats
+	// Endpoints counts transport endpoints (sockets) the stack holds.
+	Endpoints EndpointStats
 }
 
 // NICStats counts one interface's traffic.
@@ -101,6 +103,7 @@ func (s *Stack) Stats() Stats {
 			ChecksumErrors:      gs.UDP.ChecksumErrors.Value(),
 		},
 	}
+	st.Endpoints = s.endpointStats()
 	for _, info := range s.s.NICInfo() {
 		ns := info.Stats
 		st.NICs = append(st.NICs, NICStats{

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"runtime"
 	"text/tabwriter"
 	"time"
 
@@ -42,7 +43,29 @@ type Status struct {
 	Stats       stack.Stats  `json:"stats"`
 	Device      *tun.Stats   `json:"device,omitempty"` // nil without Config.DeviceStats
 	Services    ServiceStats `json:"services"`
+	Runtime     RuntimeStats `json:"runtime"`
 	Connections []ConnInfo   `json:"connections"`
+}
+
+// RuntimeStats is the serving process's own use of memory and goroutines,
+// so that an operator (or tests/soak) can see whether it stays bounded
+// over days of churn.
+type RuntimeStats struct {
+	Goroutines  uint64 `json:"goroutines"`
+	HeapAlloc   uint64 `json:"heap_alloc"`   // bytes of live and not yet collected objects
+	HeapObjects uint64 `json:"heap_objects"` // objects allocated and not yet freed
+	Sys         uint64 `json:"sys"`          // bytes obtained from the OS
+}
+
+func readRuntime() RuntimeStats {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return RuntimeStats{
+		Goroutines:  uint64(runtime.NumGoroutine()),
+		HeapAlloc:   m.HeapAlloc,
+		HeapObjects: m.HeapObjects,
+		Sys:         m.Sys,
+	}
 }
 
 // ServiceStats counts what the services themselves refused.
@@ -64,6 +87,7 @@ func (s *Server) Status() Status {
 		Stats:       s.cfg.Stack.Stats(),
 		Connections: s.Conns(),
 		Services:    ServiceStats{UDPLowPortDropped: s.udpLowPortDropped.Load(), ConnLimitReset: s.conns.limitReset.Load()},
+		Runtime:     readRuntime(),
 	}
 	if s.cfg.DeviceStats != nil {
 		d := s.cfg.DeviceStats()
@@ -99,10 +123,12 @@ func writeStatus(w io.Writer, st Status) {
 	writeCounters(tw, "ICMP.", reflect.ValueOf(st.Stats.ICMP))
 	writeCounters(tw, "TCP.", reflect.ValueOf(st.Stats.TCP))
 	writeCounters(tw, "UDP.", reflect.ValueOf(st.Stats.UDP))
+	writeCounters(tw, "Endpoints.", reflect.ValueOf(st.Stats.Endpoints))
 	if st.Device != nil {
 		writeCounters(tw, "Device.", reflect.ValueOf(*st.Device))
 	}
 	writeCounters(tw, "Services.", reflect.ValueOf(st.Services))
+	writeCounters(tw, "Runtime.", reflect.ValueOf(st.Runtime))
 	tw.Flush()
 	fmt.Fprintf(w, "\nOpen connections: %d\n", len(st.Connections))
 	if len(st.Connections) == 0 {
