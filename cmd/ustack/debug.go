@@ -18,9 +18,10 @@ import (
 // debugEnv names the environment variable that turns on the debug
 // listener: USTACK_DEBUG_ADDR=127.0.0.1:6060 ustack serve ... serves Go's
 // profiles (/debug/pprof/) and a JSON snapshot of the process and its
-// stacks (/debug/vars) on that loopback address, for the life of the
-// process. It exists to find leaks in long runs (tests/soak, docs/soak.md):
-// goroutine and heap profiles say what grows, /debug/vars how much.
+// stacks (/debug/vars; ?gc=1 collects garbage first) on that loopback
+// address, for the life of the process. It exists to find leaks in long
+// runs (tests/soak, docs/soak.md): goroutine and heap profiles say what
+// grows, /debug/vars how much.
 const debugEnv = "USTACK_DEBUG_ADDR"
 
 // debugStacks are the stacks /debug/vars reports, in the order made.
@@ -79,6 +80,11 @@ func debugMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /debug/vars", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("gc") == "1" {
+			// The live heap, not what waits for the next collection
+			// (serve lets 256 MiB of garbage pile up: serveGCFloor).
+			runtime.GC()
+		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
