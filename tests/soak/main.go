@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command soak runs ustack for a long time under mixed churn and reports
 // whether its goroutines, descriptors, memory and sockets reach a plateau
 // and come back down once the load stops. It is the long mode of the soak
