@@ -51,6 +51,7 @@ func TestIdleUDPFlowsHoldNoBuffers(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 		per := (liveHeap() - before) / n
+		t.Logf("%d bytes of heap each", per)
 		if limit := int64(24 << 10); per > limit {
 			t.Errorf("%d idle relayed UDP flows: %d bytes of heap each, want under %d", n, per, limit)
 		}
