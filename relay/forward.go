@@ -271,7 +271,7 @@ func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
 	}
 	r.c.forwardAccepted.Add(1)
 	defer r.reserveSendBuffer(gc.ep)()
-	r.splice(gc, c, nsEndpoint{})
+	r.splice(gc, c, nsEndpoint{ep: gc.ep, wq: gc.wq})
 }
 
 // datagramLoop reads datagrams for a UDP port forward and relays each

@@ -19,6 +19,7 @@ import (
 type nsConn struct {
 	*gonet.TCPConn
 	ep tcpip.Endpoint
+	wq *waiter.Queue // ep's; nil where only closeReset uses the nsConn
 }
 
 // dialGuest connects from local to remote on s as gonet.DialTCPWithBind
@@ -50,7 +51,7 @@ func dialGuest(ctx context.Context, s *gstack.Stack, local, remote tcpip.FullAdd
 		ep.Close()
 		return nil, &net.OpError{Op: "connect", Net: "tcp", Addr: &net.TCPAddr{IP: remote.Addr.AsSlice(), Port: int(remote.Port)}, Err: errors.New(terr.String())}
 	}
-	return &nsConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep}, nil
+	return &nsConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep, wq: &wq}, nil
 }
 
 // gonetReset reports whether err, from a gonet.TCPConn, says the
