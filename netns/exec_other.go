@@ -38,10 +38,10 @@ func InUserNS() bool { return false }
 func Start(ExecConfig) (*Process, error) { return nil, errExecUnsupported }
 
 // RunInUserNS is only supported on Linux.
-func RunInUserNS() (int, error) { return 0, errExecUnsupported }
+func RunInUserNS([]*os.File) (int, error) { return 0, errExecUnsupported }
 
 // RunInUserNSOf is only supported on Linux.
-func RunInUserNSOf(string) (int, error) { return 0, errExecUnsupported }
+func RunInUserNSOf(string, []*os.File) (int, error) { return 0, errExecUnsupported }
 
 // SetLoopbackUp is only supported on Linux.
 func SetLoopbackUp(string) error { return errExecUnsupported }

@@ -35,7 +35,12 @@ func InUserNS() bool {
 // namespace, so its sockets are ordinary host sockets of the caller.
 // SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are passed on to it.
 // It returns the copy's shell-style exit status.
-func RunInUserNS() (int, error) {
+//
+// keep are descriptors the copy inherits at their own numbers (a
+// container engine's --ready-fd, say), where exec would pass only the
+// standard streams. RunInUserNS owns them: it closes them here once the
+// copy has started (or failed to), so the copy holds the only ones.
+func RunInUserNS(keep []*os.File) (int, error) {
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Env = append(withoutEnv(os.Environ(), usernsEnv), usernsEnv+"=1")
@@ -49,7 +54,8 @@ func RunInUserNS() (int, error) {
 		GidMappingsEnableSetgroups: false,
 		Pdeathsig:                  syscall.SIGKILL,
 	}
-	return supervise(cmd)
+	cmd.ExtraFiles = atOwnNumbers(keep)
+	return supervise(cmd, keep)
 }
 
 // RunInUserNSOf re-executes this program with the same arguments inside
@@ -57,8 +63,10 @@ func RunInUserNS() (int, error) {
 // rootless container's), so that it may give that namespace its network.
 // A Go program cannot join a user namespace itself (setns(2) refuses
 // multithreaded callers), so nsenter(1) joins it and executes the program,
-// which holds every capability there when our uid is root there.
-func RunInUserNSOf(nsPath string) (int, error) {
+// which holds every capability there when our uid is root there. keep is
+// as for RunInUserNS.
+func RunInUserNSOf(nsPath string, keep []*os.File) (int, error) {
+	defer closeAll(keep) // when we return early; supervise closed them otherwise
 	f, err := os.Open(nsPath)
 	if err != nil {
 		return 0, fmt.Errorf("netns: %w", err)
@@ -88,7 +96,34 @@ func RunInUserNSOf(nsPath string) (int, error) {
 	cmd.Env = append(withoutEnv(os.Environ(), usernsEnv), usernsEnv+"=1")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	return supervise(cmd)
+	// nsenter leaves inherited descriptors alone, so they reach the
+	// program at the same numbers.
+	cmd.ExtraFiles = atOwnNumbers(keep)
+	return supervise(cmd, keep)
+}
+
+// atOwnNumbers returns the ExtraFiles that give a child each of files at
+// its own descriptor number (ExtraFiles[i] becomes descriptor 3+i; the
+// nil entries between are closed in the child).
+func atOwnNumbers(files []*os.File) []*os.File {
+	var extra []*os.File
+	for _, f := range files {
+		fd := int(f.Fd())
+		if fd < 3 {
+			continue // the standard streams are passed anyway
+		}
+		for len(extra) < fd-2 {
+			extra = append(extra, nil)
+		}
+		extra[fd-3] = f
+	}
+	return extra
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 // nsGetUserNS is NS_GET_USERNS from <linux/nsfs.h>, _IO(0xb7, 0x1): it
@@ -97,8 +132,9 @@ const nsGetUserNS = 0xb701
 
 // supervise starts cmd from a locked thread that lives until it is
 // reaped (its Pdeathsig follows that thread), passes the forwarded
-// signals on to it and returns its shell-style exit status.
-func supervise(cmd *exec.Cmd) (int, error) {
+// signals on to it and returns its shell-style exit status. It closes
+// handOver once cmd has started (or failed to start).
+func supervise(cmd *exec.Cmd, handOver []*os.File) (int, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwardedSignals...)
 	defer signal.Stop(sigs)
@@ -120,7 +156,9 @@ func supervise(cmd *exec.Cmd) (int, error) {
 		err := cmd.Wait()
 		res <- result{cmd.ProcessState, err}
 	}()
-	if err := <-started; err != nil {
+	err := <-started
+	closeAll(handOver)
+	if err != nil {
 		if cmd.SysProcAttr.Cloneflags&unix.CLONE_NEWUSER != 0 {
 			return 0, userNSError(err)
 		}

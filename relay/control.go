@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 )
 
 // ControlRequest is one line a control client sends.
@@ -15,6 +16,7 @@ import (
 //	{"op":"remove","forward":"8080:80/tcp"}
 //	{"op":"list"}
 //	{"op":"stats"}
+//	{"op":"info"}
 type ControlRequest struct {
 	Op      string `json:"op"`
 	Forward string `json:"forward,omitempty"`
@@ -27,6 +29,22 @@ type ControlResponse struct {
 	Error    string   `json:"error,omitempty"`
 	Forwards []string `json:"forwards,omitzero"` // omitzero: "list" sends [] when there are none; nil is left out
 	Stats    *Stats   `json:"stats,omitempty"`
+	Info     *Info    `json:"info,omitempty"`
+}
+
+// Info is what the namespace was given, for an engine that did not choose
+// it (or writes it into the container's /etc/hosts): its own addresses,
+// the gateway and DNS addresses, and the outbound source addresses, if
+// any.
+type Info struct {
+	Guest4    netip.Addr `json:"guest4"`
+	Gateway4  netip.Addr `json:"gateway4"`
+	DNS4      netip.Addr `json:"dns4"`
+	Guest6    netip.Addr `json:"guest6"`
+	Gateway6  netip.Addr `json:"gateway6"`
+	DNS6      netip.Addr `json:"dns6"`
+	Outbound4 netip.Addr `json:"outbound4,omitzero"`
+	Outbound6 netip.Addr `json:"outbound6,omitzero"`
 }
 
 // maxControlLine bounds one request line.
@@ -135,6 +153,13 @@ func (r *Relay) control(req ControlRequest) ControlResponse {
 	case "stats":
 		st := r.Stats()
 		return ControlResponse{OK: true, Stats: &st}
+	case "info":
+		c := &r.cfg
+		return ControlResponse{OK: true, Info: &Info{
+			Guest4: c.Guest4, Gateway4: c.Gateway4, DNS4: c.DNS4,
+			Guest6: c.Guest6, Gateway6: c.Gateway6, DNS6: c.DNS6,
+			Outbound4: c.Outbound4, Outbound6: c.Outbound6,
+		}}
 	}
-	return fail(fmt.Errorf("unknown op %q: want add, remove, list or stats", req.Op))
+	return fail(fmt.Errorf("unknown op %q: want add, remove, list, stats or info", req.Op))
 }

@@ -117,3 +117,12 @@ func (r *Relay) dnsFailed(up netip.AddrPort) {
 		r.logf("dns upstream %v failed; using %v", up, ups[int(cur+1)%len(ups)])
 	}
 }
+
+// outbound returns the source address host sockets toward dst are bound
+// to (Config.Outbound4/6), or the invalid address: the kernel chooses.
+func (r *Relay) outbound(dst netip.Addr) netip.Addr {
+	if dst.Unmap().Is4() {
+		return r.cfg.Outbound4
+	}
+	return r.cfg.Outbound6
+}

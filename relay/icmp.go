@@ -105,7 +105,7 @@ func (r *Relay) echoFlowFor(k echoKey) (*echoFlow, error) {
 	if !r.acquireFlow() {
 		return nil, nil
 	}
-	f, err := openEcho(k)
+	f, err := openEcho(k, r.outbound(k.dst))
 	if err != nil {
 		r.releaseFlow()
 		return nil, err

@@ -2,9 +2,12 @@
 
 package relay
 
-import "errors"
+import (
+	"errors"
+	"net/netip"
+)
 
 // openEcho needs Linux's ping sockets.
-func openEcho(echoKey) (*echoFlow, error) {
+func openEcho(echoKey, netip.Addr) (*echoFlow, error) {
 	return nil, errors.New("relaying ICMP echo needs Linux ping sockets")
 }

@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 		ln.Close()
 	}
 	a, _ := pipe.New("", "", 1500)
-	if s, err := stack.New(StackConfig(a, nil)); err == nil {
+	if s, err := stack.New(StackConfig(a, nil, Network{})); err == nil {
 		s.Close()
 	}
 	os.Exit(m.Run())

@@ -15,20 +15,22 @@ const NICName = "ns"
 // StackConfig returns the configuration of the stack that faces the
 // namespace over ep (its TUN device's link endpoint): one promiscuous,
 // spoofing interface (it accepts connections to any address and answers
-// as that address) holding the default gateway and DNS addresses, default
-// routes through it, and paused, so that no packet arrives before the
-// relay is installed. pcap, if non-nil, receives a capture of the link.
+// as that address) holding nw's gateway and DNS addresses (the zero
+// Network: the defaults), default routes through it, and paused, so that
+// no packet arrives before the relay is installed. pcap, if non-nil,
+// receives a capture of the link. Give the relay the same addresses
+// (Network.Apply).
 //
 // Build the stack with stack.New, install the relay with New, then call
 // the stack's Resume. Close the relay before the stack.
-func StackConfig(ep gstack.LinkEndpoint, pcap io.Writer) stack.Config {
+func StackConfig(ep gstack.LinkEndpoint, pcap io.Writer, nw Network) stack.Config {
 	return stack.Config{
 		NICs: []stack.NICConfig{{
 			Name:     NICName,
 			Endpoint: newTxQueue(ep),
 			Addrs: []netip.Prefix{
-				netip.PrefixFrom(DefaultGateway4, 24), netip.PrefixFrom(DefaultDNS4, 24),
-				netip.PrefixFrom(DefaultGateway6, 64), netip.PrefixFrom(DefaultDNS6, 64),
+				netip.PrefixFrom(nw.Gateway4(), nw.Bits4()), netip.PrefixFrom(nw.DNS4(), nw.Bits4()),
+				netip.PrefixFrom(nw.Gateway6(), nw.Bits6()), netip.PrefixFrom(nw.DNS6(), nw.Bits6()),
 			},
 			Pcap:        pcap,
 			Promiscuous: true,

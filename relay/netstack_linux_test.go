@@ -45,7 +45,7 @@ func TestNetstackCloseUnderTraffic(t *testing.T) {
 			t.Fatal(err)
 		}
 		ours, peer := os.NewFile(uintptr(fds[0]), "ours"), os.NewFile(uintptr(fds[1]), "peer")
-		ns, err := stack.New(StackConfig(tun.NewPacketEndpoint(ours, 1500), nil))
+		ns, err := stack.New(StackConfig(tun.NewPacketEndpoint(ours, 1500), nil, Network{}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -103,9 +103,18 @@ type Config struct {
 	// reserveSendBuffer). Default 256 MiB.
 	SendBufferBudget int
 
+	// Outbound4/6, if valid, are the source addresses every host socket
+	// the relay opens toward a real destination of that family is bound
+	// to (TCP, UDP, DNS upstreams, ICMP echo), as slirp4netns's
+	// --outbound-addr: which host address (and so, by the host's source
+	// routing, which interface) the namespace's traffic leaves from.
+	// Invalid means the host kernel chooses.
+	Outbound4, Outbound6 netip.Addr
+
 	// Dial, if set, connects to real TCP destinations instead of a
-	// net.Dialer with DialTimeout (to set socket options, say). It must
-	// return a *net.TCPConn or another conn with CloseWrite.
+	// net.Dialer with DialTimeout (to set socket options, say); binding
+	// to Outbound4/6 is then its business. It must return a
+	// *net.TCPConn or another conn with CloseWrite.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 
 	// ControlRefuse, if set, is asked about each control socket client
@@ -289,6 +298,12 @@ func (c *Config) fill() error {
 	}
 	if c.SendBufferBudget == 0 {
 		c.SendBufferBudget = defaultSendBudget
+	}
+	if c.Outbound4.IsValid() && !c.Outbound4.Is4() {
+		return fmt.Errorf("relay: Config.Outbound4 %v is not an IPv4 address", c.Outbound4)
+	}
+	if c.Outbound6.IsValid() && !(c.Outbound6.Is6() && !c.Outbound6.Is4In6()) {
+		return fmt.Errorf("relay: Config.Outbound6 %v is not an IPv6 address", c.Outbound6)
 	}
 	for _, p := range c.Deny {
 		if !p.IsValid() {

@@ -45,7 +45,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gwn, err := stack.New(StackConfig(b, nil))
+	gwn, err := stack.New(StackConfig(b, nil, Network{}))
 	if err != nil {
 		ns.Close()
 		t.Fatal(err)

@@ -192,7 +192,11 @@ func (h *handshakeCut) finish() (timedOut bool) {
 func (r *Relay) dial(target netip.AddrPort) (halfCloser, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
 	defer cancel()
-	dial := (&net.Dialer{}).DialContext
+	d := &net.Dialer{}
+	if src := r.outbound(target.Addr()); src.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+	}
+	dial := d.DialContext
 	if r.cfg.Dial != nil {
 		dial = r.cfg.Dial
 	}

@@ -43,7 +43,11 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 	if !r.acquireFlow() {
 		return true // dropped, as a full conntrack table drops
 	}
-	hc, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
+	var laddr *net.UDPAddr
+	if src := r.outbound(target.Addr()); src.IsValid() {
+		laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+	}
+	hc, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(target))
 	if err != nil {
 		r.releaseFlow()
 		r.logf("udp %v: %v", dst, err)

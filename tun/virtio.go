@@ -3,8 +3,8 @@ package tun
 import (
 	"encoding/binary"
 
+	"github.com/ustack/ustack/internal/l4sum"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -181,47 +181,16 @@ func checkRxGSO(h virtioHdr, proto tcpip.NetworkProtocolNumber, pkt []byte) bool
 // after reassembly only in the kernel that sent them, which for a packet
 // with a full checksum and no offload flag is the sender's own stack.
 func fullChecksumsValid(proto tcpip.NetworkProtocolNumber, pkt []byte) bool {
-	var src, dst tcpip.Address
-	var transport tcpip.TransportProtocolNumber
-	var payload []byte
-	switch proto {
-	case header.IPv4ProtocolNumber:
+	if proto == header.IPv4ProtocolNumber {
 		ip := header.IPv4(pkt)
-		hl := int(ip.HeaderLength())
-		tl := int(ip.TotalLength())
+		hl, tl := int(ip.HeaderLength()), int(ip.TotalLength())
 		if hl < header.IPv4MinimumSize || hl > len(pkt) || tl < hl || tl > len(pkt) {
 			return true // not ours to judge: gVisor drops it as malformed
 		}
 		if !ip.IsChecksumValid() {
 			return false
 		}
-		if ip.More() || ip.FragmentOffset() != 0 {
-			return true
-		}
-		src, dst, transport, payload = ip.SourceAddress(), ip.DestinationAddress(), ip.TransportProtocol(), pkt[hl:tl]
-	case header.IPv6ProtocolNumber:
-		ip := header.IPv6(pkt)
-		pl := int(ip.PayloadLength())
-		if header.IPv6MinimumSize+pl > len(pkt) {
-			return true
-		}
-		src, dst, transport, payload = ip.SourceAddress(), ip.DestinationAddress(), ip.TransportProtocol(), pkt[header.IPv6MinimumSize:][:pl]
 	}
-	switch transport {
-	case header.TCPProtocolNumber:
-		if len(payload) < header.TCPMinimumSize {
-			return true
-		}
-	case header.UDPProtocolNumber:
-		if len(payload) < header.UDPMinimumSize {
-			return true
-		}
-		if proto == header.IPv4ProtocolNumber && header.UDP(payload).Checksum() == 0 {
-			return true // RFC 768: no checksum was computed
-		}
-	default:
-		return true
-	}
-	sum := header.PseudoHeaderChecksum(transport, src, dst, uint16(len(payload)))
-	return checksum.Checksum(payload, sum) == 0xffff
+	seg, ok := l4sum.Find(pkt)
+	return !ok || seg.Valid()
 }

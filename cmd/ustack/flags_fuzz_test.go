@@ -19,6 +19,9 @@ func FuzzFlags(f *testing.F) {
 		"-p\x00[::1]:8080:80/udp\x00--\x00sh", "--deny\x00::/0\x00--dns-upstream\x00[fe80::1%eth0]:53\x00--\x00true",
 		"--pid\x00-1", "--netns\x00/proc/self/ns/net\x00--pid\x001", "--dial-timeout\x00-5s\x00--\x00x",
 		"-p\x001.2.3.4:0:0", "--publish=:::/tcp",
+		"--cidr\x0010.0.3.0/24\x00--cidr6\x00fd00:1::/64\x00--\x00true", "--cidr=10.0.3.7/25", "--cidr6\x00::ffff:10.0.0.0/104",
+		"--ready-fd\x00-1\x00--exit-fd\x00x", "--ready-fd=99999999999999999999",
+		"--outbound-addr\x00127.0.0.1\x00--outbound-addr6\x00fe80::1%lo\x00--\x00x",
 	} {
 		f.Add(s)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -34,9 +35,10 @@ new user namespace mapping you to root, like 'unshare -rn') whose whole
 network is the userspace stack: every TCP connection, UDP flow and ping CMD opens is
 relayed through ordinary host sockets. Inside: lo, a TUN device with
 10.0.2.100/24 and fd00::100/64, default routes via 10.0.2.2 and fd00::2,
-DNS at 10.0.2.3 and fd00::3 (CMD's own /etc/resolv.conf). The exit status
+DNS at 10.0.2.3 and fd00::3 (CMD's own /etc/resolv.conf); --cidr and
+--cidr6 move them (network+100, +2, +3; IPv6 +0x100). The exit status
 is CMD's. With --netns or --pid, the network is given to an existing
-namespace until ustack is killed.
+namespace until ustack is killed (or --exit-fd reaches end of file).
 
 Flags:
 `
@@ -59,6 +61,10 @@ type runOptions struct {
 	halfCloseTimeout  time.Duration
 	udpTimeout        time.Duration
 	debug             bool
+	fds               engineFDs     // --ready-fd, --exit-fd
+	network           relay.Network // --cidr, --cidr6
+	outbound4         netip.Addr    // --outbound-addr
+	outbound6         netip.Addr    // --outbound-addr6
 }
 
 func runRun(args []string, stdout, stderr io.Writer) int {
@@ -81,9 +87,12 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		// Rootless: become root of a new user namespace, then do the rest
 		// there, with every capability over the namespaces we create; to
 		// attach, join the user namespace that owns the target instead.
-		run := netns.RunInUserNS
+		// The copy gets --ready-fd and --exit-fd at the same numbers, and
+		// the only copies of them.
+		keep := opts.fds.files()
+		run := func() (int, error) { return netns.RunInUserNS(keep) }
 		if opts.attachPath != "" {
-			run = func() (int, error) { return netns.RunInUserNSOf(opts.attachPath) }
+			run = func() (int, error) { return netns.RunInUserNSOf(opts.attachPath, keep) }
 		}
 		status, err := run()
 		if err != nil {
@@ -92,6 +101,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		}
 		return status
 	}
+	opts.fds.own()
 	if opts.attachPath != "" {
 		return runAttach(opts, stderr)
 	}
@@ -105,6 +115,9 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	var (
 		o                            runOptions
 		deny, dns, publish           []string
+		readyFD, exitFD              string
+		cidr4, cidr6                 string
+		out4, out6                   string
 		nsPath                       string
 		pid                          int
 		help                         bool
@@ -113,7 +126,9 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 		udpDefault                   = 60 * time.Second
 		tunNameDefault, driverDefalt = "tap0", ""
 	)
-	fs.BoolVar(&o.allowHostLoopback, "allow-host-loopback", false, "let the gateway 10.0.2.2/fd00::2 reach the host's 127.0.0.1/::1")
+	fs.BoolVar(&o.allowHostLoopback, "allow-host-loopback", false, "let the gateway (network+2: 10.0.2.2/fd00::2 by default) reach the host's 127.0.0.1/::1")
+	fs.StringVar(&cidr4, "cidr", relay.DefaultPrefix4.String(), "the namespace's IPv4 network `CIDR`: the namespace is network+100, the gateway +2, DNS +3 (slirp4netns's --cidr)")
+	fs.StringVar(&cidr6, "cidr6", relay.DefaultPrefix6.String(), "the namespace's IPv6 network `CIDR`: the namespace is network+0x100, the gateway +2, DNS +3")
 	fs.StringArrayVar(&deny, "deny", nil, "block destinations in `CIDR` (repeatable)")
 	fs.StringArrayVar(&dns, "dns-upstream", nil, "forward DNS to `ADDR`[:PORT] instead of the host's /etc/resolv.conf resolvers (repeatable: the next is used when one fails)")
 	fs.StringArrayVarP(&publish, "publish", "p", nil, "forward `SPEC` = [HOSTIP:]HOSTPORT:NSPORT[/tcp|/udp] from the host into the namespace (repeatable)")
@@ -128,6 +143,10 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", dialDefault, "give up dialling a real destination that does not answer after this long (CMD gets no answer either; its connect times out on its own)")
 	fs.DurationVar(&o.halfCloseTimeout, "half-close-timeout", halfDefault, "close a half-closed connection idle this long")
 	fs.DurationVar(&o.udpTimeout, "udp-timeout", udpDefault, "expire UDP and ping flows idle this long")
+	fs.StringVar(&readyFD, "ready-fd", "", "write \"1\" to descriptor `FD` and close it once the namespace's network, every -p forward and the --api-socket are up (slirp4netns's --ready-fd)")
+	fs.StringVar(&exitFD, "exit-fd", "", "tear everything down and exit 0 when descriptor `FD` reaches end of file (slirp4netns's --exit-fd)")
+	fs.StringVar(&out4, "outbound-addr", "", "send CMD's IPv4 traffic from the host address `ADDR` (bind every host socket the relay opens to it; slirp4netns's --outbound-addr)")
+	fs.StringVar(&out6, "outbound-addr6", "", "send CMD's IPv6 traffic from the host address `ADDR` (slirp4netns's --outbound-addr6)")
 	fs.BoolVar(&o.debug, "debug", false, "log each refused or failed flow to stderr")
 	fs.BoolVarP(&help, "help", "h", false, "show this help")
 	if err := fs.Parse(args); err != nil {
@@ -145,7 +164,96 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 		// about a missing command.
 		return nil, fmt.Errorf("--pid %d: not a process ID", pid)
 	}
-	return &o, o.check(deny, dns, publish, nsPath, pid)
+	if err := o.check(deny, dns, publish, nsPath, pid); err != nil {
+		return nil, err
+	}
+	if err := o.checkNetwork(cidr4, cidr6); err != nil {
+		return nil, err
+	}
+	var err error
+	if o.outbound4, err = parseOutbound("--outbound-addr", out4, true); err != nil {
+		return nil, err
+	}
+	if o.outbound6, err = parseOutbound("--outbound-addr6", out6, false); err != nil {
+		return nil, err
+	}
+	return &o, o.checkFDs(fs.Changed("ready-fd"), readyFD, fs.Changed("exit-fd"), exitFD)
+}
+
+// checkNetwork validates --cidr and --cidr6 (relay.CheckPrefix says
+// what a prefix must be).
+func (o *runOptions) checkNetwork(cidr4, cidr6 string) error {
+	for _, c := range []struct {
+		flag, s string
+		v4      bool
+		dst     *netip.Prefix
+	}{{"--cidr", cidr4, true, &o.network.Prefix4}, {"--cidr6", cidr6, false, &o.network.Prefix6}} {
+		p, err := netip.ParsePrefix(c.s)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s %q: not a CIDR prefix (ADDR/BITS)", c.flag, c.s)
+		case c.v4 && !p.Addr().Is4():
+			return fmt.Errorf("%s %q: not an IPv4 prefix (IPv6 goes in --cidr6)", c.flag, c.s)
+		case !c.v4 && !p.Addr().Is6():
+			return fmt.Errorf("%s %q: not an IPv6 prefix (IPv4 goes in --cidr)", c.flag, c.s)
+		}
+		if err := relay.CheckPrefix(p); err != nil {
+			return fmt.Errorf("%s %q: %v", c.flag, c.s, err)
+		}
+		*c.dst = p
+	}
+	return nil
+}
+
+// parseOutbound reads an --outbound-addr value ("" for none): an address
+// of the flag's family that this host has, which a socket can be bound
+// to (checked by binding one). A loopback address would keep everything
+// on the host, and the unspecified one is the kernel's choice anyway.
+func parseOutbound(flag, s string, v4 bool) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		return netip.Addr{}, fmt.Errorf("%s %q: not an IP address", flag, s)
+	case v4 && !a.Is4():
+		return netip.Addr{}, fmt.Errorf("%s %q: not an IPv4 address (IPv6 goes in --outbound-addr6)", flag, s)
+	case !v4 && (!a.Is6() || a.Is4In6()):
+		return netip.Addr{}, fmt.Errorf("%s %q: not an IPv6 address (IPv4 goes in --outbound-addr)", flag, s)
+	case a.Zone() != "":
+		return netip.Addr{}, fmt.Errorf("%s %q: a zone is not supported; use an address without one", flag, s)
+	case a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast():
+		return netip.Addr{}, fmt.Errorf("%s %q: not a unicast address that reaches other hosts", flag, s)
+	}
+	pc, err := net.ListenPacket("udp", netip.AddrPortFrom(a, 0).String())
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s %q: not an address of this host (binding a socket to it: %v)", flag, s, errors.Unwrap(err))
+	}
+	pc.Close()
+	return a, nil
+}
+
+// checkFDs validates --ready-fd and --exit-fd (before any namespace is
+// made, so a mistake costs nothing).
+func (o *runOptions) checkFDs(readySet bool, ready string, exitSet bool, exit string) error {
+	var err error
+	if readySet {
+		if o.fds.ready, err = parseFD("--ready-fd", ready, true); err != nil {
+			return err
+		}
+	}
+	if exitSet {
+		if o.fds.exit, err = parseFD("--exit-fd", exit, false); err != nil {
+			return err
+		}
+	}
+	if o.fds.ready > 0 && o.fds.ready == o.fds.exit {
+		// The ready descriptor is closed once written: the exit watch
+		// would see that as the engine's end of file.
+		return fmt.Errorf("--ready-fd and --exit-fd are both %d; give each its own descriptor", o.fds.ready)
+	}
+	return nil
 }
 
 // check validates and converts the flag values, naming the bad one.
@@ -323,12 +431,12 @@ func hostResolvers(path string) []netip.AddrPort {
 	return out
 }
 
-// resolvConf returns the namespace's resolv.conf: our forwarder addresses,
-// keeping the host's search and options lines.
-func resolvConf(hostPath string) string {
+// resolvConf returns the namespace's resolv.conf: nw's forwarder
+// addresses, keeping the host's search and options lines.
+func resolvConf(hostPath string, nw relay.Network) string {
 	var b strings.Builder
 	b.WriteString("# generated by ustack run\n")
-	fmt.Fprintf(&b, "nameserver %v\nnameserver %v\n", relay.DefaultDNS4, relay.DefaultDNS6)
+	fmt.Fprintf(&b, "nameserver %v\nnameserver %v\n", nw.DNS4(), nw.DNS6())
 	if data, err := os.ReadFile(hostPath); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if f := strings.Fields(line); len(f) > 0 && (f[0] == "search" || f[0] == "domain" || f[0] == "options") {

@@ -43,6 +43,7 @@ func startNet(o *runOptions, nsPath string, stderr io.Writer) (*runNet, error) {
 		return nil, err
 	}
 	n := &runNet{}
+	nw := o.network
 	var err error
 	n.dev, err = tun.Open(tun.Config{
 		Name:   o.tunName,
@@ -50,12 +51,12 @@ func startNet(o *runOptions, nsPath string, stderr io.Writer) (*runNet, error) {
 		MTU:    o.mtu,
 		Driver: tun.Driver(o.tunDriver),
 		Addrs: []netip.Prefix{
-			netip.PrefixFrom(relay.DefaultGuest4, 24),
-			netip.PrefixFrom(relay.DefaultGuest6, 64),
+			netip.PrefixFrom(nw.Guest4(), nw.Bits4()),
+			netip.PrefixFrom(nw.Guest6(), nw.Bits6()),
 		},
 		Routes: []tun.Route{
-			{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: relay.DefaultGateway4},
-			{Dest: netip.MustParsePrefix("::/0"), Gateway: relay.DefaultGateway6},
+			{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: nw.Gateway4()},
+			{Dest: netip.MustParsePrefix("::/0"), Gateway: nw.Gateway6()},
 		},
 	})
 	if err != nil {
@@ -78,7 +79,7 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 		n.pcap, pcap = f, f
 	}
 	var err error
-	if n.st, err = stack.New(relay.StackConfig(n.dev.Endpoint(), pcap)); err != nil {
+	if n.st, err = stack.New(relay.StackConfig(n.dev.Endpoint(), pcap, o.network)); err != nil {
 		return err
 	}
 	n.untrack = trackStack(n.st)
@@ -112,8 +113,13 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 			return s.Malformed + s.BadChecksum
 		},
 	}
+	o.network.Apply(&cfg)
+	cfg.Outbound4, cfg.Outbound6 = o.outbound4, o.outbound6
 	if o.debug {
 		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, "ustack run: "+format+"\n", args...) }
+		nw := o.network
+		cfg.Logf("namespace %v/%d %v/%d, gateway %v %v, DNS %v %v", nw.Guest4(), nw.Bits4(), nw.Guest6(), nw.Bits6(),
+			nw.Gateway4(), nw.Gateway6(), nw.DNS4(), nw.DNS6())
 	}
 	if n.rl, err = relay.New(cfg); err != nil {
 		return err
@@ -232,15 +238,23 @@ func report(st relay.Stats, debug bool, stderr io.Writer) {
 const exitDrainTimeout = 5 * time.Second
 
 // runCommand creates the namespaces, networks them, runs the command and
-// tears everything down when it exits, returning its exit status.
+// tears everything down when it exits, returning its exit status; or,
+// when the --exit-fd descriptor reaches end of file first, kills the
+// command, tears everything down and returns 0.
 func runCommand(o *runOptions, stderr io.Writer) int {
+	exit, err := watchExit(o.fds.exit)
+	if err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+		return exitFailure
+	}
+	defer exit.close()
 	resolv, err := os.CreateTemp("", "ustack-resolv-*.conf")
 	if err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
 		return exitFailure
 	}
 	defer os.Remove(resolv.Name())
-	resolv.WriteString(resolvConf("/etc/resolv.conf"))
+	resolv.WriteString(resolvConf("/etc/resolv.conf", o.network))
 	resolv.Chmod(0o644)
 	resolv.Close()
 
@@ -260,6 +274,13 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ustack run: %v\n", explain(err))
 		return exitFailure
 	}
+	// Ready before the command runs: the engine learns that ustack's part
+	// is done (the network is up, the forwards listen), and the command
+	// never sends a packet before the engine was told. Whether the
+	// command itself is ready is the command's to say.
+	if err := o.fds.signalReady(); err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+	}
 	if err := proc.Release(); err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
 	}
@@ -267,6 +288,12 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 		select {
 		case s := <-sigs:
 			proc.Signal(s)
+		case <-exit.EOF():
+			// The engine is done with the namespace: stop now, as
+			// slirp4netns does; nothing the command sent is waited for.
+			proc.Close()
+			n.finish(o.debug, stderr)
+			return exitOK
 		case <-proc.Done():
 			waiting = false
 		}
@@ -280,8 +307,15 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 	return status
 }
 
-// runAttach networks an existing namespace until SIGINT or SIGTERM.
+// runAttach networks an existing namespace until SIGINT or SIGTERM, or
+// until the --exit-fd descriptor reaches end of file.
 func runAttach(o *runOptions, stderr io.Writer) int {
+	exit, err := watchExit(o.fds.exit)
+	if err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+		return exitFailure
+	}
+	defer exit.close()
 	// Hold the namespace so it cannot vanish and be replaced under us.
 	f, err := os.Open(o.attachPath)
 	if err != nil {
@@ -297,7 +331,13 @@ func runAttach(o *runOptions, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ustack run: attach %s: %v\n", o.attachPath, explain(err))
 		return exitFailure
 	}
-	<-sigs
+	if err := o.fds.signalReady(); err != nil {
+		fmt.Fprintf(stderr, "ustack run: %v\n", err)
+	}
+	select {
+	case <-sigs:
+	case <-exit.EOF():
+	}
 	n.finish(o.debug, stderr)
 	return exitOK
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/ustack/ustack/relay"
 )
 
 func TestRunFlagErrors(t *testing.T) {
@@ -77,7 +79,7 @@ func TestResolvConf(t *testing.T) {
 	dir := t.TempDir()
 	host := dir + "/resolv.conf"
 	writeFile(t, host, "nameserver 192.0.2.53\nnameserver ::1\nsearch example.org\noptions ndots:2\n")
-	got := resolvConf(host)
+	got := resolvConf(host, relay.Network{})
 	for _, want := range []string{"nameserver 10.0.2.3\n", "nameserver fd00::3\n", "search example.org\n", "options ndots:2\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("resolvConf = %q, want it to contain %q", got, want)

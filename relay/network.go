@@ -1,0 +1,156 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// Network is the addressing of the link between the namespace and the
+// stack: one prefix per family, laid out as slirp4netns lays out its
+// --cidr (slirp4netns(1)): the gateway at network+2, the DNS forwarder at
+// network+3, the namespace at network+100 (IPv4) or network+0x100 (IPv6,
+// as fd00::100). The zero value is DefaultNetwork.
+type Network struct {
+	Prefix4 netip.Prefix // 10.0.2.0/24 by default
+	Prefix6 netip.Prefix // fd00::/64 by default
+}
+
+// The default prefixes: slirp4netns's.
+var (
+	DefaultPrefix4 = netip.MustParsePrefix("10.0.2.0/24")
+	DefaultPrefix6 = netip.MustParsePrefix("fd00::/64")
+)
+
+// DefaultNetwork is the network of DefaultGateway4 and the others.
+var DefaultNetwork = Network{Prefix4: DefaultPrefix4, Prefix6: DefaultPrefix6}
+
+// Host parts of the addresses in a Network's prefixes.
+const (
+	hostGateway = 2
+	hostDNS     = 3
+	hostGuest4  = 100   // 10.0.2.100
+	hostGuest6  = 0x100 // fd00::100
+)
+
+// orDefault fills zero prefixes with the defaults.
+func (n Network) orDefault() Network {
+	if !n.Prefix4.IsValid() {
+		n.Prefix4 = DefaultPrefix4
+	}
+	if !n.Prefix6.IsValid() {
+		n.Prefix6 = DefaultPrefix6
+	}
+	return n
+}
+
+// Gateway4 is the IPv4 gateway, network+2 (10.0.2.2).
+func (n Network) Gateway4() netip.Addr { return addHost(n.orDefault().Prefix4, hostGateway) }
+
+// DNS4 is the IPv4 DNS forwarder, network+3 (10.0.2.3).
+func (n Network) DNS4() netip.Addr { return addHost(n.orDefault().Prefix4, hostDNS) }
+
+// Guest4 is the namespace's IPv4 address, network+100 (10.0.2.100).
+func (n Network) Guest4() netip.Addr { return addHost(n.orDefault().Prefix4, hostGuest4) }
+
+// Gateway6 is the IPv6 gateway, network+2 (fd00::2).
+func (n Network) Gateway6() netip.Addr { return addHost(n.orDefault().Prefix6, hostGateway) }
+
+// DNS6 is the IPv6 DNS forwarder, network+3 (fd00::3).
+func (n Network) DNS6() netip.Addr { return addHost(n.orDefault().Prefix6, hostDNS) }
+
+// Guest6 is the namespace's IPv6 address, network+0x100 (fd00::100).
+func (n Network) Guest6() netip.Addr { return addHost(n.orDefault().Prefix6, hostGuest6) }
+
+// Bits4 and Bits6 are the prefix lengths the addresses are configured
+// with.
+func (n Network) Bits4() int { return n.orDefault().Prefix4.Bits() }
+
+// Bits6: see Bits4.
+func (n Network) Bits6() int { return n.orDefault().Prefix6.Bits() }
+
+// Apply sets c's gateway, DNS and guest addresses to n's.
+func (n Network) Apply(c *Config) {
+	c.Gateway4, c.DNS4, c.Guest4 = n.Gateway4(), n.DNS4(), n.Guest4()
+	c.Gateway6, c.DNS6, c.Guest6 = n.Gateway6(), n.DNS6(), n.Guest6()
+}
+
+// addHost returns p's network address plus h.
+func addHost(p netip.Prefix, h uint32) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := len(b) - 1; i >= 0 && h > 0; i-- {
+		sum := uint32(b[i]) + h&0xff
+		b[i] = byte(sum)
+		h = h>>8 + sum>>8
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// CheckPrefix reports why p cannot be a Network prefix, or nil. p must
+// be a network address (no host bits set: 10.0.3.0/24, not
+// 10.0.3.100/24, which could be read as asking for the namespace's
+// address), leave room for the namespace's address and, for IPv4, the
+// broadcast address after it (/25 or shorter; IPv6 /119 or shorter), and
+// lie within the private ranges (RFC 1918 for IPv4, RFC 4193's fc00::/7
+// for IPv6): the stack answers for every address of its prefix as the
+// gateway's neighbour, so a public, loopback, link-local or multicast one
+// would hide real destinations (or mean nothing) to the namespace.
+func CheckPrefix(p netip.Prefix) error {
+	a := p.Addr()
+	switch {
+	case !p.IsValid():
+		return errors.New("not a prefix")
+	case a.Is4In6():
+		return errors.New("an IPv4-mapped IPv6 prefix; write the IPv4 one")
+	case a.Zone() != "":
+		return errors.New("a zone is not part of a prefix")
+	case p.Masked() != p:
+		return fmt.Errorf("host bits set: the network is %v (the namespace gets network+%s)", p.Masked(), guestPart(a))
+	}
+	hostBits := a.BitLen() - p.Bits()
+	if need := minHostBits(a); hostBits < need {
+		return fmt.Errorf("/%d is too small for the namespace's address network+%s; want /%d or shorter", p.Bits(), guestPart(a), a.BitLen()-need)
+	}
+	last := lastAddr(p)
+	switch {
+	case a.IsLoopback() || a.IsUnspecified():
+		return errors.New("a loopback or unspecified range; want a private one")
+	case a.IsMulticast():
+		return errors.New("a multicast range; want a private one")
+	case a.IsLinkLocalUnicast():
+		return errors.New("a link-local range; want a private one")
+	case !a.IsPrivate() || !last.IsPrivate():
+		if a.Is4() {
+			return errors.New("not a private range: want one inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
+		}
+		return errors.New("not a private range: want one inside fc00::/7 (unique local addresses)")
+	}
+	return nil
+}
+
+func guestPart(a netip.Addr) string {
+	if a.Is4() {
+		return "100"
+	}
+	return "0x100"
+}
+
+// minHostBits is how many host bits hold the namespace's address and
+// (IPv4) the broadcast address above it: 100 < 127 in 7 bits, 0x100 in 9.
+func minHostBits(a netip.Addr) int {
+	if a.Is4() {
+		return 7
+	}
+	return 9
+}
+
+// lastAddr is the last address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}

@@ -1,0 +1,86 @@
+package relay
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+)
+
+func TestNetworkAddrs(t *testing.T) {
+	leakcheck.Check(t)
+	for _, tc := range []struct {
+		nw                Network
+		gw4, dns4, guest4 string
+		gw6, dns6, guest6 string
+		bits4, bits6      int
+	}{
+		{Network{}, "10.0.2.2", "10.0.2.3", "10.0.2.100", "fd00::2", "fd00::3", "fd00::100", 24, 64},
+		{DefaultNetwork, "10.0.2.2", "10.0.2.3", "10.0.2.100", "fd00::2", "fd00::3", "fd00::100", 24, 64},
+		{Network{Prefix4: netip.MustParsePrefix("10.0.3.0/24")}, "10.0.3.2", "10.0.3.3", "10.0.3.100", "fd00::2", "fd00::3", "fd00::100", 24, 64},
+		{Network{Prefix4: netip.MustParsePrefix("172.16.5.128/25"), Prefix6: netip.MustParsePrefix("fd12:3456::/48")},
+			"172.16.5.130", "172.16.5.131", "172.16.5.228", "fd12:3456::2", "fd12:3456::3", "fd12:3456::100", 25, 48},
+		{Network{Prefix4: netip.MustParsePrefix("192.168.0.0/16"), Prefix6: netip.MustParsePrefix("fd00:0:0:1:ffff:ffff:ffff:fe00/119")},
+			"192.168.0.2", "192.168.0.3", "192.168.0.100", "fd00::1:ffff:ffff:ffff:fe02", "fd00::1:ffff:ffff:ffff:fe03", "fd00::1:ffff:ffff:ffff:ff00", 16, 119},
+	} {
+		nw := tc.nw
+		got := []string{nw.Gateway4().String(), nw.DNS4().String(), nw.Guest4().String(), nw.Gateway6().String(), nw.DNS6().String(), nw.Guest6().String()}
+		want := []string{tc.gw4, tc.dns4, tc.guest4, tc.gw6, tc.dns6, tc.guest6}
+		if strings.Join(got, " ") != strings.Join(want, " ") || nw.Bits4() != tc.bits4 || nw.Bits6() != tc.bits6 {
+			t.Errorf("%+v: addresses %v /%d /%d, want %v /%d /%d", nw, got, nw.Bits4(), nw.Bits6(), want, tc.bits4, tc.bits6)
+		}
+		var c Config
+		nw.Apply(&c)
+		if c.Gateway4 != nw.Gateway4() || c.DNS4 != nw.DNS4() || c.Guest4 != nw.Guest4() || c.Gateway6 != nw.Gateway6() || c.DNS6 != nw.DNS6() || c.Guest6 != nw.Guest6() {
+			t.Errorf("%+v: Apply set %+v", nw, c)
+		}
+	}
+	if DefaultNetwork.Gateway4() != DefaultGateway4 || DefaultNetwork.Guest6() != DefaultGuest6 || DefaultNetwork.DNS4() != DefaultDNS4 {
+		t.Errorf("DefaultNetwork disagrees with the Default addresses")
+	}
+}
+
+func TestCheckPrefix(t *testing.T) {
+	leakcheck.Check(t)
+	for _, tc := range []struct {
+		prefix string
+		want   string // "" means accepted
+	}{
+		{"10.0.2.0/24", ""},
+		{"10.0.3.0/24", ""},
+		{"10.0.0.0/8", ""},
+		{"172.16.0.0/12", ""},
+		{"192.168.100.128/25", ""},
+		{"fd00::/64", ""},
+		{"fd00:1::/119", ""},
+		{"fc00::/7", ""},
+		{"10.0.3.100/24", "host bits set: the network is 10.0.3.0/24"},
+		{"fd00::100/64", "host bits set: the network is fd00::/64"},
+		{"10.0.3.0/26", "/26 is too small"},
+		{"10.0.3.0/32", "/32 is too small"},
+		{"fd00::/120", "/120 is too small"},
+		{"8.8.8.0/24", "not a private range"},
+		{"10.0.0.0/7", "not a private range"},
+		{"100.64.0.0/24", "not a private range"},
+		{"2001:db8::/64", "not a private range: want one inside fc00::/7"},
+		{"127.0.0.0/24", "loopback"},
+		{"0.0.0.0/24", "loopback or unspecified"},
+		{"224.0.0.0/24", "multicast"},
+		{"ff02::/64", "multicast"},
+		{"169.254.0.0/24", "link-local"},
+		{"fe80::/64", "link-local"},
+		{"::ffff:10.0.2.0/120", "IPv4-mapped"},
+	} {
+		err := CheckPrefix(netip.MustParsePrefix(tc.prefix))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("CheckPrefix(%s) = %v, want nil", tc.prefix, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("CheckPrefix(%s) = %v, want an error containing %q", tc.prefix, err, tc.want)
+		}
+	}
+	if err := CheckPrefix(netip.Prefix{}); err == nil {
+		t.Errorf("CheckPrefix(invalid) = nil, want an error")
+	}
+}
