@@ -40,7 +40,7 @@ func readRelayFigures(h *harness) relayFigures {
 // fresh ports, DNS queries, port forwards added, used and removed), take
 // the figures once the flows have expired, churn ten times as much
 // again, and require goroutines, descriptors, endpoints and active flows
-// back at those figures and the live heap within 1 MiB.
+// back at those figures and the live heap within 256 KiB.
 func TestRelaySoak(t *testing.T) {
 	leakcheck.Check(t)
 	tcp4 := echoServer(t, "tcp4", "127.0.0.1:0")
@@ -91,7 +91,7 @@ func TestRelaySoak(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	const warm, churn = 10, 100
+	const warm, churn = 60, 100
 	for i := range warm {
 		cycle(i)
 	}
@@ -107,7 +107,11 @@ func TestRelaySoak(t *testing.T) {
 		got.nsEndpoints > base.nsEndpoints || got.tcpActive != 0 || got.udpActive != 0 {
 		t.Errorf("after %d more cycles: %+v; want at most the warm-up's %+v, no active flows", churn, got, base)
 	}
-	if grown := got.heap - base.heap; grown > 1<<20 {
-		t.Errorf("after %d more cycles the live heap grew by %d bytes (%d per cycle), want under 1 MiB", churn, grown, grown/churn)
+	// Measured 18-52 KB. The warm-up (over a second of cycles, past
+	// TIME_WAIT) lets gVisor's demuxer and port maps reach the size the
+	// churn needs; Go maps never shrink (docs/soak.md). With the relay
+	// forgetting to untrack each UDP flow: 400 KB.
+	if grown := got.heap - base.heap; grown > 256<<10 {
+		t.Errorf("after %d more cycles the live heap grew by %d bytes (%d per cycle), want under 256 KiB", churn, grown, grown/churn)
 	}
 }

@@ -47,7 +47,7 @@ func readSoakFigures(st *stack.Stack, s *Sockets) soakFigures {
 // closed early, refused connects, reads woken by Close, a second Sockets
 // ended with CloseAll), take the figures, churn ten times as much again,
 // and require goroutines, endpoints and descriptor slots back at the
-// warm-up figures and the live heap within 1 MiB: a leak of one small
+// warm-up figures and the live heap within 256 KiB: a leak of one small
 // object per cycle shows.
 func TestSoakChurnReturnsToBaseline(t *testing.T) {
 	leakcheck.Check(t)
@@ -72,6 +72,7 @@ func TestSoakChurnReturnsToBaseline(t *testing.T) {
 	settle := func() soakFigures {
 		// TIME_WAIT (20 ms here) and gVisor's last timers end the closed
 		// connections; the echo server's goroutines end with them.
+		dns.queries() // the test server's log of queries, not ours
 		deadline := time.Now().Add(5 * time.Second)
 		prev := readSoakFigures(st, s)
 		for time.Now().Before(deadline) {
@@ -93,12 +94,15 @@ func TestSoakChurnReturnsToBaseline(t *testing.T) {
 		soakCycle(t, st, s, echo, i)
 	}
 	got := settle()
+	t.Logf("warm-up %+v, after %+v", base, got)
 	if got.goroutines > base.goroutines || got.endpoints > base.endpoints || got.table > base.table {
 		t.Errorf("after %d more cycles: goroutines %d, endpoints %d, descriptor slots %d; want at most %d, %d, %d (after the warm-up)",
 			churn, got.goroutines, got.endpoints, got.table, base.goroutines, base.endpoints, base.table)
 	}
-	if grown := int64(got.heap) - int64(base.heap); grown > 1<<20 {
-		t.Errorf("after %d more cycles the live heap grew by %d bytes (%d per cycle), want under 1 MiB", churn, grown, grown/churn)
+	// Measured 40-50 KB; 860 KB while DNS exchanges left their
+	// deadline timers pending (TestDNSExchangesLeaveNoTimers).
+	if grown := int64(got.heap) - int64(base.heap); grown > 256<<10 {
+		t.Errorf("after %d more cycles the live heap grew by %d bytes (%d per cycle), want under 256 KiB", churn, grown, grown/churn)
 	}
 }
 
