@@ -10,6 +10,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
@@ -66,4 +67,23 @@ func gonetReset(err error) bool {
 // it has only gVisor's text to go by.
 func dialRefused(err error) bool {
 	return strings.HasSuffix(err.Error(), (&tcpip.ErrConnectionRefused{}).String())
+}
+
+// dialGuestUDP is gonet.DialUDP keeping the endpoint's queue, for the wait
+// that lets an idle flow hold no buffer (readableWaiter).
+func dialGuestUDP(s *gstack.Stack, local, remote tcpip.FullAddress, proto tcpip.NetworkProtocolNumber) (*gonet.UDPConn, readableWaiter, error) {
+	var wq waiter.Queue
+	ep, terr := s.NewEndpoint(udp.ProtocolNumber, proto, &wq)
+	if terr != nil {
+		return nil, nil, errors.New(terr.String())
+	}
+	if terr := ep.Bind(local); terr != nil {
+		ep.Close()
+		return nil, nil, &net.OpError{Op: "bind", Net: "udp", Err: errors.New(terr.String())}
+	}
+	if terr := ep.Connect(remote); terr != nil {
+		ep.Close()
+		return nil, nil, &net.OpError{Op: "connect", Net: "udp", Err: errors.New(terr.String())}
+	}
+	return gonet.NewUDPConn(&wq, ep), endpointReadable(&wq, ep), nil
 }
