@@ -119,7 +119,7 @@ func serveSoakCycle(t *testing.T, ns *roottest.NS, i int) {
 	echo.SetDeadline(deadline)
 	msg := make([]byte, 10000+i)
 	go echo.Write(msg)
-	if _, err := io.ReadFull(echo, msg); err != nil {
+	if _, err := io.ReadFull(echo, make([]byte, len(msg))); err != nil {
 		t.Fatalf("echo: %v", err)
 	}
 	echo.Close()

@@ -361,7 +361,7 @@ func adapterEcho(ctx context.Context, d *sockapi.Dialer, addr string) error {
 	msg := make([]byte, 1+randInt(32<<10))
 	errc := make(chan error, 1)
 	go func() { _, err := c.Write(msg); errc <- err }()
-	if _, err := io.ReadFull(c, msg); err != nil {
+	if _, err := io.ReadFull(c, make([]byte, len(msg))); err != nil {
 		return err
 	}
 	return <-errc

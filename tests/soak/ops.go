@@ -165,7 +165,7 @@ func tcpResetMidway(ctx context.Context, addr string) error {
 	}
 	msg := make([]byte, 64<<10)
 	go c.Write(msg) // ends with the connection
-	if _, err := io.ReadFull(c, msg[:1+randInt(8<<10)]); err != nil {
+	if _, err := io.ReadFull(c, make([]byte, 1+randInt(8<<10))); err != nil {
 		c.Close()
 		return err
 	}
