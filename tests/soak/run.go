@@ -150,6 +150,18 @@ type apiResponse struct {
 	} `json:"stats"`
 }
 
+// apiOnce opens a control connection, lists the forwards and closes it,
+// as a container engine's one-off command does.
+func apiOnce(path string) error {
+	a, err := dialAPI(path)
+	if err != nil {
+		return err
+	}
+	defer a.c.Close()
+	_, err = a.do(map[string]string{"op": "list"})
+	return err
+}
+
 func dialAPI(path string) (*apiClient, error) {
 	c, err := net.Dial("unix", path)
 	if err != nil {
@@ -234,7 +246,7 @@ func soakRun(ctx context.Context, o options) (bool, error) {
 		p.cmd.Process.Pid, p.debug, o.duration, o.rate, o.workers, runFwdPortsFirst, runFwdPortsFirst+runFwdPortsCount-1)
 	t := newTally()
 	ok := phases(ctx, o, "ustack run", rec, func(ctx context.Context) {
-		forwardChurn(ctx, api, &apiMu, t)
+		forwardChurn(ctx, api, sock, &apiMu, t)
 	})
 	t.print(os.Stdout, "host")
 	// SIGTERM reaches client-run, which exits 0, and with it ustack.
@@ -245,8 +257,9 @@ func soakRun(ctx context.Context, o options) (bool, error) {
 }
 
 // forwardChurn adds a port forward, uses it from a few host clients (TCP
-// echo, UDP echo, a reset), and removes it, over and over.
-func forwardChurn(ctx context.Context, api *apiClient, mu *sync.Mutex, t *tally) {
+// echo, UDP echo, a reset), removes it, and lists the forwards on a
+// control connection of its own, over and over.
+func forwardChurn(ctx context.Context, api *apiClient, sock string, mu *sync.Mutex, t *tally) {
 	call := func(req map[string]string) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -277,6 +290,7 @@ func forwardChurn(ctx context.Context, api *apiClient, mu *sync.Mutex, t *tally)
 		cancel()
 		t.add("fwd-remove", call(map[string]string{"op": "remove", "forward": tcpSpec}))
 		t.add("fwd-remove", call(map[string]string{"op": "remove", "forward": udpSpec}))
+		t.add("api-conn", apiOnce(sock))
 		select {
 		case <-ctx.Done():
 		case <-time.After(200 * time.Millisecond):
