@@ -32,7 +32,13 @@ var fixedNow = time.Date(2026, 11, 21, 20, 30, 5, 0, time.UTC)
 // test ends.
 func start(t *testing.T) (*stack.Stack, *Server) {
 	t.Helper()
-	st, err := stack.New(stack.Config{})
+	return startWith(t, stack.Config{})
+}
+
+// startWith is start on a stack made from cfg.
+func startWith(t *testing.T, cfg stack.Config) (*stack.Stack, *Server) {
+	t.Helper()
+	st, err := stack.New(cfg)
 	if err != nil {
 		t.Fatalf("stack.New = %v", err)
 	}
