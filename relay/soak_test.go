@@ -22,12 +22,12 @@ type relayFigures struct {
 
 func readRelayFigures(h *harness) relayFigures {
 	ents, _ := os.ReadDir("/proc/self/fd")
-	st := h.r.cfg.Stack.Stats()
-	ns := h.ns.Stats().Endpoints
+	st := h.r.cfg.Stack.Endpoints()
+	ns := h.ns.Endpoints()
 	rs := h.r.Stats()
 	return relayFigures{
 		goroutines: runtime.NumGoroutine(), fds: len(ents),
-		endpoints:   st.Endpoints.Registered + st.Endpoints.Cleanup,
+		endpoints:   st.Registered + st.Cleanup,
 		nsEndpoints: ns.Registered + ns.Cleanup,
 		tcpActive:   rs.TCPActive, udpActive: rs.UDPActive,
 		heap: liveHeap(),

@@ -32,7 +32,7 @@ func readSoakFigures(st *stack.Stack, s *Sockets) soakFigures {
 	runtime.GC() // sync.Pool contents take two collections
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	e := st.Stats().Endpoints
+	e := st.Endpoints()
 	s.fds.mu.Lock()
 	table := len(s.fds.entries)
 	s.fds.mu.Unlock()

@@ -23,7 +23,7 @@ func TestEndpointStatsCountSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got := s.Stats().Endpoints; got != (EndpointStats{}) {
+	if got := s.Endpoints(); got != (EndpointStats{}) {
 		t.Fatalf("fresh stack: Endpoints = %+v, want zero", got)
 	}
 
@@ -36,7 +36,7 @@ func TestEndpointStatsCountSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Stats().Endpoints.Registered; got != 2 {
+	if got := s.Endpoints().Registered; got != 2 {
 		t.Errorf("listener and dual-stack UDP: Registered = %d, want 2", got)
 	}
 
@@ -54,7 +54,7 @@ func TestEndpointStatsCountSockets(t *testing.T) {
 		c.Close() // the active closer keeps TIME_WAIT
 		a.Close()
 	}
-	if got := s.Stats().Endpoints.Registered; got < 2+n {
+	if got := s.Endpoints().Registered; got < 2+n {
 		t.Errorf("after %d closed connections: Registered = %d, want at least %d (TIME_WAIT)", n, got, 2+n)
 	}
 	l.Close()
@@ -66,7 +66,7 @@ func waitEndpoints(t *testing.T, s *Stack, want EndpointStats) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got := s.Stats().Endpoints
+		got := s.Endpoints()
 		if got == want {
 			return
 		}

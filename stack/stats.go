@@ -13,8 +13,6 @@ type Stats struct {
 	ICMP ICMPStats
 	TCP  TCPStats
 	UDP  UDPStats
-	// Endpoints counts transport endpoints (sockets) the stack holds.
-	Endpoints EndpointStats
 }
 
 // NICStats counts one interface's traffic.
@@ -103,7 +101,6 @@ func (s *Stack) Stats() Stats {
 			ChecksumErrors:      gs.UDP.ChecksumErrors.Value(),
 		},
 	}
-	st.Endpoints = s.endpointStats()
 	for _, info := range s.s.NICInfo() {
 		ns := info.Stats
 		st.NICs = append(st.NICs, NICStats{

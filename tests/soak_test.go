@@ -40,10 +40,10 @@ func readServeFigures(t *testing.T, ns *roottest.NS, p *serveProc) serveFigures 
 	defer resp.Body.Close()
 	var st struct {
 		Stats struct {
-			TCP       struct{ CurrentEstablished uint64 }
-			Endpoints struct{ Registered, Cleanup uint64 }
+			TCP struct{ CurrentEstablished uint64 }
 		} `json:"stats"`
-		Runtime struct {
+		Endpoints struct{ Registered, Cleanup uint64 } `json:"endpoints"`
+		Runtime   struct {
 			Goroutines uint64 `json:"goroutines"`
 		} `json:"runtime"`
 	}
@@ -58,7 +58,7 @@ func readServeFigures(t *testing.T, ns *roottest.NS, p *serveProc) serveFigures 
 	// goroutine; leave it out.
 	return serveFigures{
 		goroutines:  st.Runtime.Goroutines - 1,
-		endpoints:   st.Stats.Endpoints.Registered + st.Stats.Endpoints.Cleanup - 1,
+		endpoints:   st.Endpoints.Registered + st.Endpoints.Cleanup - 1,
 		established: st.Stats.TCP.CurrentEstablished - 1,
 		fds:         len(ents),
 	}

@@ -95,14 +95,21 @@ func debugMux() *http.ServeMux {
 
 // debugVars is what /debug/vars shows.
 type debugVars struct {
-	Goroutines  int           `json:"goroutines"`
-	FDs         int           `json:"fds"` // -1 where /proc/self/fd is missing
-	HeapAlloc   uint64        `json:"heap_alloc"`
-	HeapInuse   uint64        `json:"heap_inuse"`
-	HeapObjects uint64        `json:"heap_objects"`
-	Sys         uint64        `json:"sys"`
-	NumGC       uint32        `json:"num_gc"`
-	Stacks      []stack.Stats `json:"stacks"`
+	Goroutines  int          `json:"goroutines"`
+	FDs         int          `json:"fds"` // -1 where /proc/self/fd is missing
+	HeapAlloc   uint64       `json:"heap_alloc"`
+	HeapInuse   uint64       `json:"heap_inuse"`
+	HeapObjects uint64       `json:"heap_objects"`
+	Sys         uint64       `json:"sys"`
+	NumGC       uint32       `json:"num_gc"`
+	Stacks      []debugStack `json:"stacks"`
+}
+
+// debugStack is one stack's counters and its endpoint count (which
+// Stats leaves out for its cost: stack.Stack.Endpoints).
+type debugStack struct {
+	stack.Stats
+	Endpoints stack.EndpointStats
 }
 
 func readDebugVars() debugVars {
@@ -111,7 +118,7 @@ func readDebugVars() debugVars {
 	v := debugVars{
 		Goroutines: runtime.NumGoroutine(), FDs: -1,
 		HeapAlloc: m.HeapAlloc, HeapInuse: m.HeapInuse, HeapObjects: m.HeapObjects,
-		Sys: m.Sys, NumGC: m.NumGC, Stacks: []stack.Stats{},
+		Sys: m.Sys, NumGC: m.NumGC, Stacks: []debugStack{},
 	}
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		v.FDs = len(ents)
@@ -119,7 +126,7 @@ func readDebugVars() debugVars {
 	debugStacks.mu.Lock()
 	defer debugStacks.mu.Unlock()
 	for _, st := range debugStacks.list {
-		v.Stacks = append(v.Stacks, st.Stats())
+		v.Stacks = append(v.Stacks, debugStack{st.Stats(), st.Endpoints()})
 	}
 	return v
 }

@@ -175,9 +175,9 @@ func (e *embedLoad) figures() (map[string]float64, error) {
 	v[mGoroutines.name] = float64(runtime.NumGoroutine())
 	v[mHeap.name] = float64(m.HeapAlloc)
 	v[mHeapObj.name] = float64(m.HeapObjects)
-	st := e.st.Stats()
-	v[mEndpoints.name] = float64(st.Endpoints.Registered)
-	v[mCleanup.name] = float64(st.Endpoints.Cleanup)
+	st, ep := e.st.Stats(), e.st.Endpoints()
+	v[mEndpoints.name] = float64(ep.Registered)
+	v[mCleanup.name] = float64(ep.Cleanup)
 	v[mEstab.name] = float64(st.TCP.CurrentEstablished)
 	v[mMaxFD.name] = float64(e.maxFD.Swap(0))
 	return v, nil

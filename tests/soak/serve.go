@@ -192,10 +192,13 @@ func (p *ustackProc) kill() {
 
 // debugVars is the part of ustack's /debug/vars the driver reads.
 type debugVars struct {
-	Goroutines  int           `json:"goroutines"`
-	HeapAlloc   uint64        `json:"heap_alloc"`
-	HeapObjects uint64        `json:"heap_objects"`
-	Stacks      []stack.Stats `json:"stacks"`
+	Goroutines  int    `json:"goroutines"`
+	HeapAlloc   uint64 `json:"heap_alloc"`
+	HeapObjects uint64 `json:"heap_objects"`
+	Stacks      []struct {
+		TCP       struct{ CurrentEstablished uint64 }
+		Endpoints stack.EndpointStats
+	} `json:"stacks"`
 }
 
 var debugClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
