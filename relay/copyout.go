@@ -71,7 +71,7 @@ func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfCl
 			lastData = time.Now()
 		}
 		if w.err != nil { // the host peer is gone: abort the other side too
-			if isReset(w.err) {
+			if isReset(w.err) || hostBroken(w.err) {
 				closeReset(ns)
 			}
 			abort()

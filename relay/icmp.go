@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -70,6 +71,9 @@ func (r *Relay) handleEcho(src, dst netip.Addr, ident, seq uint16, pkt *gstack.P
 	if r.isOwn(dst) {
 		return false
 	}
+	if r.expired(pkt) {
+		return true
+	}
 	if _, err := r.target(netip.AddrPortFrom(dst, 0)); err != nil {
 		r.c.denied.Add(1)
 		return true // dropped: a denied destination stays silent
@@ -79,6 +83,10 @@ func (r *Relay) handleEcho(src, dst netip.Addr, ident, seq uint16, pkt *gstack.P
 	if err != nil {
 		r.c.icmpFailed.Add(1)
 		r.logf("icmp %v: %v", dst, err)
+		var re *routeError
+		if errors.As(err, &re) {
+			r.echoUnreachable(src, dst, pkt, err)
+		}
 		return true
 	}
 	if f == nil {
@@ -87,11 +95,41 @@ func (r *Relay) handleEcho(src, dst netip.Addr, ident, seq uint16, pkt *gstack.P
 	if err := f.send(seq, data); err != nil {
 		r.c.icmpFailed.Add(1)
 		r.logf("icmp %v: %v", dst, err)
+		r.echoUnreachable(src, dst, pkt, err)
 		return true
 	}
 	f.last.Store(time.Now().UnixNano())
 	r.c.icmpSent.Add(1)
 	return true
+}
+
+// routeError is a host socket refusing a destination because of the
+// host's routes (connect failing with ENETUNREACH, EHOSTUNREACH, EACCES
+// for a prohibit route, EINVAL for a blackhole), unlike a socket the host
+// will not open at all (a ping socket outside ping_group_range).
+type routeError struct{ err error }
+
+func (e *routeError) Error() string { return e.err.Error() }
+func (e *routeError) Unwrap() error { return e.err }
+
+// echoUnreachable answers an echo request the host could not send for
+// err with the ICMP unreachable a router gives for that reason, if any,
+// quoting the request as the namespace sent it: ping then prints
+// "Destination Host Unreachable" (or "Net", "Packet filtered") as behind
+// a router, where it heard nothing.
+func (r *Relay) echoUnreachable(src, dst netip.Addr, pkt *gstack.PacketBuffer, err error) {
+	code, ok := unreachableFor(err)
+	h := pkt.TransportHeader().Slice()
+	if !ok || len(h) < 8 {
+		return
+	}
+	proto := header.ICMPv4ProtocolNumber
+	if dst.Is6() {
+		proto = header.ICMPv6ProtocolNumber
+	}
+	if r.writeUnreachable(netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0), proto, h[:8], code) {
+		r.c.hostUnreachable.Add(1)
+	}
 }
 
 // echoFlowFor returns the flow for k, opening its socket and starting its
@@ -310,24 +348,60 @@ var (
 	portUnreachable = unreachable{uint8(header.ICMPv4PortUnreachable), uint8(header.ICMPv6PortUnreachable)}
 	hostUnreachable = unreachable{uint8(header.ICMPv4HostUnreachable), uint8(header.ICMPv6AddressUnreachable)}
 	netUnreachable  = unreachable{uint8(header.ICMPv4NetUnreachable), uint8(header.ICMPv6NetworkUnreachable)}
+	prohibited      = unreachable{uint8(header.ICMPv4AdminProhibited), uint8(header.ICMPv6Prohibited)}
 )
+
+// unreachableFor gives the ICMP unreachable a Linux router sends where
+// its host sockets fail with err (net/ipv4/route.c ip_error, and
+// ip6_pkt_discard): no route, an unreachable route or a neighbour that
+// does not answer, and a prohibit route (EACCES; EPERM is the host's
+// firewall). The namespace's kernel turns them into ENETUNREACH,
+// EHOSTUNREACH and, for a prohibited destination, EHOSTUNREACH (IPv4)
+// or EACCES (IPv6), as behind that router. A host with no address to
+// send from (EADDRNOTAVAIL: no IPv6 at all) has no route either, as far
+// as the namespace can tell. Other errors have none.
+func unreachableFor(err error) (unreachable, bool) {
+	switch {
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return hostUnreachable, true
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EADDRNOTAVAIL):
+		return netUnreachable, true
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return prohibited, true
+	}
+	return unreachable{}, false
+}
 
 // writePortUnreachable tells the namespace that its UDP datagrams from src
 // to dst met a closed port.
 func (r *Relay) writePortUnreachable(src, dst netip.AddrPort) {
-	udpHdr := make([]byte, header.UDPMinimumSize)
-	header.UDP(udpHdr).Encode(&header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: header.UDPMinimumSize})
-	if r.writeUnreachable(src, dst, header.UDPProtocolNumber, udpHdr, portUnreachable) {
+	if r.writeUDPUnreachable(src, dst, portUnreachable) {
 		r.c.portUnreachable.Add(1)
 	}
 }
 
+// writeUDPUnreachable tells the namespace that its UDP datagrams from src
+// to dst met the unreachable code.
+func (r *Relay) writeUDPUnreachable(src, dst netip.AddrPort, code unreachable) bool {
+	udpHdr := make([]byte, header.UDPMinimumSize)
+	header.UDP(udpHdr).Encode(&header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: header.UDPMinimumSize})
+	return r.writeUnreachable(src, dst, header.UDPProtocolNumber, udpHdr, code)
+}
+
 // writeUnreachable sends the namespace an ICMP destination unreachable
-// from dst to src quoting a packet of the flow: an IP header and the first
-// 8 bytes of its transport header, which is what the kernel matches to
-// the socket (ports, and for TCP the sequence number) (RFC 792; RFC 4443
-// §3.1).
+// to src quoting a packet of the flow: an IP header and the first 8 bytes
+// of its transport header, which is what the kernel matches to the socket
+// (ports, and for TCP the sequence number) (RFC 792; RFC 4443 §3.1). A
+// port unreachable comes from dst, whose kernel would send it; the others
+// from the gateway, the router that would (ping prints its address).
 func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportProtocolNumber, transport8 []byte, code unreachable) bool {
+	from := dst.Addr()
+	if code != portUnreachable {
+		from = r.cfg.Gateway4
+		if dst.Addr().Is6() {
+			from = r.cfg.Gateway6
+		}
+	}
 	var pkt []byte
 	if dst.Addr().Is4() {
 		quote := make([]byte, header.IPv4MinimumSize, header.IPv4MinimumSize+len(transport8))
@@ -339,7 +413,7 @@ func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportP
 		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
 		ip := header.IPv4(pkt)
 		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
-			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(dst.Addr()), DstAddr: stack.Address(src.Addr())})
+			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(from), DstAddr: stack.Address(src.Addr())})
 		ip.SetChecksum(^ip.CalculateChecksum())
 		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
 		h.SetType(header.ICMPv4DstUnreachable)
@@ -353,12 +427,12 @@ func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportP
 		quote = append(quote, transport8...)
 		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6DstUnreachableMinimumSize+len(quote))
 		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
-			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(dst.Addr()), DstAddr: stack.Address(src.Addr())})
+			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(from), DstAddr: stack.Address(src.Addr())})
 		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
 		h.SetType(header.ICMPv6DstUnreachable)
 		h.SetCode(header.ICMPv6Code(code.code6))
 		copy(h[header.ICMPv6DstUnreachableMinimumSize:], quote)
-		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(dst.Addr()), Dst: stack.Address(src.Addr())}))
+		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(from), Dst: stack.Address(src.Addr())}))
 	}
 	return r.gs.WriteRawPacket(r.nic, stack.Protocol(dst.Addr()), buffer.MakeWithData(pkt)) == nil
 }

@@ -47,7 +47,7 @@ func openEcho(k echoKey, src netip.Addr) (*echoFlow, error) {
 	}
 	if err := unix.Connect(fd, sa); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("connect ping socket to %v: %w", k.dst, err)
+		return nil, &routeError{fmt.Errorf("connect ping socket to %v: %w", k.dst, err)}
 	}
 	f.sock = os.NewFile(uintptr(fd), "icmp")
 	return f, nil

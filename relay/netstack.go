@@ -3,6 +3,7 @@ package relay
 import (
 	"io"
 	"net/netip"
+	"time"
 
 	"github.com/ustack/ustack/stack"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -42,7 +43,20 @@ func StackConfig(ep gstack.LinkEndpoint, pcap io.Writer, nw Network) stack.Confi
 		},
 		// The relay's endpoints pass on writes as they come, as a proxy
 		// should (Go's host sockets are TCP_NODELAY too).
-		TCP:    stack.TCPConfig{NoDelay: true},
+		//
+		// No TIME_WAIT to speak of: when the real server closes first,
+		// the relay's side closes first and would sit in TIME_WAIT, and
+		// gVisor passes a SYN that reopens a TIME_WAIT connection only
+		// to a listening endpoint (tcp.handleTimeWaitSegments), which the
+		// relay's forwarder is not. A command reconnecting from the same
+		// port (a fixed or narrow port range) then waited for its SYN
+		// retransmission, a second each time, where a Linux server takes
+		// the newer SYN at once (RFC 1122 4.2.2.13). TIME_WAIT guards
+		// against segments of the old connection still in flight and
+		// re-ACKs a lost final ACK: across a TUN queue nothing stays in
+		// flight, and a FIN sent again finds no connection and gets a
+		// reset, which only ends a socket its program closed already.
+		TCP:    stack.TCPConfig{NoDelay: true, TimeWaitTimeout: time.Nanosecond},
 		Paused: true,
 	}
 }

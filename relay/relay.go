@@ -143,7 +143,7 @@ type Stats struct {
 	UDPExpired      uint64 `json:"udp_expired"`       // UDP flows closed after UDPIdleTimeout
 	DNSQueries      uint64 `json:"dns_queries"`       // datagrams sent to a DNS upstream
 	PortUnreachable uint64 `json:"port_unreachable"`  // real port-unreachable errors passed to the namespace
-	HostUnreachable uint64 `json:"host_unreachable"`  // dials that failed as host/network unreachable, passed on as ICMP
+	HostUnreachable uint64 `json:"host_unreachable"`  // dials that failed as host/network unreachable or prohibited, passed on as ICMP
 	ICMPEchoSent    uint64 `json:"icmp_echo_sent"`    // echo requests sent through the host
 	ICMPEchoReplies uint64 `json:"icmp_echo_replies"` // real replies returned to the namespace
 	ICMPFailed      uint64 `json:"icmp_failed"`       // echo requests the host could not send
@@ -244,6 +244,9 @@ func New(cfg Config) (*Relay, error) {
 	// connections); SYNs beyond it are dropped and retransmitted.
 	tf := tcp.NewForwarder(gs, 0, cfg.MaxFlows, r.handleTCP)
 	gs.SetTransportProtocolHandler(tcp.ProtocolNumber, func(id gstack.TransportEndpointID, pkt *gstack.PacketBuffer) bool {
+		if subnetBroadcast(pkt) || r.expired(pkt) {
+			return true // dropped, or answered with time exceeded
+		}
 		r.noteSYN(id, pkt)
 		return tf.HandlePacket(id, pkt)
 	})
@@ -252,6 +255,9 @@ func New(cfg Config) (*Relay, error) {
 		if !udpValid(pkt) {
 			r.c.malformedUDP.Add(1)
 			return true // dropped
+		}
+		if subnetBroadcast(pkt) || r.expired(pkt) {
+			return true // dropped, or answered with time exceeded
 		}
 		return uf.HandlePacket(id, pkt)
 	})

@@ -48,6 +48,20 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 	}
 	defer r.releaseFlow()
 	hc, err := r.dial(target)
+	if r.isDNS(dst) {
+		// An upstream the host cannot even send to fails over at once,
+		// as for UDP (dialDatagram); one that does not answer is given
+		// DialTimeout, then fails over for the next connection.
+		for i := 0; err != nil && !isReset(err) && !dialTimedOut(err) && i < len(r.cfg.DNSUpstreams); i++ {
+			r.dnsFailed(target)
+			next := r.dnsUpstream()
+			if next == target {
+				break
+			}
+			target = next
+			hc, err = r.dial(target)
+		}
+	}
 	if isReset(err) {
 		// The connection was made, and the server reset it before the
 		// dialer read SO_ERROR: a kernel client's connect succeeded, and
@@ -63,17 +77,19 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		}
 		r.c.tcpDialFailed.Add(1)
 		r.logf("tcp %v: %v", dst, err)
-		if r.ctx.Err() == nil && dialTimedOut(err) {
+		if r.ctx.Err() == nil && (dialTimedOut(err) || errors.Is(err, syscall.EINVAL) && !r.isDNS(dst)) {
 			// The destination never answered: neither does the relay,
 			// as the real network would not, so CMD's connect times
 			// out on its own clock (ETIMEDOUT, or its tool's timeout)
 			// rather than failing early as refused. A SYN CMD sends
 			// again (its retransmission) is a new request and dials
-			// again; nothing is kept in between.
+			// again; nothing is kept in between. EINVAL is the host's
+			// blackhole route, where a router drops in silence too
+			// (but the DNS forwarder itself is there: refused).
 			req.Complete(false)
 			return
 		}
-		r.refuse(req, err)
+		r.refuse(req, target, err)
 		return
 	}
 	var wq waiter.Queue
@@ -222,18 +238,18 @@ func dialTimedOut(err error) bool {
 }
 
 // refuse answers a SYN whose real dial failed the way the real network
-// would have: an ICMP host or network unreachable when that was the
-// reason (the kernel matches it by the SYN's sequence number, so we quote
-// it), otherwise a reset, which a refused connection also gets.
-func (r *Relay) refuse(req *tcp.ForwarderRequest, err error) {
+// would have: the ICMP unreachable a router gives for that reason (the
+// kernel matches it by the SYN's sequence number, so we quote it),
+// otherwise a reset, which a refused connection also gets.
+func (r *Relay) refuse(req *tcp.ForwarderRequest, target netip.AddrPort, err error) {
 	id := req.ID()
-	var code unreachable
-	switch {
-	case errors.Is(err, syscall.EHOSTUNREACH):
-		code = hostUnreachable
-	case errors.Is(err, syscall.ENETUNREACH):
-		code = netUnreachable
-	default:
+	code, ok := unreachableFor(err)
+	if ok && errors.Is(err, syscall.EADDRNOTAVAIL) && hasSource(target.Addr()) {
+		// The host has an address to send from: it ran out of
+		// ephemeral ports, which no router would call "no route".
+		ok = false
+	}
+	if !ok {
 		req.Complete(true)
 		return
 	}
@@ -252,6 +268,18 @@ func (r *Relay) refuse(req *tcp.ForwarderRequest, err error) {
 	if r.writeUnreachable(src, dst, tcp.ProtocolNumber, quote[:], code) {
 		r.c.hostUnreachable.Add(1)
 	}
+}
+
+// hasSource reports whether the host has an address to send to dst from:
+// connecting a UDP socket picks one (and a UDP port, not a TCP one)
+// without sending anything.
+func hasSource(dst netip.Addr) bool {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // maxSYNNotes bounds the SYN sequence numbers kept for refuse; beyond it
@@ -431,9 +459,12 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 			r.logf("closing a half-closed connection idle for %v", r.cfg.HalfCloseTimeout)
 		}
 		// A reset, a timeout or Close: abort both sides, a reset as a
-		// reset.
+		// reset. So is a host connection that broke (timed out,
+		// aborted, its destination unreachable): closing the namespace's
+		// side with a FIN told CMD the server had finished, and a
+		// transfer cut short read as complete.
 		src.Close()
-		if _, ns := src.(*nsConn); isReset(err) || ns && gonetReset(err) {
+		if _, ns := src.(*nsConn); isReset(err) || ns && gonetReset(err) || !ns && hostBroken(err) {
 			closeReset(dst)
 		}
 		dst.Close()
@@ -444,6 +475,14 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 // isReset reports whether err is a host socket's ECONNRESET: its peer
 // reset the connection.
 func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// hostBroken reports whether err is a host socket's own failure, an errno
+// (ETIMEDOUT, ECONNABORTED, EHOSTUNREACH, EPIPE, ...), rather than EOF, a
+// deadline or the relay closing the socket.
+func hostBroken(err error) bool {
+	var en syscall.Errno
+	return errors.As(err, &en)
+}
 
 // resetGrace is how long closeReset lets the bytes relayed before a
 // reset go ahead of it. A server that answers and resets at once (Linux

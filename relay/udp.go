@@ -43,15 +43,28 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 	if !r.acquireFlow() {
 		return true // dropped, as a full conntrack table drops
 	}
-	var laddr *net.UDPAddr
-	if src := r.outbound(target.Addr()); src.IsValid() {
-		laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
-	}
-	hc, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(target))
+	dns := r.isDNS(dst)
+	hc, target, err := r.dialDatagram(target, dns)
 	if err != nil {
 		r.releaseFlow()
 		r.logf("udp %v: %v", dst, err)
-		return false
+		// What a router answers for that reason; a blackhole route
+		// (EINVAL) drops in silence. A port unreachable would make the
+		// namespace's socket say ECONNREFUSED, as if the destination
+		// were there with the port closed. The DNS forwarder is ours,
+		// not behind a route: with no upstream to reach it refuses
+		// (port unreachable), and the resolver moves on at once.
+		if dns {
+			return false
+		}
+		if code, ok := unreachableFor(err); ok {
+			src := netip.AddrPortFrom(stack.AddrOf(id.RemoteAddress), id.RemotePort)
+			if r.writeUDPUnreachable(src, dst, code) {
+				r.c.hostUnreachable.Add(1)
+			}
+			return true
+		}
+		return errors.Is(err, syscall.EINVAL)
 	}
 	var wq waiter.Queue
 	ep, terr := req.CreateEndpoint(&wq)
@@ -63,7 +76,6 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 	gc := gonet.NewUDPConn(&wq, ep)
 	nsWait := endpointReadable(&wq, ep)
 	idle := r.cfg.UDPIdleTimeout
-	dns := r.isDNS(dst)
 	if dns && idle > dnsIdleTimeout {
 		idle = dnsIdleTimeout
 	}
@@ -92,6 +104,35 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 		r.releaseFlow()
 	}
 	return true
+}
+
+// dialDatagram connects a host UDP socket to target. For the DNS
+// forwarder (dns), an upstream the host cannot send to at all (no route,
+// no address of its family, a link-local one without its zone) counts as
+// failed at once and the next is tried, each at most once: a stub
+// resolver moves on from such a nameserver at once, and without this the
+// forwarder kept it as the current upstream for good, so that every query
+// of CMD failed. It returns the upstream it connected to.
+func (r *Relay) dialDatagram(target netip.AddrPort, dns bool) (*net.UDPConn, netip.AddrPort, error) {
+	dial := func(to netip.AddrPort) (*net.UDPConn, error) {
+		var laddr *net.UDPAddr
+		if src := r.outbound(to.Addr()); src.IsValid() {
+			laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+		}
+		return net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(to))
+	}
+	hc, err := dial(target)
+	for i := 0; err != nil && dns && i < len(r.cfg.DNSUpstreams); i++ {
+		r.logf("dns upstream %v: %v", target, err)
+		r.dnsFailed(target)
+		next := r.dnsUpstream()
+		if next == target {
+			break
+		}
+		target = next
+		hc, err = dial(target)
+	}
+	return hc, target, err
 }
 
 // udpValid reports whether the first datagram of a new flow has a UDP

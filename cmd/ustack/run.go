@@ -414,12 +414,13 @@ func parseUpstream(s string) (netip.AddrPort, error) {
 }
 
 // hostResolvers reads the nameservers of a resolv.conf(5) file, port 53.
+// A file that lists none, or is missing, means a nameserver on loopback,
+// as for the host's own programs (resolv.conf(5): "the default is to use
+// the name server on the local machine"; glibc asks 127.0.0.1, Go's
+// resolver 127.0.0.1 then ::1).
 func hostResolvers(path string) []netip.AddrPort {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
 	var out []netip.AddrPort
+	b, _ := os.ReadFile(path)
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 2 && f[0] == "nameserver" {
@@ -427,6 +428,9 @@ func hostResolvers(path string) []netip.AddrPort {
 				out = append(out, netip.AddrPortFrom(a.Unmap(), 53))
 			}
 		}
+	}
+	if len(out) == 0 {
+		out = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:53"), netip.MustParseAddrPort("[::1]:53")}
 	}
 	return out
 }

@@ -1,0 +1,98 @@
+package relay
+
+import (
+	"net/netip"
+
+	"github.com/ustack/ustack/stack"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// expired answers a packet from the namespace that would leave through
+// the gateway with its TTL (IPv6: hop limit) spent, as the router the
+// gateway stands for does (RFC 1812 5.3.1, RFC 4443 3.3; Linux
+// ip_forward and ip6_forward): an ICMP time exceeded from the gateway,
+// quoting the packet, which is not relayed. traceroute then finds the
+// gateway at hop 1 (and the destination at hop 2: the relay's host
+// sockets send with the host's own TTL), where it found the destination
+// itself at hop 1. Packets to the stack's own addresses are delivered
+// whatever their TTL, as a router's own are, and broadcasts are never
+// answered. It reports whether it answered.
+func (r *Relay) expired(pkt *gstack.PacketBuffer) bool {
+	nh := pkt.NetworkHeader().Slice()
+	var ttl uint8
+	var src, dst tcpip.Address
+	switch pkt.NetworkProtocolNumber {
+	case header.IPv4ProtocolNumber:
+		if len(nh) < header.IPv4MinimumSize {
+			return false
+		}
+		ip := header.IPv4(nh)
+		ttl, src, dst = ip.TTL(), ip.SourceAddress(), ip.DestinationAddress()
+	case header.IPv6ProtocolNumber:
+		if len(nh) < header.IPv6MinimumSize {
+			return false
+		}
+		ip := header.IPv6(nh)
+		ttl, src, dst = ip.HopLimit(), ip.SourceAddress(), ip.DestinationAddress()
+	default:
+		return false
+	}
+	// No ICMP error ever answers a broadcast or multicast datagram
+	// (RFC 1122 3.2.2; Linux icmp_send), and one that reaches the
+	// forwarders is not relayed anyway.
+	a := stack.AddrOf(dst)
+	if ttl > 1 || r.isOwn(a) || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || subnetBroadcast(pkt) {
+		return false
+	}
+	th := pkt.TransportHeader().Slice()
+	if len(th) > 8 {
+		th = th[:8]
+	}
+	quote := append(append([]byte(nil), nh...), th...)
+	r.writeTimeExceeded(stack.AddrOf(src), quote)
+	r.logf("%v from %v: TTL spent at the gateway, time exceeded sent", stack.AddrOf(dst), stack.AddrOf(src))
+	return true
+}
+
+// writeTimeExceeded sends the namespace address to an ICMP time exceeded
+// in transit from the gateway, carrying quote (the expired packet's IP
+// header and the start of its payload).
+func (r *Relay) writeTimeExceeded(to netip.Addr, quote []byte) {
+	var pkt []byte
+	if to.Is4() {
+		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
+		ip := header.IPv4(pkt)
+		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
+			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(r.cfg.Gateway4), DstAddr: stack.Address(to)})
+		ip.SetChecksum(^ip.CalculateChecksum())
+		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
+		h.SetType(header.ICMPv4TimeExceeded)
+		h.SetCode(header.ICMPv4TTLExceeded)
+		copy(h.Payload(), quote)
+		h.SetChecksum(^checksum.Checksum(h, 0))
+	} else {
+		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6MinimumSize+len(quote))
+		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
+			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(r.cfg.Gateway6), DstAddr: stack.Address(to)})
+		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
+		h.SetType(header.ICMPv6TimeExceeded)
+		h.SetCode(header.ICMPv6HopLimitExceeded)
+		copy(h[header.ICMPv6MinimumSize:], quote)
+		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(r.cfg.Gateway6), Dst: stack.Address(to)}))
+	}
+	r.gs.WriteRawPacket(r.nic, stack.Protocol(to), buffer.MakeWithData(pkt))
+}
+
+// subnetBroadcast reports whether pkt is addressed to the broadcast
+// address of the namespace's subnet (10.0.2.255). A router takes such a
+// datagram as its own broadcast and forwards nothing (Linux drops a TCP
+// segment to it, tcp_v4_rcv); the relay dialled it on the host as if it
+// were a unicast destination there.
+func subnetBroadcast(pkt *gstack.PacketBuffer) bool {
+	return pkt.NetworkPacketInfo.LocalAddressBroadcast
+}
