@@ -100,7 +100,8 @@ type forwarder struct {
 // fwdFlow is one client's flow through a UDP port forward.
 type fwdFlow struct {
 	gc   *gonet.UDPConn
-	last atomic.Int64 // UnixNano of the last datagram either way
+	wait readableWaiter // gc's
+	last atomic.Int64   // UnixNano of the last datagram either way
 }
 
 func (fw *forwarder) close() {
@@ -271,7 +272,7 @@ func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
 	}
 	r.c.forwardAccepted.Add(1)
 	defer r.reserveSendBuffer(gc.ep)()
-	r.splice(gc, c, nsEndpoint{})
+	r.splice(gc, c, nsEndpoint{ep: gc.ep, wq: gc.wq})
 }
 
 // datagramLoop reads datagrams for a UDP port forward and relays each
@@ -314,9 +315,9 @@ func (r *Relay) forwardFlow(fw *forwarder, client netip.AddrPort) *gonet.UDPConn
 	guest, src := r.guestSide(client)
 	gs := r.gs
 	raddr := tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(guest), Port: fw.f.GuestPort}
-	gc, err := gonet.DialUDP(gs, &tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src), Port: client.Port()}, &raddr, stack.Protocol(guest))
+	gc, wait, err := dialGuestUDP(gs, tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src), Port: client.Port()}, raddr, stack.Protocol(guest))
 	if err != nil {
-		gc, err = gonet.DialUDP(gs, &tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src)}, &raddr, stack.Protocol(guest))
+		gc, wait, err = dialGuestUDP(gs, tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(src)}, raddr, stack.Protocol(guest))
 	}
 	if err != nil {
 		r.releaseFlow()
@@ -328,7 +329,7 @@ func (r *Relay) forwardFlow(fw *forwarder, client netip.AddrPort) *gonet.UDPConn
 		r.releaseFlow()
 		return nil
 	}
-	fl := &fwdFlow{gc: gc}
+	fl := &fwdFlow{gc: gc, wait: wait}
 	fl.last.Store(time.Now().UnixNano())
 	fw.flows[client] = fl
 	r.c.forwardAccepted.Add(1)
@@ -380,13 +381,15 @@ func (r *Relay) expireForwardFlow(fw *forwarder, fl *fwdFlow, client netip.AddrP
 // UDPIdleTimeout. Replies leave from the forward's own socket, so the
 // client sees them come from the address it sent to.
 func (r *Relay) forwardReplies(fw *forwarder, fl *fwdFlow, client netip.AddrPort) {
-	bp := datagramPool.Get().(*[]byte)
-	defer datagramPool.Put(bp)
 	gc := fl.gc
 	for {
-		gc.SetReadDeadline(time.Unix(0, fl.last.Load()).Add(r.cfg.UDPIdleTimeout))
+		deadline := time.Unix(0, fl.last.Load()).Add(r.cfg.UDPIdleTimeout)
+		gc.SetReadDeadline(deadline)
+		fl.wait(deadline) // a buffer only for a reply that is there, as in relayDatagrams
+		bp := datagramPool.Get().(*[]byte)
 		n, err := gc.Read(*bp)
 		if err != nil {
+			datagramPool.Put(bp)
 			if isTimeout(err) {
 				if !r.expireForwardFlow(fw, fl, client) {
 					continue // the client sent meanwhile
@@ -402,5 +405,6 @@ func (r *Relay) forwardReplies(fw *forwarder, fl *fwdFlow, client netip.AddrPort
 			dst = netip.AddrPortFrom(netip.AddrFrom16(client.Addr().As16()), client.Port())
 		}
 		fw.pc.WriteToUDPAddrPort((*bp)[:n], dst)
+		datagramPool.Put(bp)
 	}
 }

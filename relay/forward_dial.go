@@ -10,6 +10,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
@@ -19,6 +20,7 @@ import (
 type nsConn struct {
 	*gonet.TCPConn
 	ep tcpip.Endpoint
+	wq *waiter.Queue // ep's; nil where only closeReset uses the nsConn
 }
 
 // dialGuest connects from local to remote on s as gonet.DialTCPWithBind
@@ -50,7 +52,7 @@ func dialGuest(ctx context.Context, s *gstack.Stack, local, remote tcpip.FullAdd
 		ep.Close()
 		return nil, &net.OpError{Op: "connect", Net: "tcp", Addr: &net.TCPAddr{IP: remote.Addr.AsSlice(), Port: int(remote.Port)}, Err: errors.New(terr.String())}
 	}
-	return &nsConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep}, nil
+	return &nsConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep, wq: &wq}, nil
 }
 
 // gonetReset reports whether err, from a gonet.TCPConn, says the
@@ -65,4 +67,23 @@ func gonetReset(err error) bool {
 // it has only gVisor's text to go by.
 func dialRefused(err error) bool {
 	return strings.HasSuffix(err.Error(), (&tcpip.ErrConnectionRefused{}).String())
+}
+
+// dialGuestUDP is gonet.DialUDP keeping the endpoint's queue, for the wait
+// that lets an idle flow hold no buffer (readableWaiter).
+func dialGuestUDP(s *gstack.Stack, local, remote tcpip.FullAddress, proto tcpip.NetworkProtocolNumber) (*gonet.UDPConn, readableWaiter, error) {
+	var wq waiter.Queue
+	ep, terr := s.NewEndpoint(udp.ProtocolNumber, proto, &wq)
+	if terr != nil {
+		return nil, nil, errors.New(terr.String())
+	}
+	if terr := ep.Bind(local); terr != nil {
+		ep.Close()
+		return nil, nil, &net.OpError{Op: "bind", Net: "udp", Err: errors.New(terr.String())}
+	}
+	if terr := ep.Connect(remote); terr != nil {
+		ep.Close()
+		return nil, nil, &net.OpError{Op: "connect", Net: "udp", Err: errors.New(terr.String())}
+	}
+	return gonet.NewUDPConn(&wq, ep), endpointReadable(&wq, ep), nil
 }

@@ -394,9 +394,16 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 // direct, if not nil, moves what src holds straight into dst's endpoint
 // before each Read (see directIn).
 func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count counter, direct *directIn) {
-	bp := r.getBuf()
-	defer r.putBuf(bp)
-	buf := *bp
+	// With direct, the buffer is taken only for the reads directIn leaves
+	// to it, which do not block (EOF, an error, a deadline), and given
+	// back after each: a connection, busy or idle, then holds none, where
+	// it held BufferSize (256 KiB) for its whole life.
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			r.putBuf(bp)
+		}
+	}()
 	for {
 		if halfClosed.Load() {
 			src.SetReadDeadline(time.Now().Add(r.cfg.HalfCloseTimeout))
@@ -419,14 +426,21 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 				return
 			}
 		}
-		n, err := src.Read(buf)
+		if bp == nil {
+			bp = r.getBuf()
+		}
+		n, err := src.Read(*bp)
 		if n > 0 {
 			count.add(n)
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if _, werr := dst.Write((*bp)[:n]); werr != nil {
 				src.Close() // the peer is gone: abort the other side too
 				dst.Close()
 				return
 			}
+		}
+		if direct != nil {
+			r.putBuf(bp)
+			bp = nil
 		}
 		if err == nil {
 			continue

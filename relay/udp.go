@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -72,6 +74,7 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 		return true
 	}
 	gc := gonet.NewUDPConn(&wq, ep)
+	nsWait := endpointReadable(&wq, ep)
 	idle := r.cfg.UDPIdleTimeout
 	if dns && idle > dnsIdleTimeout {
 		idle = dnsIdleTimeout
@@ -83,7 +86,7 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 	r.c.udpFlows.Add(1)
 	started := r.goTracked(func() {
 		defer r.releaseFlow()
-		answered := r.relayDatagrams(gc, hc, idle, dns, func() {
+		answered := r.relayDatagrams(waiting{gc, nsWait}, waiting{hc, socketReadable(hc)}, idle, dns, func() {
 			// The real destination answered with port unreachable: say
 			// so to the namespace, whose socket then reports
 			// ECONNREFUSED as it would on the real network.
@@ -158,24 +161,75 @@ type datagramConn interface {
 	Close() error
 }
 
+// waiting is a datagramConn with the wait for its next datagram.
+type waiting struct {
+	datagramConn
+	wait readableWaiter
+}
+
+// readableWaiter waits until a read would not block, the connection is
+// closed or deadline passes; the read that follows tells which. A flow
+// takes a buffer from datagramPool only once a datagram is there, so an
+// idle one holds none: most flows are idle most of their life (a
+// resolver's, one per query, kept for dnsIdleTimeout; others for
+// UDPIdleTimeout), and each held two 64 KiB buffers, 512 MiB at the
+// default MaxFlows.
+type readableWaiter func(deadline time.Time)
+
+// endpointReadable waits on ep's queue wq.
+func endpointReadable(wq *waiter.Queue, ep tcpip.Endpoint) readableWaiter {
+	const events = waiter.ReadableEvents | waiter.EventHUp | waiter.EventErr
+	return func(deadline time.Time) {
+		if ep.Readiness(events) != 0 {
+			return
+		}
+		entry, notify := waiter.NewChannelEntry(events)
+		wq.EventRegister(&entry)
+		defer wq.EventUnregister(&entry)
+		if ep.Readiness(events) != 0 {
+			return
+		}
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		select {
+		case <-notify:
+		case <-t.C:
+		}
+	}
+}
+
+// socketReadable waits in the netpoller, which also ends the wait at the
+// socket's read deadline and on Close.
+func socketReadable(c syscall.Conn) readableWaiter {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return func(time.Time) {}
+	}
+	return func(time.Time) {
+		rc.Read(func(fd uintptr) bool { return pollNow(int(fd), unix.POLLIN) })
+	}
+}
+
 // relayDatagrams copies datagrams both ways between the namespace side ns
 // and the host side host until neither has carried one for idle, or
 // either is closed; then it closes both. It reports whether the host side
 // sent anything back.
-func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bool, refused func()) (answered bool) {
+func (r *Relay) relayDatagrams(ns, host waiting, idle time.Duration, dns bool, refused func()) (answered bool) {
 	r.c.udpActive.Add(1)
 	defer r.c.udpActive.Add(-1)
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	var expired atomic.Bool
 	done := make(chan struct{})
-	pump := func(dst, src datagramConn, count *atomic.Uint64, queries bool) {
-		bp := datagramPool.Get().(*[]byte)
-		defer datagramPool.Put(bp)
+	pump := func(dst, src waiting, count *atomic.Uint64, queries bool) {
 		for {
-			src.SetReadDeadline(time.Now().Add(idle))
+			deadline := time.Now().Add(idle)
+			src.SetReadDeadline(deadline)
+			src.wait(deadline)
+			bp := datagramPool.Get().(*[]byte)
 			n, err := src.Read(*bp)
 			if err != nil {
+				datagramPool.Put(bp)
 				if isTimeout(err) {
 					if time.Since(time.Unix(0, last.Load())) < idle {
 						continue // the other direction was busy
@@ -186,7 +240,7 @@ func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bo
 				} else if isRefused(err) {
 					// An ICMP port unreachable from the real
 					// destination; the flow may still recover.
-					if refused != nil && src == host {
+					if refused != nil && src.datagramConn == host.datagramConn {
 						refused()
 					}
 					continue
@@ -196,7 +250,7 @@ func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bo
 				return
 			}
 			last.Store(time.Now().UnixNano())
-			if src == host {
+			if src.datagramConn == host.datagramConn {
 				answered = true
 			}
 			count.Add(uint64(n))
@@ -204,18 +258,19 @@ func (r *Relay) relayDatagrams(ns, host datagramConn, idle time.Duration, dns bo
 				r.c.dnsQueries.Add(1)
 			}
 			dst.Write((*bp)[:n])
+			datagramPool.Put(bp)
 		}
 	}
 	if !r.goTracked(func() {
 		defer close(done)
 		pump(host, ns, &r.c.bytesOut, dns)
 	}) {
-		r.untrack(ns, host)
+		r.untrack(ns.datagramConn, host.datagramConn)
 		return false
 	}
 	pump(ns, host, &r.c.bytesIn, false) // the only writer of answered
 	<-done
-	r.untrack(ns, host)
+	r.untrack(ns.datagramConn, host.datagramConn)
 	return answered
 }
 

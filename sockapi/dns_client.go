@@ -190,6 +190,10 @@ func (c *dnsClient) exchangeUDP(ctx context.Context, ns netip.AddrPort, msg []by
 	if err := conn.SetDeadline(deadline); err != nil {
 		return dnsReply{}, err
 	}
+	// gonet's deadline timers outlive Close; clearing the deadline stops
+	// them, else each exchange's stay (with their channels) until the
+	// query timeout passes, answer or not.
+	defer conn.SetDeadline(time.Time{})
 	// Cancelling ctx (a Dialer's DialContext) ends the wait at once, as
 	// the deadline would.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
@@ -225,6 +229,7 @@ func (c *dnsClient) exchangeTCP(ctx context.Context, ns netip.AddrPort, msg []by
 	if err := conn.SetDeadline(deadline); err != nil {
 		return dnsReply{}, err
 	}
+	defer conn.SetDeadline(time.Time{}) // as in exchangeUDP
 	// As in exchangeUDP: cancelling ctx ends the exchange at once, not
 	// only the connect.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })

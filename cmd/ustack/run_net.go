@@ -31,6 +31,7 @@ type runNet struct {
 	apiCh chan error
 
 	procsStop, procsDone chan struct{} // adaptProcs
+	untrack              func()        // removes st from USTACK_DEBUG_ADDR's /debug/vars
 
 	captureErr error // set by close: why the --pcap capture stopped, if it did
 }
@@ -81,6 +82,7 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 	if n.st, err = stack.New(relay.StackConfig(n.dev.Endpoint(), pcap, o.network)); err != nil {
 		return err
 	}
+	n.untrack = trackStack(n.st)
 	upstreams := o.dnsUpstreams
 	if len(upstreams) == 0 {
 		upstreams = hostResolvers("/etc/resolv.conf")
@@ -186,6 +188,7 @@ func (n *runNet) close() relay.Stats {
 		st = n.rl.Stats()
 	}
 	if n.st != nil {
+		n.untrack()
 		n.st.Close()
 		n.captureErr = n.st.CaptureErr()
 	}

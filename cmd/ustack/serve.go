@@ -94,7 +94,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	untrack := trackStack(st)
 	defer func() {
+		untrack()
 		st.Close()
 		// The stack stops a capture whose write failed rather than take
 		// the server down; the user still learns of it.

@@ -79,6 +79,10 @@ type Server struct {
 	// udpLowPortDropped counts datagrams left unanswered (mayLoop).
 	udpLowPortDropped atomic.Uint64
 
+	epMu sync.Mutex          // guards ep, epAt
+	ep   stack.EndpointStats // the last count (endpoints)
+	epAt time.Time           // when it was counted; zero before the first
+
 	mu        sync.Mutex // guards listeners, packets
 	listeners []*listener
 	packets   []*gonet.UDPConn
