@@ -243,10 +243,9 @@ func TestRunEngineCIDRFlags(t *testing.T) {
 		{[]string{"--cidr", "10.0.3.100/24"}, `--cidr "10.0.3.100/24": host bits set: the network is 10.0.3.0/24`},
 		{[]string{"--cidr", "10.0.3.0/26"}, `--cidr "10.0.3.0/26": /26 is too small`},
 		{[]string{"--cidr6", "fd00::/120"}, `--cidr6 "fd00::/120": /120 is too small`},
-		{[]string{"--cidr", "8.8.8.0/24"}, `--cidr "8.8.8.0/24": not a private range`},
-		{[]string{"--cidr", "127.0.0.0/8"}, `--cidr "127.0.0.0/8": a loopback`},
-		{[]string{"--cidr", "224.1.0.0/16"}, `--cidr "224.1.0.0/16": a multicast`},
-		{[]string{"--cidr6", "2001:db8::/64"}, `--cidr6 "2001:db8::/64": not a private range`},
+		{[]string{"--cidr", "127.0.0.0/8"}, `--cidr "127.0.0.0/8": overlaps the loopback range`},
+		{[]string{"--cidr", "224.1.0.0/16"}, `--cidr "224.1.0.0/16": overlaps the multicast range`},
+		{[]string{"--cidr6", "fe80::/64"}, `--cidr6 "fe80::/64": overlaps the link-local range`},
 		{[]string{"--cidr6", "::ffff:10.0.2.0/120"}, `--cidr6 "::ffff:10.0.2.0/120": an IPv4-mapped`},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
@@ -274,6 +273,14 @@ func TestRunEngineCIDRParse(t *testing.T) {
 	}
 	if rc := resolvConf("/nonexistent", nw); !strings.Contains(rc, "nameserver 10.0.3.3\nnameserver fd00:1::3\n") {
 		t.Errorf("resolvConf with --cidr = %q, want the network's DNS addresses", rc)
+	}
+	// Shared and public ranges are accepted, as slirp4netns accepts them.
+	o, err = parseRunFlags([]string{"--cidr", "100.64.0.0/24", "--cidr6", "2001:db8::/64", "--", "true"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatalf("--cidr 100.64.0.0/24 --cidr6 2001:db8::/64: %v, want accepted", err)
+	}
+	if nw := o.network; nw.Guest4().String() != "100.64.0.100" || nw.Guest6().String() != "2001:db8::100" {
+		t.Errorf("--cidr 100.64.0.0/24 --cidr6 2001:db8::/64: guests %v %v", nw.Guest4(), nw.Guest6())
 	}
 	o, err = parseRunFlags([]string{"--", "true"}, io.Discard, io.Discard)
 	if err != nil || o.network.Guest4().String() != "10.0.2.100" || o.network.Guest6().String() != "fd00::100" {
