@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -120,8 +121,11 @@ func TestRunEngineFDFlagsParse(t *testing.T) {
 		t.Errorf("fds = %+v, want ready %d, exit %d", o.fds, w.Fd(), r.Fd())
 	}
 	o, err = parseRunFlags([]string{"--", "true"}, io.Discard, io.Discard)
-	if err != nil || o.fds != (engineFDs{}) {
-		t.Errorf("parseRunFlags without the flags: fds = %+v, %v; want none", o.fds, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.fds != (engineFDs{}) {
+		t.Errorf("parseRunFlags without the flags: fds = %+v; want none", o.fds)
 	}
 }
 
@@ -164,11 +168,14 @@ func TestRunEngineSignalReadyClosedReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, _ := unix.Dup(int(w.Fd()))
+	fd, err := unix.Dup(int(w.Fd()))
 	w.Close()
 	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := engineFDs{ready: fd}
-	if err := e.signalReady(); err == nil || !strings.Contains(err.Error(), "--ready-fd") {
+	if err := e.signalReady(); !errors.Is(err, unix.EPIPE) || !strings.Contains(err.Error(), "--ready-fd") {
 		t.Errorf("signalReady to a pipe nobody reads = %v, want an EPIPE error naming --ready-fd", err)
 	}
 }
@@ -283,8 +290,11 @@ func TestRunEngineCIDRParse(t *testing.T) {
 		t.Errorf("--cidr 100.64.0.0/24 --cidr6 2001:db8::/64: guests %v %v", nw.Guest4(), nw.Guest6())
 	}
 	o, err = parseRunFlags([]string{"--", "true"}, io.Discard, io.Discard)
-	if err != nil || o.network.Guest4().String() != "10.0.2.100" || o.network.Guest6().String() != "fd00::100" {
-		t.Errorf("defaults: %+v, %v; want 10.0.2.100 and fd00::100", o.network, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.network.Guest4().String() != "10.0.2.100" || o.network.Guest6().String() != "fd00::100" {
+		t.Errorf("defaults: %+v; want 10.0.2.100 and fd00::100", o.network)
 	}
 }
 
