@@ -334,3 +334,34 @@ func TestRunEngineOutboundFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestRunEngineReadyClosedOnFailure: when setting up fails, ustack closes
+// --ready-fd itself without writing, so the engine reads end of file at
+// once (not only when the process exits).
+func TestRunEngineReadyClosedOnFailure(t *testing.T) {
+	leakcheck.Check(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fd, err := unix.Dup(int(w.Fd())) // the descriptor ustack inherited
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An attach target that vanished after the flags were checked.
+	o := &runOptions{attachPath: t.TempDir() + "/gone", fds: engineFDs{ready: fd}}
+	var out bytes.Buffer
+	if got := runAttach(o, &out); got != exitFailure {
+		t.Errorf("runAttach(missing namespace) = %d, want %d; output %q", got, exitFailure, out.String())
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
+		unix.Close(fd)
+		t.Errorf("--ready-fd %d still open after a failed run: %v", fd, err)
+	}
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(r); len(got) != 0 || err != nil {
+		t.Errorf("ready pipe after a failed run read %q, %v; want end of file and nothing", got, err)
+	}
+}

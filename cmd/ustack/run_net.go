@@ -239,6 +239,7 @@ const exitDrainTimeout = 5 * time.Second
 // when the --exit-fd descriptor reaches end of file first, kills the
 // command, tears everything down and returns 0.
 func runCommand(o *runOptions, stderr io.Writer) int {
+	defer o.fds.closeReady() // a failure before signalReady: end of file, no "1"
 	exit, err := watchExit(o.fds.exit)
 	if err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
@@ -307,6 +308,7 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 // runAttach networks an existing namespace until SIGINT or SIGTERM, or
 // until the --exit-fd descriptor reaches end of file.
 func runAttach(o *runOptions, stderr io.Writer) int {
+	defer o.fds.closeReady() // a failure before signalReady: end of file, no "1"
 	exit, err := watchExit(o.fds.exit)
 	if err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
