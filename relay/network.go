@@ -69,12 +69,6 @@ func (n Network) Bits4() int { return n.orDefault().Prefix4.Bits() }
 // Bits6: see Bits4.
 func (n Network) Bits6() int { return n.orDefault().Prefix6.Bits() }
 
-// Apply sets c's gateway, DNS and guest addresses to n's.
-func (n Network) Apply(c *Config) {
-	c.Gateway4, c.DNS4, c.Guest4 = n.Gateway4(), n.DNS4(), n.Guest4()
-	c.Gateway6, c.DNS6, c.Guest6 = n.Gateway6(), n.DNS6(), n.Guest6()
-}
-
 // addHost returns p's network address plus h.
 func addHost(p netip.Prefix, h uint32) netip.Addr {
 	b := p.Masked().Addr().AsSlice()

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/link/pipe"
 )
 
 func TestNetworkAddrs(t *testing.T) {
@@ -30,14 +32,38 @@ func TestNetworkAddrs(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(want, " ") || nw.Bits4() != tc.bits4 || nw.Bits6() != tc.bits6 {
 			t.Errorf("%+v: addresses %v /%d /%d, want %v /%d /%d", nw, got, nw.Bits4(), nw.Bits6(), want, tc.bits4, tc.bits6)
 		}
-		var c Config
-		nw.Apply(&c)
-		if c.Gateway4 != nw.Gateway4() || c.DNS4 != nw.DNS4() || c.Guest4 != nw.Guest4() || c.Gateway6 != nw.Gateway6() || c.DNS6 != nw.DNS6() || c.Guest6 != nw.Guest6() {
-			t.Errorf("%+v: Apply set %+v", nw, c)
-		}
 	}
-	if DefaultNetwork.Gateway4() != DefaultGateway4 || DefaultNetwork.Guest6() != DefaultGuest6 || DefaultNetwork.DNS4() != DefaultDNS4 {
-		t.Errorf("DefaultNetwork disagrees with the Default addresses")
+}
+
+// TestConfigNetworkChecked: New refuses, naming the field, a Network
+// whose guest would fall outside its prefix or whose prefix is of the
+// wrong family, instead of configuring addresses the namespace's own
+// prefix does not hold.
+func TestConfigNetworkChecked(t *testing.T) {
+	leakcheck.Check(t)
+	_, b := pipe.New("", "", 1500)
+	gwn, err := stack.New(StackConfig(b, nil, Network{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gwn.Close()
+	for _, tc := range []struct {
+		nw   Network
+		want string
+	}{
+		{Network{Prefix4: netip.MustParsePrefix("10.0.3.0/30")}, "Config.Network.Prefix4 10.0.3.0/30: /30 is too small"},
+		{Network{Prefix4: netip.MustParsePrefix("10.0.3.100/24")}, "Config.Network.Prefix4 10.0.3.100/24: host bits set"},
+		{Network{Prefix4: netip.MustParsePrefix("fd00:1::/64")}, "Config.Network.Prefix4 fd00:1::/64: wrong address family"},
+		{Network{Prefix6: netip.MustParsePrefix("10.0.3.0/24")}, "Config.Network.Prefix6 10.0.3.0/24: wrong address family"},
+		{Network{Prefix6: netip.MustParsePrefix("ff02::/64")}, "Config.Network.Prefix6 ff02::/64: overlaps the multicast range"},
+	} {
+		r, err := New(Config{Stack: gwn, Network: tc.nw})
+		if r != nil {
+			r.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(Network %+v) = %v, want an error containing %q", tc.nw, err, tc.want)
+		}
 	}
 }
 

@@ -111,7 +111,7 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 			return s.Malformed + s.BadChecksum
 		},
 	}
-	o.network.Apply(&cfg)
+	cfg.Network = o.network // as given to StackConfig above
 	cfg.Outbound4, cfg.Outbound6 = o.outbound4, o.outbound6
 	if o.debug {
 		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, "ustack run: "+format+"\n", args...) }
