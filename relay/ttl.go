@@ -89,7 +89,8 @@ func (r *Relay) writeTimeExceeded(to netip.Addr, quote []byte) {
 }
 
 // subnetBroadcast reports whether pkt is addressed to the broadcast
-// address of the namespace's subnet (10.0.2.255). A router takes such a
+// address of the namespace's subnet (10.0.2.255 by default; the last
+// address of Config.Network's Prefix4). A router takes such a
 // datagram as its own broadcast and forwards nothing (Linux drops a TCP
 // segment to it, tcp_v4_rcv); the relay dialled it on the host as if it
 // were a unicast destination there.

@@ -37,8 +37,10 @@ relayed through ordinary host sockets. Inside: lo, a TUN device with
 10.0.2.100/24 and fd00::100/64, default routes via 10.0.2.2 and fd00::2,
 DNS at 10.0.2.3 and fd00::3 (CMD's own /etc/resolv.conf); --cidr and
 --cidr6 move them (network+100, +2, +3; IPv6 +0x100). The exit status
-is CMD's. With --netns or --pid, the network is given to an existing
-namespace until ustack is killed (or --exit-fd reaches end of file).
+is CMD's, or 0 when --exit-fd reaches end of file first (CMD is then
+killed). With --netns or --pid, the network is given to an existing
+namespace until ustack is killed or --exit-fd reaches end of file
+(exit 0).
 
 Flags:
 `
