@@ -302,10 +302,10 @@ func (c *Config) fill() error {
 	if c.SendBufferBudget == 0 {
 		c.SendBufferBudget = defaultSendBudget
 	}
-	if c.Outbound4.IsValid() && !c.Outbound4.Is4() {
+	if c.Outbound4.IsValid() && !isFamily(c.Outbound4, true) {
 		return fmt.Errorf("relay: Config.Outbound4 %v is not an IPv4 address", c.Outbound4)
 	}
-	if c.Outbound6.IsValid() && !(c.Outbound6.Is6() && !c.Outbound6.Is4In6()) {
+	if c.Outbound6.IsValid() && !isFamily(c.Outbound6, false) {
 		return fmt.Errorf("relay: Config.Outbound6 %v is not an IPv6 address", c.Outbound6)
 	}
 	for _, p := range c.Deny {
@@ -326,7 +326,7 @@ func (c *Config) fillNetwork() error {
 		v4   bool
 	}{{"Prefix4", nw.Prefix4, true}, {"Prefix6", nw.Prefix6, false}} {
 		err := CheckPrefix(f.p)
-		if err == nil && f.p.Addr().Is4() != f.v4 {
+		if err == nil && !isFamily(f.p.Addr(), f.v4) {
 			err = errors.New("wrong address family")
 		}
 		if err != nil {
@@ -337,6 +337,16 @@ func (c *Config) fillNetwork() error {
 	c.gateway4, c.dns4, c.guest4 = nw.Gateway4(), nw.DNS4(), nw.Guest4()
 	c.gateway6, c.dns6, c.guest6 = nw.Gateway6(), nw.DNS6(), nw.Guest6()
 	return nil
+}
+
+// isFamily reports whether a is an IPv4 (v4) or IPv6 address; an
+// IPv4-mapped IPv6 address is neither, as the host kernel would treat it
+// as IPv4 behind an IPv6 socket.
+func isFamily(a netip.Addr, v4 bool) bool {
+	if v4 {
+		return a.Is4()
+	}
+	return a.Is6() && !a.Is4In6()
 }
 
 // Stats returns a snapshot of the counters.

@@ -169,10 +169,13 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	if err := o.check(deny, dns, publish, nsPath, pid); err != nil {
 		return nil, err
 	}
-	if err := o.checkNetwork(cidr4, cidr6); err != nil {
+	var err error
+	if o.network.Prefix4, err = parseCIDR("--cidr", cidr4, true); err != nil {
 		return nil, err
 	}
-	var err error
+	if o.network.Prefix6, err = parseCIDR("--cidr6", cidr6, false); err != nil {
+		return nil, err
+	}
 	if o.outbound4, err = parseOutbound("--outbound-addr", out4, true); err != nil {
 		return nil, err
 	}
@@ -182,29 +185,22 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	return &o, o.checkFDs(fs.Changed("ready-fd"), readyFD, fs.Changed("exit-fd"), exitFD)
 }
 
-// checkNetwork validates --cidr and --cidr6 (relay.CheckPrefix says
-// what a prefix must be).
-func (o *runOptions) checkNetwork(cidr4, cidr6 string) error {
-	for _, c := range []struct {
-		flag, s string
-		v4      bool
-		dst     *netip.Prefix
-	}{{"--cidr", cidr4, true, &o.network.Prefix4}, {"--cidr6", cidr6, false, &o.network.Prefix6}} {
-		p, err := netip.ParsePrefix(c.s)
-		switch {
-		case err != nil:
-			return fmt.Errorf("%s %q: not a CIDR prefix (ADDR/BITS)", c.flag, c.s)
-		case c.v4 && !p.Addr().Is4():
-			return fmt.Errorf("%s %q: not an IPv4 prefix (IPv6 goes in --cidr6)", c.flag, c.s)
-		case !c.v4 && !p.Addr().Is6():
-			return fmt.Errorf("%s %q: not an IPv6 prefix (IPv4 goes in --cidr)", c.flag, c.s)
-		}
-		if err := relay.CheckPrefix(p); err != nil {
-			return fmt.Errorf("%s %q: %v", c.flag, c.s, err)
-		}
-		*c.dst = p
+// parseCIDR reads a --cidr (v4) or --cidr6 value (relay.CheckPrefix
+// says what a prefix must be).
+func parseCIDR(flag, s string, v4 bool) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil:
+		return netip.Prefix{}, fmt.Errorf("%s %q: not a CIDR prefix (ADDR/BITS)", flag, s)
+	case v4 && !p.Addr().Is4():
+		return netip.Prefix{}, fmt.Errorf("%s %q: not an IPv4 prefix (IPv6 goes in --cidr6)", flag, s)
+	case !v4 && !p.Addr().Is6():
+		return netip.Prefix{}, fmt.Errorf("%s %q: not an IPv6 prefix (IPv4 goes in --cidr)", flag, s)
 	}
-	return nil
+	if err := relay.CheckPrefix(p); err != nil {
+		return netip.Prefix{}, fmt.Errorf("%s %q: %v", flag, s, err)
+	}
+	return p, nil
 }
 
 // parseOutbound reads an --outbound-addr value ("" for none): an address

@@ -47,7 +47,7 @@ func TestRunEngineFDFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer own.Close()
-	path, err := unix.Open(os.DevNull, unix.O_PATH, 0)
+	path, err := unix.Open(os.DevNull, unix.O_PATH, 0) // inheritable: no O_CLOEXEC
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,10 +60,7 @@ func TestRunEngineFDFlags(t *testing.T) {
 	defer unix.Close(sp[1])
 	both := fmt.Sprint(sp[0])
 	closed := fmt.Sprint(path + 100) // nothing open there
-	for _, tc := range []struct {
-		args     []string
-		contains string
-	}{
+	checkUsageErrors(t, []usageCase{
 		{[]string{"--ready-fd", "x"}, `--ready-fd "x": not a descriptor number`},
 		{[]string{"--ready-fd", ""}, `--ready-fd "": not a descriptor number`},
 		{[]string{"--ready-fd", "-1"}, "--ready-fd -1: not a descriptor number"},
@@ -77,22 +74,7 @@ func TestRunEngineFDFlags(t *testing.T) {
 		{[]string{"--exit-fd", fmt.Sprint(path)}, "O_PATH"},
 		{[]string{"--ready-fd", wfd, "--exit-fd", wfd}, "not open for reading"},
 		{[]string{"--ready-fd", both, "--exit-fd", both}, "--ready-fd and --exit-fd are both " + both},
-	} {
-		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
-			if tc.contains == "O_PATH" {
-				// An O_PATH descriptor is close-on-exec only if asked.
-				inheritableFD(t, path)
-			}
-			args := append(tc.args, "--", "true")
-			var out bytes.Buffer
-			if got := dispatch(append([]string{"run"}, args...), &out, &out); got != exitUsage {
-				t.Errorf("ustack run %q = %d, want %d (usage); output %q", args, got, exitUsage, out.String())
-			}
-			if !strings.Contains(out.String(), tc.contains) {
-				t.Errorf("ustack run %q output = %q, want it to name %q", args, out.String(), tc.contains)
-			}
-		})
-	}
+	}, "--", "true")
 	// Refused before anything runs: nothing was written or closed.
 	rd := int(r.Fd()) // Fd makes it blocking; then make it not
 	if err := unix.SetNonblock(rd, true); err != nil {
@@ -100,13 +82,6 @@ func TestRunEngineFDFlags(t *testing.T) {
 	}
 	if n, err := unix.Read(rd, make([]byte, 8)); err != unix.EAGAIN {
 		t.Errorf("read of the ready pipe after refused runs = %d, %v; want EAGAIN (nothing written, still open)", n, err)
-	}
-}
-
-func inheritableFD(t *testing.T, fd int) {
-	t.Helper()
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -247,10 +222,7 @@ func TestRunEngineExitWatch(t *testing.T) {
 
 func TestRunEngineCIDRFlags(t *testing.T) {
 	leakcheck.Check(t)
-	for _, tc := range []struct {
-		args     []string
-		contains string
-	}{
+	checkUsageErrors(t, []usageCase{
 		{[]string{"--cidr", "10.0.3.0"}, `--cidr "10.0.3.0": not a CIDR prefix`},
 		{[]string{"--cidr", "fd00::/64"}, `--cidr "fd00::/64": not an IPv4 prefix (IPv6 goes in --cidr6)`},
 		{[]string{"--cidr6", "10.0.3.0/24"}, `--cidr6 "10.0.3.0/24": not an IPv6 prefix (IPv4 goes in --cidr)`},
@@ -261,18 +233,7 @@ func TestRunEngineCIDRFlags(t *testing.T) {
 		{[]string{"--cidr", "224.1.0.0/16"}, `--cidr "224.1.0.0/16": overlaps the multicast range`},
 		{[]string{"--cidr6", "fe80::/64"}, `--cidr6 "fe80::/64": overlaps the link-local range`},
 		{[]string{"--cidr6", "::ffff:10.0.2.0/120"}, `--cidr6 "::ffff:10.0.2.0/120": an IPv4-mapped`},
-	} {
-		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
-			args := append(tc.args, "--", "true")
-			var out bytes.Buffer
-			if got := dispatch(append([]string{"run"}, args...), &out, &out); got != exitUsage {
-				t.Errorf("ustack run %q = %d, want %d (usage); output %q", args, got, exitUsage, out.String())
-			}
-			if !strings.Contains(out.String(), tc.contains) {
-				t.Errorf("ustack run %q output = %q, want it to name %q", args, out.String(), tc.contains)
-			}
-		})
-	}
+	}, "--", "true")
 }
 
 func TestRunEngineCIDRParse(t *testing.T) {
@@ -307,10 +268,7 @@ func TestRunEngineCIDRParse(t *testing.T) {
 
 func TestRunEngineOutboundFlags(t *testing.T) {
 	leakcheck.Check(t)
-	for _, tc := range []struct {
-		args     []string
-		contains string
-	}{
+	checkUsageErrors(t, []usageCase{
 		{[]string{"--outbound-addr", "eth0"}, `--outbound-addr "eth0": not an IP address`},
 		{[]string{"--outbound-addr", "fd00::1"}, `--outbound-addr "fd00::1": not an IPv4 address`},
 		{[]string{"--outbound-addr6", "192.0.2.1"}, `--outbound-addr6 "192.0.2.1": not an IPv6 address`},
@@ -321,18 +279,7 @@ func TestRunEngineOutboundFlags(t *testing.T) {
 		{[]string{"--outbound-addr6", "fe80::1%lo"}, `--outbound-addr6 "fe80::1%lo": a zone is not supported`},
 		// TEST-NET-3: no host here has it.
 		{[]string{"--outbound-addr", "203.0.113.77"}, `--outbound-addr "203.0.113.77": not an address of this host`},
-	} {
-		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
-			args := append(tc.args, "--", "true")
-			var out bytes.Buffer
-			if got := dispatch(append([]string{"run"}, args...), &out, &out); got != exitUsage {
-				t.Errorf("ustack run %q = %d, want %d (usage); output %q", args, got, exitUsage, out.String())
-			}
-			if !strings.Contains(out.String(), tc.contains) {
-				t.Errorf("ustack run %q output = %q, want it to name %q", args, out.String(), tc.contains)
-			}
-		})
-	}
+	}, "--", "true")
 }
 
 // TestRunEngineReadyClosedOnFailure: when setting up fails, ustack closes
