@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -76,8 +77,10 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
-		fmt.Fprintln(stderr, "Run 'ustack run --help' for usage.")
-		return exitUsage
+		if flagErrStatus(err) == exitUsage {
+			fmt.Fprintln(stderr, "Run 'ustack run --help' for usage.")
+		}
+		return flagErrStatus(err)
 	}
 	if !opts.debug {
 		// gVisor logs some drops at Info level to stderr (a martian
@@ -203,10 +206,32 @@ func parseCIDR(flag, s string, v4 bool) (netip.Prefix, error) {
 	return p, nil
 }
 
+// setupError marks a flag check that failed through no fault of the
+// value (the host out of descriptors, say): ustack exits 1, not 2.
+type setupError struct{ error }
+
+func (e setupError) Unwrap() error { return e.error }
+
+// flagErrStatus is the exit status for an error from parseRunFlags.
+func flagErrStatus(err error) int {
+	var se setupError
+	if errors.As(err, &se) {
+		return exitFailure
+	}
+	return exitUsage
+}
+
 // parseOutbound reads an --outbound-addr value ("" for none): an address
 // of the flag's family that this host has, which a socket can be bound
 // to (checked by binding one). A loopback address would keep everything
 // on the host, and the unspecified one is the kernel's choice anyway.
+//
+// The bind check proves less where the kernel lets sockets bind foreign
+// addresses: with net.ipv4.ip_nonlocal_bind=1 (net.ipv6.ip_nonlocal_bind
+// for IPv6; ip(7) IP_FREEBIND) it passes for an address the host lacks,
+// whose replies then never come back. A tentative IPv6 address (still in
+// duplicate address detection) fails it with EADDRNOTAVAIL, as a missing
+// one does.
 func parseOutbound(flag, s string, v4 bool) (netip.Addr, error) {
 	if s == "" {
 		return netip.Addr{}, nil
@@ -226,10 +251,21 @@ func parseOutbound(flag, s string, v4 bool) (netip.Addr, error) {
 	}
 	pc, err := net.ListenPacket("udp", netip.AddrPortFrom(a, 0).String())
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%s %q: not an address of this host (binding a socket to it: %v)", flag, s, errors.Unwrap(err))
+		return netip.Addr{}, bindCheckError(flag, s, err)
 	}
 	pc.Close()
 	return a, nil
+}
+
+// bindCheckError says why binding a socket to an --outbound-addr value
+// failed: EADDRNOTAVAIL, the host lacks the address, is the user's
+// mistake (a usage error); anything else (EMFILE, ENOBUFS) is the host's
+// trouble at that moment (a setupError).
+func bindCheckError(flag, s string, err error) error {
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return fmt.Errorf("%s %q: not an address of this host (binding a socket to it: %v)", flag, s, errors.Unwrap(err))
+	}
+	return setupError{fmt.Errorf("%s %q: checking the address: %w", flag, s, err)}
 }
 
 // checkFDs validates --ready-fd and --exit-fd (before any namespace is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -310,5 +311,31 @@ func TestRunEngineReadyClosedOnFailure(t *testing.T) {
 	r.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if got, err := io.ReadAll(r); len(got) != 0 || err != nil {
 		t.Errorf("ready pipe after a failed run read %q, %v; want end of file and nothing", got, err)
+	}
+}
+
+// TestRunEngineOutboundBindError: only a missing address (EADDRNOTAVAIL)
+// is the user's mistake (exit 2); another failure of the bind check is
+// the host's (exit 1), and both name the flag.
+func TestRunEngineOutboundBindError(t *testing.T) {
+	leakcheck.Check(t)
+	for _, tc := range []struct {
+		errno    unix.Errno
+		status   int
+		contains string
+	}{
+		{unix.EADDRNOTAVAIL, exitUsage, `--outbound-addr "192.0.2.1": not an address of this host (binding a socket to it: bind: cannot assign requested address)`},
+		{unix.EMFILE, exitFailure, `--outbound-addr "192.0.2.1": checking the address: listen udp 192.0.2.1:0: bind: too many open files`},
+		{unix.ENOBUFS, exitFailure, "no buffer space"},
+	} {
+		// As net.ListenPacket reports a failed bind.
+		lerr := &net.OpError{Op: "listen", Net: "udp", Addr: &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1)}, Err: os.NewSyscallError("bind", tc.errno)}
+		err := bindCheckError("--outbound-addr", "192.0.2.1", lerr)
+		if got := flagErrStatus(err); got != tc.status || !strings.Contains(err.Error(), tc.contains) {
+			t.Errorf("bindCheckError(%v) = %q, status %d; want status %d and %q", tc.errno, err, got, tc.status, tc.contains)
+		}
+	}
+	if got := flagErrStatus(errors.New("--mtu 1: want 1280..65520")); got != exitUsage {
+		t.Errorf("flagErrStatus(a plain flag error) = %d, want %d", got, exitUsage)
 	}
 }
