@@ -156,8 +156,8 @@ func (r *Relay) control(req ControlRequest) ControlResponse {
 	case "info":
 		c := &r.cfg
 		return ControlResponse{OK: true, Info: &Info{
-			Guest4: c.Guest4, Gateway4: c.Gateway4, DNS4: c.DNS4,
-			Guest6: c.Guest6, Gateway6: c.Gateway6, DNS6: c.DNS6,
+			Guest4: c.guest4, Gateway4: c.gateway4, DNS4: c.dns4,
+			Guest6: c.guest6, Gateway6: c.gateway6, DNS6: c.dns6,
 			Outbound4: c.Outbound4, Outbound6: c.Outbound6,
 		}}
 	}

@@ -19,13 +19,10 @@ func TestControlInfo(t *testing.T) {
 		want string
 	}{
 		{Config{}, `{"ok":true,"info":{"guest4":"10.0.2.100","gateway4":"10.0.2.2","dns4":"10.0.2.3","guest6":"fd00::100","gateway6":"fd00::2","dns6":"fd00::3"}}`},
-		{func() Config {
-			var c Config
-			// Only reported here: no traffic is sent.
-			Network{Prefix4: netip.MustParsePrefix("10.0.3.0/24"), Prefix6: netip.MustParsePrefix("fd00:1::/64")}.Apply(&c)
-			c.Outbound4 = netip.MustParseAddr("192.0.2.9")
-			return c
-		}(), `{"ok":true,"info":{"guest4":"10.0.3.100","gateway4":"10.0.3.2","dns4":"10.0.3.3","guest6":"fd00:1::100","gateway6":"fd00:1::2","dns6":"fd00:1::3","outbound4":"192.0.2.9"}}`},
+		{Config{
+			Network:   Network{Prefix4: netip.MustParsePrefix("10.0.3.0/24"), Prefix6: netip.MustParsePrefix("fd00:1::/64")},
+			Outbound4: netip.MustParseAddr("192.0.2.9"), // only reported here: no traffic is sent
+		}, `{"ok":true,"info":{"guest4":"10.0.3.100","gateway4":"10.0.3.2","dns4":"10.0.3.3","guest6":"fd00:1::100","gateway6":"fd00:1::2","dns6":"fd00:1::3","outbound4":"192.0.2.9"}}`},
 	} {
 		h := newHarness(t, tc.cfg)
 		c := dialControl(t, h)

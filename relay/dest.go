@@ -37,7 +37,7 @@ var (
 func (r *Relay) target(dst netip.AddrPort) (netip.AddrPort, error) {
 	a := dst.Addr().Unmap()
 	switch a {
-	case r.cfg.Gateway4, r.cfg.Gateway6:
+	case r.cfg.gateway4, r.cfg.gateway6:
 		host := loopback6
 		if a.Is4() {
 			host = loopback4
@@ -46,7 +46,7 @@ func (r *Relay) target(dst netip.AddrPort) (netip.AddrPort, error) {
 			return netip.AddrPort{}, errDenied
 		}
 		return netip.AddrPortFrom(host, dst.Port()), nil
-	case r.cfg.DNS4, r.cfg.DNS6:
+	case r.cfg.dns4, r.cfg.dns6:
 		if dst.Port() != 53 {
 			return netip.AddrPort{}, errDenied
 		}
@@ -92,14 +92,14 @@ func (c *Config) allowedUpstreams() []netip.AddrPort {
 // isDNS reports whether dst is the DNS forwarder.
 func (r *Relay) isDNS(dst netip.AddrPort) bool {
 	a := dst.Addr().Unmap()
-	return (a == r.cfg.DNS4 || a == r.cfg.DNS6) && dst.Port() == 53
+	return (a == r.cfg.dns4 || a == r.cfg.dns6) && dst.Port() == 53
 }
 
 // isOwn reports whether a is one of the addresses the stack itself answers
 // for (gateway, DNS), where ICMP echo is answered by the stack.
 func (r *Relay) isOwn(a netip.Addr) bool {
 	a = a.Unmap()
-	return a == r.cfg.Gateway4 || a == r.cfg.Gateway6 || a == r.cfg.DNS4 || a == r.cfg.DNS6
+	return a == r.cfg.gateway4 || a == r.cfg.gateway6 || a == r.cfg.dns4 || a == r.cfg.dns6
 }
 
 // dnsUpstream returns the current DNS upstream.

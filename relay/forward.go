@@ -195,15 +195,15 @@ func (r *Relay) Forwards() []Forward {
 func (r *Relay) guestSide(client netip.AddrPort) (guest, src netip.Addr) {
 	ca := client.Addr().Unmap()
 	if ca.Is4() {
-		guest, src = r.cfg.Guest4, ca
+		guest, src = r.cfg.guest4, ca
 		if ca.IsLoopback() || ca.IsUnspecified() {
-			src = r.cfg.Gateway4
+			src = r.cfg.gateway4
 		}
 		return guest, src
 	}
-	guest, src = r.cfg.Guest6, ca
+	guest, src = r.cfg.guest6, ca
 	if ca.IsLoopback() || ca.IsUnspecified() || ca.IsLinkLocalUnicast() {
-		src = r.cfg.Gateway6
+		src = r.cfg.gateway6
 	}
 	return guest, src
 }
@@ -254,9 +254,9 @@ func (r *Relay) forwardTCP(fw *forwarder, c *net.TCPConn) {
 		// connect to our listener succeeded. Try the other family,
 		// as Docker's proxy does, from the gateway: the client's own
 		// address cannot be of that family.
-		other, osrc := r.cfg.Guest4, r.cfg.Gateway4
+		other, osrc := r.cfg.guest4, r.cfg.gateway4
 		if guest.Is4() {
-			other, osrc = r.cfg.Guest6, r.cfg.Gateway6
+			other, osrc = r.cfg.guest6, r.cfg.gateway6
 		}
 		oaddr := tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(other), Port: fw.f.GuestPort}
 		if gc2, err2 := dialGuest(ctx, gs, tcpip.FullAddress{NIC: r.nic, Addr: stack.Address(osrc)}, oaddr, stack.Protocol(other)); err2 == nil {

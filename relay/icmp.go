@@ -397,9 +397,9 @@ func (r *Relay) writeUDPUnreachable(src, dst netip.AddrPort, code unreachable) b
 func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportProtocolNumber, transport8 []byte, code unreachable) bool {
 	from := dst.Addr()
 	if code != portUnreachable {
-		from = r.cfg.Gateway4
+		from = r.cfg.gateway4
 		if dst.Addr().Is6() {
-			from = r.cfg.Gateway6
+			from = r.cfg.gateway6
 		}
 	}
 	var pkt []byte

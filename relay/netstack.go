@@ -19,8 +19,8 @@ const NICName = "ns"
 // as that address) holding nw's gateway and DNS addresses (the zero
 // Network: the defaults), default routes through it, and paused, so that
 // no packet arrives before the relay is installed. pcap, if non-nil,
-// receives a capture of the link. Give the relay the same addresses
-// (Network.Apply).
+// receives a capture of the link. Give the relay the same Network
+// (Config.Network); StackConfig does not check nw, New does.
 //
 // Build the stack with stack.New, install the relay with New, then call
 // the stack's Resume. Close the relay before the stack.

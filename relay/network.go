@@ -69,12 +69,6 @@ func (n Network) Bits4() int { return n.orDefault().Prefix4.Bits() }
 // Bits6: see Bits4.
 func (n Network) Bits6() int { return n.orDefault().Prefix6.Bits() }
 
-// Apply sets c's gateway, DNS and guest addresses to n's.
-func (n Network) Apply(c *Config) {
-	c.Gateway4, c.DNS4, c.Guest4 = n.Gateway4(), n.DNS4(), n.Guest4()
-	c.Gateway6, c.DNS6, c.Guest6 = n.Gateway6(), n.DNS6(), n.Guest6()
-}
-
 // addHost returns p's network address plus h.
 func addHost(p netip.Prefix, h uint32) netip.Addr {
 	b := p.Masked().Addr().AsSlice()
@@ -92,10 +86,15 @@ func addHost(p netip.Prefix, h uint32) netip.Addr {
 // 10.0.3.100/24, which could be read as asking for the namespace's
 // address), leave room for the namespace's address and, for IPv4, the
 // broadcast address after it (/25 or shorter; IPv6 /119 or shorter), and
-// lie within the private ranges (RFC 1918 for IPv4, RFC 4193's fc00::/7
-// for IPv6): the stack answers for every address of its prefix as the
-// gateway's neighbour, so a public, loopback, link-local or multicast one
-// would hide real destinations (or mean nothing) to the namespace.
+// overlap no loopback, unspecified, multicast or link-local range, whose
+// addresses mean something else on every host and are never relayed.
+//
+// Any other range is accepted, public and shared (100.64.0.0/10) ones
+// included, as slirp4netns's --cidr accepts them (its parse_cidr checks
+// only the length and the host bits): the relay hides only the gateway,
+// the DNS forwarder, the namespace's own address and the subnet's
+// broadcast from the namespace; every other address of the prefix is
+// relayed to the real host of that address (Relay.target).
 func CheckPrefix(p netip.Prefix) error {
 	a := p.Addr()
 	switch {
@@ -112,21 +111,30 @@ func CheckPrefix(p netip.Prefix) error {
 	if need := minHostBits(a); hostBits < need {
 		return fmt.Errorf("/%d is too small for the namespace's address network+%s; want /%d or shorter", p.Bits(), guestPart(a), a.BitLen()-need)
 	}
-	last := lastAddr(p)
-	switch {
-	case a.IsLoopback() || a.IsUnspecified():
-		return errors.New("a loopback or unspecified range; want a private one")
-	case a.IsMulticast():
-		return errors.New("a multicast range; want a private one")
-	case a.IsLinkLocalUnicast():
-		return errors.New("a link-local range; want a private one")
-	case !a.IsPrivate() || !last.IsPrivate():
-		if a.Is4() {
-			return errors.New("not a private range: want one inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
+	for _, r := range reservedRanges {
+		if p.Overlaps(r.prefix) {
+			return fmt.Errorf("overlaps the %s range %v", r.what, r.prefix)
 		}
-		return errors.New("not a private range: want one inside fc00::/7 (unique local addresses)")
 	}
 	return nil
+}
+
+// reservedRanges are the ranges a Network prefix must not overlap: their
+// addresses are the host's own or never routed (RFC 6890's table,
+// RFC 4291 section 2.4).
+var reservedRanges = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified (this network)"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("255.255.255.255/32"), "limited broadcast"},
+	{netip.MustParsePrefix("::/127"), "unspecified and loopback"},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast"},
 }
 
 func guestPart(a netip.Addr) string {
@@ -143,14 +151,4 @@ func minHostBits(a netip.Addr) int {
 		return 7
 	}
 	return 9
-}
-
-// lastAddr is the last address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }

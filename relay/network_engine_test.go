@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/link/pipe"
 )
 
 func TestNetworkAddrs(t *testing.T) {
@@ -30,14 +32,38 @@ func TestNetworkAddrs(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(want, " ") || nw.Bits4() != tc.bits4 || nw.Bits6() != tc.bits6 {
 			t.Errorf("%+v: addresses %v /%d /%d, want %v /%d /%d", nw, got, nw.Bits4(), nw.Bits6(), want, tc.bits4, tc.bits6)
 		}
-		var c Config
-		nw.Apply(&c)
-		if c.Gateway4 != nw.Gateway4() || c.DNS4 != nw.DNS4() || c.Guest4 != nw.Guest4() || c.Gateway6 != nw.Gateway6() || c.DNS6 != nw.DNS6() || c.Guest6 != nw.Guest6() {
-			t.Errorf("%+v: Apply set %+v", nw, c)
-		}
 	}
-	if DefaultNetwork.Gateway4() != DefaultGateway4 || DefaultNetwork.Guest6() != DefaultGuest6 || DefaultNetwork.DNS4() != DefaultDNS4 {
-		t.Errorf("DefaultNetwork disagrees with the Default addresses")
+}
+
+// TestConfigNetworkChecked: New refuses, naming the field, a Network
+// whose guest would fall outside its prefix or whose prefix is of the
+// wrong family, instead of configuring addresses the namespace's own
+// prefix does not hold.
+func TestConfigNetworkChecked(t *testing.T) {
+	leakcheck.Check(t)
+	_, b := pipe.New("", "", 1500)
+	gwn, err := stack.New(StackConfig(b, nil, Network{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gwn.Close()
+	for _, tc := range []struct {
+		nw   Network
+		want string
+	}{
+		{Network{Prefix4: netip.MustParsePrefix("10.0.3.0/30")}, "Config.Network.Prefix4 10.0.3.0/30: /30 is too small"},
+		{Network{Prefix4: netip.MustParsePrefix("10.0.3.100/24")}, "Config.Network.Prefix4 10.0.3.100/24: host bits set"},
+		{Network{Prefix4: netip.MustParsePrefix("fd00:1::/64")}, "Config.Network.Prefix4 fd00:1::/64: wrong address family"},
+		{Network{Prefix6: netip.MustParsePrefix("10.0.3.0/24")}, "Config.Network.Prefix6 10.0.3.0/24: wrong address family"},
+		{Network{Prefix6: netip.MustParsePrefix("ff02::/64")}, "Config.Network.Prefix6 ff02::/64: overlaps the multicast range"},
+	} {
+		r, err := New(Config{Stack: gwn, Network: tc.nw})
+		if r != nil {
+			r.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(Network %+v) = %v, want an error containing %q", tc.nw, err, tc.want)
+		}
 	}
 }
 
@@ -60,12 +86,20 @@ func TestCheckPrefix(t *testing.T) {
 		{"10.0.3.0/26", "/26 is too small"},
 		{"10.0.3.0/32", "/32 is too small"},
 		{"fd00::/120", "/120 is too small"},
-		{"8.8.8.0/24", "not a private range"},
-		{"10.0.0.0/7", "not a private range"},
-		{"100.64.0.0/24", "not a private range"},
-		{"2001:db8::/64", "not a private range: want one inside fc00::/7"},
-		{"127.0.0.0/24", "loopback"},
-		{"0.0.0.0/24", "loopback or unspecified"},
+		// Public and shared ranges: slirp4netns accepts them, and the
+		// relay hides only +2, +3, +100 and the broadcast.
+		{"8.8.8.0/24", ""},
+		{"10.0.0.0/7", ""},
+		{"100.64.0.0/24", ""},
+		{"2001:db8::/64", ""},
+		{"127.0.0.0/24", "overlaps the loopback range 127.0.0.0/8"},
+		{"126.0.0.0/7", "loopback"}, // starts outside 127/8, covers it
+		{"0.0.0.0/24", "unspecified"},
+		{"::/64", "unspecified and loopback"},
+		{"::ff00:0:0/88", "IPv4-mapped"},
+		{"192.0.0.0/2", "multicast"},
+		{"255.255.255.128/25", "limited broadcast"},
+		{"fe00::/7", "link-local"},
 		{"224.0.0.0/24", "multicast"},
 		{"ff02::/64", "multicast"},
 		{"169.254.0.0/24", "link-local"},

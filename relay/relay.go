@@ -31,14 +31,15 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
-// The slirp-style addresses the namespace is configured with by default.
+// The slirp-style addresses the namespace is configured with by default:
+// DefaultNetwork's.
 var (
-	DefaultGateway4 = netip.MustParseAddr("10.0.2.2")
-	DefaultDNS4     = netip.MustParseAddr("10.0.2.3")
-	DefaultGuest4   = netip.MustParseAddr("10.0.2.100")
-	DefaultGateway6 = netip.MustParseAddr("fd00::2")
-	DefaultDNS6     = netip.MustParseAddr("fd00::3")
-	DefaultGuest6   = netip.MustParseAddr("fd00::100")
+	DefaultGateway4 = DefaultNetwork.Gateway4()
+	DefaultDNS4     = DefaultNetwork.DNS4()
+	DefaultGuest4   = DefaultNetwork.Guest4()
+	DefaultGateway6 = DefaultNetwork.Gateway6()
+	DefaultDNS6     = DefaultNetwork.DNS6()
+	DefaultGuest6   = DefaultNetwork.Guest6()
 )
 
 // Config describes a relay. Zero fields take the defaults beside them.
@@ -51,14 +52,18 @@ type Config struct {
 	// NICName.
 	NIC string
 
-	// Gateway4/6 are the gateway addresses (10.0.2.2, fd00::2). They map
-	// to the host's 127.0.0.1 and ::1 only with AllowHostLoopback.
-	Gateway4, Gateway6 netip.Addr
-	// DNS4/6 are the DNS forwarder addresses (10.0.2.3, fd00::3).
-	DNS4, DNS6 netip.Addr
-	// Guest4/6 are the namespace's own addresses, where port forwards
-	// connect (10.0.2.100, fd00::100).
-	Guest4, Guest6 netip.Addr
+	// Network is the namespace's addressing, the same value the stack
+	// was built with (StackConfig); its zero value is DefaultNetwork, and
+	// New refuses a prefix CheckPrefix refuses. The relay's addresses all
+	// come from it: the gateways (10.0.2.2, fd00::2), which map to the
+	// host's 127.0.0.1 and ::1 only with AllowHostLoopback; the DNS
+	// forwarders (10.0.2.3, fd00::3); the namespace's own addresses,
+	// where port forwards connect (10.0.2.100, fd00::100).
+	Network Network
+	// The addresses of Network, set by New.
+	gateway4, gateway6 netip.Addr
+	dns4, dns6         netip.Addr
+	guest4, guest6     netip.Addr
 
 	// AllowHostLoopback lets the gateway addresses reach host loopback.
 	AllowHostLoopback bool
@@ -273,17 +278,9 @@ func (c *Config) fill() error {
 	if c.NIC == "" {
 		c.NIC = NICName
 	}
-	def := func(a *netip.Addr, d netip.Addr) {
-		if !a.IsValid() {
-			*a = d
-		}
+	if err := c.fillNetwork(); err != nil {
+		return err
 	}
-	def(&c.Gateway4, DefaultGateway4)
-	def(&c.Gateway6, DefaultGateway6)
-	def(&c.DNS4, DefaultDNS4)
-	def(&c.DNS6, DefaultDNS6)
-	def(&c.Guest4, DefaultGuest4)
-	def(&c.Guest6, DefaultGuest6)
 	if c.MaxFlows < 0 || c.BufferSize < 0 || c.DialTimeout < 0 || c.HalfCloseTimeout < 0 || c.UDPIdleTimeout < 0 || c.SendBufferBudget < 0 {
 		return errors.New("relay: negative limit in Config")
 	}
@@ -305,10 +302,10 @@ func (c *Config) fill() error {
 	if c.SendBufferBudget == 0 {
 		c.SendBufferBudget = defaultSendBudget
 	}
-	if c.Outbound4.IsValid() && !c.Outbound4.Is4() {
+	if c.Outbound4.IsValid() && !isFamily(c.Outbound4, true) {
 		return fmt.Errorf("relay: Config.Outbound4 %v is not an IPv4 address", c.Outbound4)
 	}
-	if c.Outbound6.IsValid() && !(c.Outbound6.Is6() && !c.Outbound6.Is4In6()) {
+	if c.Outbound6.IsValid() && !isFamily(c.Outbound6, false) {
 		return fmt.Errorf("relay: Config.Outbound6 %v is not an IPv6 address", c.Outbound6)
 	}
 	for _, p := range c.Deny {
@@ -318,6 +315,38 @@ func (c *Config) fill() error {
 	}
 	c.DNSUpstreams = c.allowedUpstreams()
 	return nil
+}
+
+// fillNetwork checks Network and sets the addresses from it.
+func (c *Config) fillNetwork() error {
+	nw := c.Network.orDefault()
+	for _, f := range []struct {
+		name string
+		p    netip.Prefix
+		v4   bool
+	}{{"Prefix4", nw.Prefix4, true}, {"Prefix6", nw.Prefix6, false}} {
+		err := CheckPrefix(f.p)
+		if err == nil && !isFamily(f.p.Addr(), f.v4) {
+			err = errors.New("wrong address family")
+		}
+		if err != nil {
+			return fmt.Errorf("relay: Config.Network.%s %v: %w", f.name, f.p, err)
+		}
+	}
+	c.Network = nw
+	c.gateway4, c.dns4, c.guest4 = nw.Gateway4(), nw.DNS4(), nw.Guest4()
+	c.gateway6, c.dns6, c.guest6 = nw.Gateway6(), nw.DNS6(), nw.Guest6()
+	return nil
+}
+
+// isFamily reports whether a is an IPv4 (v4) or IPv6 address; an
+// IPv4-mapped IPv6 address is neither, as the host kernel would treat it
+// as IPv4 behind an IPv6 socket.
+func isFamily(a netip.Addr, v4 bool) bool {
+	if v4 {
+		return a.Is4()
+	}
+	return a.Is6() && !a.Is4In6()
 }
 
 // Stats returns a snapshot of the counters.

@@ -34,18 +34,19 @@ type harness struct {
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	a, b := pipe.New("", "", 65520)
+	nw := cfg.Network // one Network for both sides, as ustack run does
 	ns, err := stack.New(stack.Config{
 		NICs: []stack.NICConfig{{Name: "tap0", Endpoint: a, Addrs: []netip.Prefix{
-			netip.PrefixFrom(DefaultGuest4, 24), netip.PrefixFrom(DefaultGuest6, 64)}}},
+			netip.PrefixFrom(nw.Guest4(), nw.Bits4()), netip.PrefixFrom(nw.Guest6(), nw.Bits6())}}},
 		Routes: []stack.Route{
-			{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: DefaultGateway4, NIC: "tap0"},
-			{Dest: netip.MustParsePrefix("::/0"), Gateway: DefaultGateway6, NIC: "tap0"},
+			{Dest: netip.MustParsePrefix("0.0.0.0/0"), Gateway: nw.Gateway4(), NIC: "tap0"},
+			{Dest: netip.MustParsePrefix("::/0"), Gateway: nw.Gateway6(), NIC: "tap0"},
 		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gwn, err := stack.New(StackConfig(b, nil, Network{}))
+	gwn, err := stack.New(StackConfig(b, nil, nw))
 	if err != nil {
 		ns.Close()
 		t.Fatal(err)

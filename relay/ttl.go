@@ -68,7 +68,7 @@ func (r *Relay) writeTimeExceeded(to netip.Addr, quote []byte) {
 		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
 		ip := header.IPv4(pkt)
 		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
-			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(r.cfg.Gateway4), DstAddr: stack.Address(to)})
+			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(r.cfg.gateway4), DstAddr: stack.Address(to)})
 		ip.SetChecksum(^ip.CalculateChecksum())
 		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
 		h.SetType(header.ICMPv4TimeExceeded)
@@ -78,18 +78,19 @@ func (r *Relay) writeTimeExceeded(to netip.Addr, quote []byte) {
 	} else {
 		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6MinimumSize+len(quote))
 		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
-			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(r.cfg.Gateway6), DstAddr: stack.Address(to)})
+			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(r.cfg.gateway6), DstAddr: stack.Address(to)})
 		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
 		h.SetType(header.ICMPv6TimeExceeded)
 		h.SetCode(header.ICMPv6HopLimitExceeded)
 		copy(h[header.ICMPv6MinimumSize:], quote)
-		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(r.cfg.Gateway6), Dst: stack.Address(to)}))
+		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(r.cfg.gateway6), Dst: stack.Address(to)}))
 	}
 	r.gs.WriteRawPacket(r.nic, stack.Protocol(to), buffer.MakeWithData(pkt))
 }
 
 // subnetBroadcast reports whether pkt is addressed to the broadcast
-// address of the namespace's subnet (10.0.2.255). A router takes such a
+// address of the namespace's subnet (10.0.2.255 by default; the last
+// address of Config.Network's Prefix4). A router takes such a
 // datagram as its own broadcast and forwards nothing (Linux drops a TCP
 // segment to it, tcp_v4_rcv); the relay dialled it on the host as if it
 // were a unicast destination there.

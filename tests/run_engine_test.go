@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/internal/roottest"
 	"github.com/ustack/ustack/netns"
+	"golang.org/x/sys/unix"
 )
 
 // The flags a container engine drives `ustack run` with (docs/engine.md):
@@ -31,12 +33,22 @@ type enginePipes struct {
 	exit      *os.File // write end: closing it asks ustack to exit
 	readyW    *os.File // ustack's ends, closed in the test once started
 	exitR     *os.File
+	readyFD   int // the descriptor numbers ustack gets them at
+	exitFD    int
 	readyArgs []string
 }
 
 func newEnginePipes(t *testing.T) *enginePipes {
 	t.Helper()
-	p := &enginePipes{readyArgs: []string{"--ready-fd", "3", "--exit-fd", "4"}}
+	return newEnginePipesAt(t, 3, 4)
+}
+
+// newEnginePipesAt is newEnginePipes with ustack's ends at the descriptor
+// numbers readyFD and exitFD (3 or more; the numbers between are closed).
+func newEnginePipesAt(t *testing.T, readyFD, exitFD int) *enginePipes {
+	t.Helper()
+	p := &enginePipes{readyFD: readyFD, exitFD: exitFD,
+		readyArgs: []string{"--ready-fd", fmt.Sprint(readyFD), "--exit-fd", fmt.Sprint(exitFD)}}
 	var err error
 	if p.ready, p.readyW, err = os.Pipe(); err != nil {
 		t.Fatal(err)
@@ -52,15 +64,17 @@ func newEnginePipes(t *testing.T) *enginePipes {
 	return p
 }
 
-// start runs name args with ustack's ends of the pipes as descriptors 3
-// and 4 (through any wrapper such as setpriv, which keeps them), then
+// start runs name args with ustack's ends of the pipes at their
+// descriptor numbers (through any wrapper such as setpriv, which keeps
+// them), then
 // closes them here, as an engine does after its fork. The cleanup kills
 // what is still running.
 func (p *enginePipes) start(t *testing.T, name string, args ...string) (*exec.Cmd, *runOutput) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.WaitDelay = 5 * time.Second
-	cmd.ExtraFiles = []*os.File{p.readyW, p.exitR}
+	cmd.ExtraFiles = make([]*os.File, max(p.readyFD, p.exitFD)-2) // ExtraFiles[i] is descriptor 3+i
+	cmd.ExtraFiles[p.readyFD-3], cmd.ExtraFiles[p.exitFD-3] = p.readyW, p.exitR
 	out := &runOutput{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -204,12 +218,85 @@ func TestRunEngineReadyFDCreate(t *testing.T) {
 		t.Fatalf("CMD's namespace: %q", out)
 	}
 	p.exitNow(t, cmd, out)
+	noProcessIn(t, ns)
+}
+
+// noProcessIn checks that no process is left in the network namespace ns
+// ("net:[N]", as readlink /proc/PID/ns/net gives it).
+func noProcessIn(t *testing.T, ns string) {
+	t.Helper()
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/net"); err == nil && l == ns {
 			cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 			t.Errorf("process %s (%q) still in the run's namespace %s", e.Name(), cmdline, ns)
 		}
+	}
+}
+
+// TestRunEngineReadyFDRootlessCreate: uid 65534 runs CMD (ustack
+// re-executes itself in a new user namespace, netns.RunInUserNS) with
+// --ready-fd 10 and --exit-fd 7, numbers out of order with closed ones
+// between, as an engine's fork may leave them: the copy gets both at the
+// same numbers, CMD inherits neither, "1" is followed by end of file (no
+// process keeps the write end), the forward reaches CMD's server, and
+// closing --exit-fd ends ustack with 0 and leaves no process behind.
+func TestRunEngineReadyFDRootlessCreate(t *testing.T) {
+	leakcheck.Check(t)
+	bin := runPublicBinary(t)
+	roottest.RequireCommand(t, "setpriv", "socat")
+	runTunForAll(t)
+	port := runFreePort(t, "tcp4", "127.0.0.1:0")
+	p := newEnginePipesAt(t, 10, 7)
+	cmd, out := p.start(t, "setpriv", append(append([]string{"--reuid=65534", "--regid=65534", "--clear-groups",
+		bin, "run", "-p", "127.0.0.1:" + port + ":8080"}, p.readyArgs...),
+		"--", "sh", "-c", "readlink /proc/self/ns/net; echo fds $(ls /proc/$$/fd); exec socat TCP-LISTEN:8080,reuseaddr,fork 'SYSTEM:echo inside'")...)
+	p.waitReady(t, out)
+	runEventually(t, "through the forward to CMD's server", func() error {
+		return runDialExpect(&net.Dialer{}, "tcp4", "127.0.0.1:"+port, "inside")
+	})
+	lines := strings.SplitN(out.String(), "\n", 3)
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "net:[") || !strings.HasPrefix(lines[1], "fds ") {
+		t.Fatalf("CMD's output: %q", out)
+	}
+	for _, fd := range strings.Fields(lines[1])[1:] {
+		if fd == "7" || fd == "10" {
+			t.Errorf("CMD inherited descriptor %s (its descriptors: %s)", fd, lines[1])
+		}
+	}
+	p.exitNow(t, cmd, out)
+	noProcessIn(t, lines[0])
+}
+
+// TestRunEngineReadyFDFailure: when setting up fails (a -p port already
+// taken on the host), nothing is written to --ready-fd; the engine reads
+// end of file, and ustack exits 1.
+func TestRunEngineReadyFDFailure(t *testing.T) {
+	leakcheck.Check(t)
+	bin := runBinary(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := newEnginePipes(t)
+	cmd, out := p.start(t, bin, append(append([]string{"run", "-p", ln.Addr().String() + ":80"}, p.readyArgs...),
+		"--", "sleep", "30")...)
+	p.ready.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if got, err := io.ReadAll(p.ready); len(got) != 0 || err != nil {
+		t.Errorf("ready pipe of a failed run: read %q, %v; want nothing and end of file (ustack output %q)", got, err, out)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("ustack still running 10s after its ready pipe closed; output %q", out)
+	}
+	if st := runStatus(cmd.ProcessState); st != 1 || !strings.Contains(out.String(), "-p "+ln.Addr().String()+":80") {
+		t.Errorf("ustack with a taken -p port: status %d, output %q; want 1 naming the forward", st, out)
 	}
 }
 
@@ -341,6 +428,7 @@ func TestRunEngineOutboundAddr(t *testing.T) {
 		}
 		return nil
 	})
+	pings := echoSources(t, filepath.Join(netns.RunDir, name), netip.MustParseAddr("198.51.100.1"))
 	run := func(udpPort string, extra ...string) string {
 		script := `socat -T5 - TCP4:198.51.100.1:7001 </dev/null; socat -T5 - 'TCP6:[2001:db8:5::1]:7001' </dev/null
 echo x | socat -t3 -T5 - UDP4:198.51.100.1:` + udpPort + `; ping -c 1 -W 5 198.51.100.1 >/dev/null && echo ping-ok`
@@ -355,14 +443,55 @@ echo x | socat -t3 -T5 - UDP4:198.51.100.1:` + udpPort + `; ping -c 1 -W 5 198.5
 	if got := run("7002", "--outbound-addr", "198.51.100.2", "--outbound-addr6", "2001:db8:5::2"); got != want {
 		t.Errorf("with --outbound-addr: CMD printed %q, want %q", got, want)
 	}
+	// The ping is answered either way; its request shows the source.
+	if got := pings(); len(got) != 1 || got[0] != "198.51.100.2" {
+		t.Errorf("with --outbound-addr: echo requests arrived from %v, want [198.51.100.2]", got)
+	}
 	want = "peer=198.51.100.1\npeer=[2001:0db8:0005:0000:0000:0000:0000:0001]\npeer=198.51.100.1\nping-ok\n"
 	if got := run("7003"); got != want {
 		t.Errorf("without --outbound-addr: CMD printed %q, want %q", got, want)
+	}
+	if got := pings(); len(got) != 1 || got[0] != "198.51.100.1" {
+		t.Errorf("without --outbound-addr: echo requests arrived from %v, want [198.51.100.1]", got)
 	}
 	// An address the host (this namespace) does not have is refused
 	// before anything starts.
 	res := runUstack(t, "ip", "netns", "exec", name, bin, "run", "--outbound-addr", "198.51.100.3", "--", "true")
 	if res.status != 2 || !strings.Contains(res.stderr, `--outbound-addr "198.51.100.3": not an address of this host`) {
 		t.Errorf("--outbound-addr of another host: status %d, stderr %q; want 2 naming the flag", res.status, res.stderr)
+	}
+}
+
+// echoSources opens a raw ICMP socket in the network namespace at nsPath
+// (it sees a copy of every ICMP packet delivered there) and returns a
+// function giving the source addresses of the echo requests to dst
+// delivered since its last call.
+func echoSources(t *testing.T, nsPath string, dst netip.Addr) func() []string {
+	t.Helper()
+	var fd int
+	err := netns.Do(nsPath, func() (err error) {
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return func() []string {
+		var srcs []string
+		buf := make([]byte, 1<<16)
+		for {
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil { // EAGAIN: none left
+				return srcs
+			}
+			ihl := int(buf[0]&0x0f) * 4
+			if n < ihl+8 || ihl < 20 || buf[ihl] != 8 { // not an echo request
+				continue
+			}
+			if netip.AddrFrom4([4]byte(buf[16:20])) == dst {
+				srcs = append(srcs, netip.AddrFrom4([4]byte(buf[12:16])).String())
+			}
+		}
 	}
 }

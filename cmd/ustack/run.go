@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -37,8 +38,10 @@ relayed through ordinary host sockets. Inside: lo, a TUN device with
 10.0.2.100/24 and fd00::100/64, default routes via 10.0.2.2 and fd00::2,
 DNS at 10.0.2.3 and fd00::3 (CMD's own /etc/resolv.conf); --cidr and
 --cidr6 move them (network+100, +2, +3; IPv6 +0x100). The exit status
-is CMD's. With --netns or --pid, the network is given to an existing
-namespace until ustack is killed (or --exit-fd reaches end of file).
+is CMD's, or 0 when --exit-fd reaches end of file first (CMD is then
+killed). With --netns or --pid, the network is given to an existing
+namespace until ustack is killed or --exit-fd reaches end of file
+(exit 0).
 
 Flags:
 `
@@ -74,8 +77,10 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
-		fmt.Fprintln(stderr, "Run 'ustack run --help' for usage.")
-		return exitUsage
+		if flagErrStatus(err) == exitUsage {
+			fmt.Fprintln(stderr, "Run 'ustack run --help' for usage.")
+		}
+		return flagErrStatus(err)
 	}
 	if !opts.debug {
 		// gVisor logs some drops at Info level to stderr (a martian
@@ -167,10 +172,13 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	if err := o.check(deny, dns, publish, nsPath, pid); err != nil {
 		return nil, err
 	}
-	if err := o.checkNetwork(cidr4, cidr6); err != nil {
+	var err error
+	if o.network.Prefix4, err = parseCIDR("--cidr", cidr4, true); err != nil {
 		return nil, err
 	}
-	var err error
+	if o.network.Prefix6, err = parseCIDR("--cidr6", cidr6, false); err != nil {
+		return nil, err
+	}
 	if o.outbound4, err = parseOutbound("--outbound-addr", out4, true); err != nil {
 		return nil, err
 	}
@@ -180,35 +188,50 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	return &o, o.checkFDs(fs.Changed("ready-fd"), readyFD, fs.Changed("exit-fd"), exitFD)
 }
 
-// checkNetwork validates --cidr and --cidr6 (relay.CheckPrefix says
-// what a prefix must be).
-func (o *runOptions) checkNetwork(cidr4, cidr6 string) error {
-	for _, c := range []struct {
-		flag, s string
-		v4      bool
-		dst     *netip.Prefix
-	}{{"--cidr", cidr4, true, &o.network.Prefix4}, {"--cidr6", cidr6, false, &o.network.Prefix6}} {
-		p, err := netip.ParsePrefix(c.s)
-		switch {
-		case err != nil:
-			return fmt.Errorf("%s %q: not a CIDR prefix (ADDR/BITS)", c.flag, c.s)
-		case c.v4 && !p.Addr().Is4():
-			return fmt.Errorf("%s %q: not an IPv4 prefix (IPv6 goes in --cidr6)", c.flag, c.s)
-		case !c.v4 && !p.Addr().Is6():
-			return fmt.Errorf("%s %q: not an IPv6 prefix (IPv4 goes in --cidr)", c.flag, c.s)
-		}
-		if err := relay.CheckPrefix(p); err != nil {
-			return fmt.Errorf("%s %q: %v", c.flag, c.s, err)
-		}
-		*c.dst = p
+// parseCIDR reads a --cidr (v4) or --cidr6 value (relay.CheckPrefix
+// says what a prefix must be).
+func parseCIDR(flag, s string, v4 bool) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil:
+		return netip.Prefix{}, fmt.Errorf("%s %q: not a CIDR prefix (ADDR/BITS)", flag, s)
+	case v4 && !p.Addr().Is4():
+		return netip.Prefix{}, fmt.Errorf("%s %q: not an IPv4 prefix (IPv6 goes in --cidr6)", flag, s)
+	case !v4 && !p.Addr().Is6():
+		return netip.Prefix{}, fmt.Errorf("%s %q: not an IPv6 prefix (IPv4 goes in --cidr)", flag, s)
 	}
-	return nil
+	if err := relay.CheckPrefix(p); err != nil {
+		return netip.Prefix{}, fmt.Errorf("%s %q: %v", flag, s, err)
+	}
+	return p, nil
+}
+
+// setupError marks a flag check that failed through no fault of the
+// value (the host out of descriptors, say): ustack exits 1, not 2.
+type setupError struct{ error }
+
+func (e setupError) Unwrap() error { return e.error }
+
+// flagErrStatus is the exit status for an error from parseRunFlags.
+func flagErrStatus(err error) int {
+	var se setupError
+	if errors.As(err, &se) {
+		return exitFailure
+	}
+	return exitUsage
 }
 
 // parseOutbound reads an --outbound-addr value ("" for none): an address
 // of the flag's family that this host has, which a socket can be bound
 // to (checked by binding one). A loopback address would keep everything
 // on the host, and the unspecified one is the kernel's choice anyway.
+//
+// The bind check proves less where the kernel lets sockets bind foreign
+// addresses: with net.ipv4.ip_nonlocal_bind=1 (net.ipv6.ip_nonlocal_bind
+// for IPv6; ip(7) IP_FREEBIND) it passes for an address the host lacks,
+// whose replies then never come back. A tentative IPv6 address (still in
+// duplicate address detection) fails it with EADDRNOTAVAIL, as a missing
+// one does.
 func parseOutbound(flag, s string, v4 bool) (netip.Addr, error) {
 	if s == "" {
 		return netip.Addr{}, nil
@@ -228,10 +251,21 @@ func parseOutbound(flag, s string, v4 bool) (netip.Addr, error) {
 	}
 	pc, err := net.ListenPacket("udp", netip.AddrPortFrom(a, 0).String())
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%s %q: not an address of this host (binding a socket to it: %v)", flag, s, errors.Unwrap(err))
+		return netip.Addr{}, bindCheckError(flag, s, err)
 	}
 	pc.Close()
 	return a, nil
+}
+
+// bindCheckError says why binding a socket to an --outbound-addr value
+// failed: EADDRNOTAVAIL, the host lacks the address, is the user's
+// mistake (a usage error); anything else (EMFILE, ENOBUFS) is the host's
+// trouble at that moment (a setupError).
+func bindCheckError(flag, s string, err error) error {
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return fmt.Errorf("%s %q: not an address of this host (binding a socket to it: %v)", flag, s, errors.Unwrap(err))
+	}
+	return setupError{fmt.Errorf("%s %q: checking the address: %w", flag, s, err)}
 }
 
 // checkFDs validates --ready-fd and --exit-fd (before any namespace is

@@ -118,15 +118,30 @@ func (e *engineFDs) signalReady() error {
 	}
 }
 
+// closeReady closes the ready descriptor without writing to it, if
+// signalReady has not: deferred by whoever may fail before the network
+// is up, so the engine reads end of file without a "1" at once, not only
+// when the process exits.
+func (e *engineFDs) closeReady() {
+	if e.ready > 0 {
+		unix.Close(e.ready)
+		e.ready = 0
+	}
+}
+
 // exitWatch waits for end of file on the --exit-fd descriptor. Its
 // goroutine polls the descriptor and a private pipe, so that close can
 // stop it without touching the descriptor's flags (O_NONBLOCK would be
 // shared with the engine's own copy of the file description).
+//
+// The stop pipe is a raw pipe2(2) pair, not an os.Pipe: the goroutine
+// blocks in poll(2) on it, so it must stay blocking and out of the Go
+// netpoller (os.File.Fd would switch it back to blocking mode).
 type exitWatch struct {
 	fd        int
 	eof       chan struct{} // closed at end of file, hangup or error
-	stopW     *os.File      // closing it stops the goroutine
-	stopR     *os.File
+	stopR     int           // -1 with no fd; polled by the goroutine
+	stopW     int           // closing it (hangup on stopR) stops the goroutine
 	done      chan struct{} // closed when the goroutine has returned
 	closeOnce sync.Once
 }
@@ -134,16 +149,17 @@ type exitWatch struct {
 // watchExit starts watching fd; fd 0 (none) gives a watch that never
 // fires. The watch owns fd and closes it in close.
 func watchExit(fd int) (*exitWatch, error) {
-	w := &exitWatch{fd: fd, eof: make(chan struct{}), done: make(chan struct{})}
+	w := &exitWatch{fd: fd, eof: make(chan struct{}), stopR: -1, stopW: -1, done: make(chan struct{})}
 	if fd <= 0 {
 		close(w.done)
 		return w, nil
 	}
-	var err error
-	if w.stopR, w.stopW, err = os.Pipe(); err != nil {
+	p, err := stopPipe()
+	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("--exit-fd: %w", err)
+		return nil, fmt.Errorf("--exit-fd: stop pipe: %w", err)
 	}
+	w.stopR, w.stopW = p[0], p[1]
 	go w.loop()
 	return w, nil
 }
@@ -151,7 +167,7 @@ func watchExit(fd int) (*exitWatch, error) {
 func (w *exitWatch) loop() {
 	defer close(w.done)
 	buf := make([]byte, 512)
-	pfd := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.stopR.Fd()), Events: unix.POLLIN}}
+	pfd := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.stopR), Events: unix.POLLIN}}
 	for {
 		if _, err := unix.Poll(pfd, -1); err != nil {
 			if errors.Is(err, unix.EINTR) {
@@ -187,12 +203,12 @@ func (w *exitWatch) EOF() <-chan struct{} { return w.eof }
 // Safe to call twice.
 func (w *exitWatch) close() {
 	w.closeOnce.Do(func() {
-		if w.stopW == nil {
+		if w.stopW < 0 {
 			return
 		}
-		w.stopW.Close()
+		unix.Close(w.stopW)
 		<-w.done
-		w.stopR.Close()
+		unix.Close(w.stopR)
 		unix.Close(w.fd)
 	})
 }

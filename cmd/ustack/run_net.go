@@ -113,7 +113,7 @@ func (n *runNet) startStack(o *runOptions, nsPath string, stderr io.Writer) erro
 			return s.Malformed + s.BadChecksum
 		},
 	}
-	o.network.Apply(&cfg)
+	cfg.Network = o.network // as given to StackConfig above
 	cfg.Outbound4, cfg.Outbound6 = o.outbound4, o.outbound6
 	if o.debug {
 		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, "ustack run: "+format+"\n", args...) }
@@ -242,6 +242,7 @@ const exitDrainTimeout = 5 * time.Second
 // when the --exit-fd descriptor reaches end of file first, kills the
 // command, tears everything down and returns 0.
 func runCommand(o *runOptions, stderr io.Writer) int {
+	defer o.fds.closeReady() // a failure before signalReady: end of file, no "1"
 	exit, err := watchExit(o.fds.exit)
 	if err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
@@ -310,6 +311,7 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 // runAttach networks an existing namespace until SIGINT or SIGTERM, or
 // until the --exit-fd descriptor reaches end of file.
 func runAttach(o *runOptions, stderr io.Writer) int {
+	defer o.fds.closeReady() // a failure before signalReady: end of file, no "1"
 	exit, err := watchExit(o.fds.exit)
 	if err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)

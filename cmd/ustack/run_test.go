@@ -10,11 +10,33 @@ import (
 	"github.com/ustack/ustack/relay"
 )
 
+// usageCase is a `ustack run` command line that must be refused as a
+// usage error (exit 2) whose output contains contains.
+type usageCase struct {
+	args     []string
+	contains string
+}
+
+// checkUsageErrors runs each case, with tail appended to its arguments,
+// as a subtest.
+func checkUsageErrors(t *testing.T, cases []usageCase, tail ...string) {
+	t.Helper()
+	for _, tc := range cases {
+		args := append(append([]string{}, tc.args...), tail...)
+		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
+			var out bytes.Buffer
+			if got := dispatch(append([]string{"run"}, args...), &out, &out); got != exitUsage {
+				t.Errorf("ustack run %q = %d, want %d (usage); output %q", args, got, exitUsage, out.String())
+			}
+			if !strings.Contains(out.String(), tc.contains) {
+				t.Errorf("ustack run %q output = %q, want it to name %q", args, out.String(), tc.contains)
+			}
+		})
+	}
+}
+
 func TestRunFlagErrors(t *testing.T) {
-	for _, tc := range []struct {
-		args     []string
-		contains string
-	}{
+	checkUsageErrors(t, []usageCase{
 		{nil, "missing command"},
 		{[]string{"--mtu", "100", "--", "true"}, "--mtu 100"},
 		{[]string{"--mtu", "70000", "--", "true"}, "--mtu 70000"},
@@ -28,17 +50,7 @@ func TestRunFlagErrors(t *testing.T) {
 		{[]string{"--udp-timeout", "-1s", "--", "true"}, "--udp-timeout"},
 		{[]string{"--tun-name", "a-name-far-too-long", "--", "true"}, "--tun-name"},
 		{[]string{"--frobnicate", "--", "true"}, "unknown flag: --frobnicate"},
-	} {
-		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
-			var out bytes.Buffer
-			if got := dispatch(append([]string{"run"}, tc.args...), &out, &out); got != exitUsage {
-				t.Errorf("ustack run %q = %d, want %d (usage); output %q", tc.args, got, exitUsage, out.String())
-			}
-			if !strings.Contains(out.String(), tc.contains) {
-				t.Errorf("ustack run %q output = %q, want it to name %q", tc.args, out.String(), tc.contains)
-			}
-		})
-	}
+	})
 }
 
 func TestRunHelp(t *testing.T) {
