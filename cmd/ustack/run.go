@@ -107,10 +107,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		return status
 	}
 	opts.fds.own()
-	if opts.attachPath != "" {
-		return runAttach(opts, stderr)
-	}
-	return runCommand(opts, stderr)
+	return runWithEngineFDs(opts, stderr)
 }
 
 func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error) {

@@ -301,8 +301,8 @@ func TestRunEngineReadyClosedOnFailure(t *testing.T) {
 	// An attach target that vanished after the flags were checked.
 	o := &runOptions{attachPath: t.TempDir() + "/gone", fds: engineFDs{ready: fd}}
 	var out bytes.Buffer
-	if got := runAttach(o, &out); got != exitFailure {
-		t.Errorf("runAttach(missing namespace) = %d, want %d; output %q", got, exitFailure, out.String())
+	if got := runWithEngineFDs(o, &out); got != exitFailure {
+		t.Errorf("runWithEngineFDs(missing namespace) = %d, want %d; output %q", got, exitFailure, out.String())
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
 		unix.Close(fd)
