@@ -71,19 +71,7 @@ func TestIdleForwardUDPFlowsHoldNoBuffers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
+	echoPackets(t, pc)
 	port := freePort(t, "udp4", "127.0.0.1:0")
 	f := Forward{Proto: "udp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: port, GuestPort: 7}
 	if err := h.r.AddForward(f); err != nil {
