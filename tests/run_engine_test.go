@@ -72,20 +72,9 @@ func newEnginePipesAt(t *testing.T, readyFD, exitFD int) *enginePipes {
 func (p *enginePipes) start(t *testing.T, name string, args ...string) (*exec.Cmd, *runOutput) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.WaitDelay = 5 * time.Second
 	cmd.ExtraFiles = make([]*os.File, max(p.readyFD, p.exitFD)-2) // ExtraFiles[i] is descriptor 3+i
 	cmd.ExtraFiles[p.readyFD-3], cmd.ExtraFiles[p.exitFD-3] = p.readyW, p.exitR
-	out := &runOutput{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
+	out := runStartCmd(t, cmd)
 	p.readyW.Close()
 	p.exitR.Close()
 	return cmd, out

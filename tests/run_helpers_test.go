@@ -95,6 +95,13 @@ func runStatus(ps *os.ProcessState) int {
 func runStart(t *testing.T, bin string, args ...string) (*exec.Cmd, *runOutput) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	return cmd, runStartCmd(t, cmd)
+}
+
+// runStartCmd starts cmd in the background with its output collected, as
+// runStart does, for a test that sets up cmd further (its ExtraFiles).
+func runStartCmd(t *testing.T, cmd *exec.Cmd) *runOutput {
+	t.Helper()
 	// Do not wait forever for output from processes ustack failed to end.
 	cmd.WaitDelay = 5 * time.Second
 	out := &runOutput{}
@@ -108,7 +115,7 @@ func runStart(t *testing.T, bin string, args ...string) (*exec.Cmd, *runOutput) 
 			cmd.Wait()
 		}
 	})
-	return cmd, out
+	return out
 }
 
 // runOutput collects a background command's output; the test may read it
