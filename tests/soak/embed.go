@@ -105,9 +105,16 @@ func (e *embedLoad) close() {
 	e.st.Close()
 }
 
-// serveEcho echoes every connection l accepts, each on its own goroutine,
-// until l is closed; it waits for them.
+// serveEcho echoes every connection l accepts, until l is closed
+// (serveConns).
 func serveEcho(l net.Listener) {
+	serveConns(l, 30*time.Second, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// serveConns handles every connection l accepts with handle, each on its
+// own goroutine, with a deadline timeout from the accept, and closes it
+// after; until l is closed. It waits for them.
+func serveConns(l net.Listener, timeout time.Duration, handle func(net.Conn)) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -119,8 +126,8 @@ func serveEcho(l net.Listener) {
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(30 * time.Second))
-			io.Copy(c, c)
+			c.SetDeadline(time.Now().Add(timeout))
+			handle(c)
 		}()
 	}
 }
