@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +21,23 @@ import (
 
 	"github.com/ustack/ustack/internal/roottest"
 )
+
+// runAsHelper makes the test binary double as a program that tests run
+// inside `ustack run`: with the environment variable env set, it calls
+// run with its value and the binary's arguments, then exits (1, the error
+// on stderr, if run fails). Called from init, which runs before TestMain,
+// so no test runs in that process.
+func runAsHelper(env string, run func(mode string, args []string) error) {
+	mode := os.Getenv(env)
+	if mode == "" {
+		return
+	}
+	if err := run(mode, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
 
 // runBinary returns the ustack binary the package builds once (see
 // ustackBinary), after checking for root.

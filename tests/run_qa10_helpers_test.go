@@ -17,19 +17,8 @@ import (
 )
 
 // The test binary doubles as a program run inside `ustack run`: with
-// QA10_HELPER set, it does what that says and exits (init runs before
-// TestMain, so no test runs in that process).
-func init() {
-	mode := os.Getenv("QA10_HELPER")
-	if mode == "" {
-		return
-	}
-	if err := qa10Helper(mode, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
+// QA10_HELPER set, it does what that says and exits (runAsHelper).
+func init() { runAsHelper("QA10_HELPER", qa10Helper) }
 
 func qa10Helper(mode string, args []string) error {
 	switch mode {
