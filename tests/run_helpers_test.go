@@ -159,16 +159,25 @@ func (o *runOutput) String() string {
 func runStop(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
 	cmd.Process.Signal(syscall.SIGTERM)
+	if !runWaitWithin(cmd, 30*time.Second) {
+		t.Fatalf("ustack did not exit within 30s of SIGTERM")
+	}
+	return runStatus(cmd.ProcessState)
+}
+
+// runWaitWithin waits up to d for cmd to exit; if it has not by then, it
+// kills cmd, waits for it, and returns false.
+func runWaitWithin(cmd *exec.Cmd, d time.Duration) bool {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+		return true
+	case <-time.After(d):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("ustack did not exit within 30s of SIGTERM")
+		return false
 	}
-	return runStatus(cmd.ProcessState)
 }
 
 // runHTTPServer serves handler on host loopback (IPv4) until the test ends
