@@ -134,7 +134,14 @@ func serveConns(l net.Listener, timeout time.Duration, handle func(net.Conn)) {
 
 // serveDNS answers every A query with a, until pc is closed.
 func serveDNS(pc net.PacketConn, a [4]byte) {
-	buf := make([]byte, 1500)
+	servePackets(pc, 1500, func(req []byte) []byte { return dnsAnswer(req, a) })
+}
+
+// servePackets reads datagrams of up to size bytes from pc and sends each
+// sender what answer returns for its datagram (nothing for nil), until pc
+// is closed.
+func servePackets(pc net.PacketConn, size int, answer func(req []byte) []byte) {
+	buf := make([]byte, size)
 	for {
 		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -143,7 +150,7 @@ func serveDNS(pc net.PacketConn, a [4]byte) {
 			}
 			continue
 		}
-		if reply := dnsAnswer(buf[:n], a); reply != nil {
+		if reply := answer(buf[:n]); reply != nil {
 			pc.WriteTo(reply, from)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -109,18 +108,10 @@ func (h *hostServers) close() {
 	h.wg.Wait()
 }
 
+// serveUDPEcho sends every datagram back to its sender, until pc is
+// closed.
 func serveUDPEcho(pc net.PacketConn) {
-	buf := make([]byte, 65536)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		pc.WriteTo(buf[:n], from)
-	}
+	servePackets(pc, 65536, func(req []byte) []byte { return req })
 }
 
 // apiClient talks to `ustack run --api-socket`.
