@@ -3,13 +3,16 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ustack/ustack/stack"
@@ -21,7 +24,9 @@ import (
 // stacks (/debug/vars; ?gc=1 collects garbage first) on that loopback
 // address, for the life of the process. It exists to find leaks in long
 // runs (tests/soak, docs/soak.md): goroutine and heap profiles say what
-// grows, /debug/vars how much.
+// grows, /debug/vars how much. serve and run start it in the process
+// that holds the stack (for a rootless run, the copy in the user
+// namespace), never in the namespace's init.
 const debugEnv = "USTACK_DEBUG_ADDR"
 
 // debugStacks are the stacks /debug/vars reports, in the order made.
@@ -48,28 +53,65 @@ func trackStack(st *stack.Stack) (untrack func()) {
 	}
 }
 
-// startDebug listens on addr (a loopback address and port) and serves the
-// debug pages on a goroutine that lives as long as the process. An empty
-// addr does nothing.
-func startDebug(addr string) error {
+// startDebugFromEnv starts the debug listener debugEnv asks for, if any,
+// and reports a bad value on stderr as cmd's usage error.
+func startDebugFromEnv(cmd string, stderr io.Writer) bool {
+	if _, err := startDebug(os.Getenv(debugEnv)); err != nil {
+		fmt.Fprintf(stderr, "ustack %s: %v\n", cmd, err)
+		return false
+	}
+	return true
+}
+
+// startDebug listens on addr and serves the debug pages on a goroutine
+// for the life of the process; an empty addr does nothing. addr is a
+// loopback IP:PORT, which every local user can reach (and a `ustack run`
+// CMD too, through the gateway, with --allow-host-loopback), or
+// unix:PATH, a new socket only this user can open. Only tests close the
+// server it returns.
+func startDebug(addr string) (*http.Server, error) {
 	if addr == "" {
-		return nil
+		return nil, nil
+	}
+	ln, err := debugListen(addr)
+	if err != nil {
+		return nil, err
+	}
+	// A CPU profile or trace runs for the ?seconds asked, up to this.
+	srv := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
+	go srv.Serve(ln)
+	return srv, nil
+}
+
+func debugListen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if path == "" {
+			return nil, fmt.Errorf("%s=%q: want unix:PATH", debugEnv, addr)
+		}
+		// Profiles show what the process holds (its command line, CMD's
+		// included): the socket is created 0600, with no moment at which
+		// another user could connect. Nothing else runs yet.
+		old := syscall.Umask(0o177)
+		ln, err := net.Listen("unix", path)
+		syscall.Umask(old)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", debugEnv, err)
+		}
+		return ln, nil
 	}
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		return fmt.Errorf("%s=%q: want a loopback IP:PORT: %w", debugEnv, addr, err)
+		return nil, fmt.Errorf("%s=%q: want a loopback IP:PORT or unix:PATH: %w", debugEnv, addr, err)
 	}
 	if !ap.Addr().Unmap().IsLoopback() {
-		// Profiles show what the process holds; keep them off the network.
-		return fmt.Errorf("%s=%q: want a loopback address", debugEnv, addr)
+		// Keep the profiles off the network.
+		return nil, fmt.Errorf("%s=%q: want a loopback address or unix:PATH", debugEnv, addr)
 	}
 	ln, err := net.Listen("tcp", ap.String())
 	if err != nil {
-		return fmt.Errorf("%s: %w", debugEnv, err)
+		return nil, fmt.Errorf("%s: %w", debugEnv, err)
 	}
-	srv := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln) // for the life of the process
-	return nil
+	return ln, nil
 }
 
 func debugMux() *http.ServeMux {

@@ -41,10 +41,6 @@ func init() {
 }
 
 func main() {
-	if err := startDebug(os.Getenv(debugEnv)); err != nil {
-		fmt.Fprintf(os.Stderr, "ustack: %v\n", err)
-		os.Exit(exitUsage)
-	}
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -107,6 +107,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		return status
 	}
 	opts.fds.own()
+	if !startDebugFromEnv("run", stderr) {
+		return exitUsage
+	}
 	return runWithEngineFDs(opts, stderr)
 }
 

@@ -38,6 +38,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	// rate-limited); a peer would choose what the operator's terminal
 	// shows. The status page counts them instead.
 	glog.SetLevel(glog.Warning)
+	if !startDebugFromEnv("serve", stderr) {
+		return exitUsage
+	}
 	setServeRuntime()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -12,9 +12,9 @@ import (
 // raises while it is open and which go back down after it.
 func TestStatusShowsRuntimeAndEndpoints(t *testing.T) {
 	leakcheck.Check(t)
-	old := endpointsMaxAge
-	endpointsMaxAge = 0 // count anew on every request
-	t.Cleanup(func() { endpointsMaxAge = old })
+	old := sampleMaxAge
+	sampleMaxAge = 0 // count anew on every request
+	t.Cleanup(func() { sampleMaxAge = old })
 	st, srv := start(t)
 	before := srv.Status()
 	// Every service listens on 127.0.0.1 and ::1: 5 TCP and 3 UDP each.

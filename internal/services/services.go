@@ -79,9 +79,10 @@ type Server struct {
 	// udpLowPortDropped counts datagrams left unanswered (mayLoop).
 	udpLowPortDropped atomic.Uint64
 
-	epMu sync.Mutex          // guards ep, epAt
-	ep   stack.EndpointStats // the last count (endpoints)
-	epAt time.Time           // when it was counted; zero before the first
+	sampleMu sync.Mutex          // guards ep, rt, sampleAt
+	ep       stack.EndpointStats // the last endpoint count (sampled)
+	rt       RuntimeStats        // the last runtime figures (sampled)
+	sampleAt time.Time           // when they were taken; zero before the first
 
 	mu        sync.Mutex // guards listeners, packets
 	listeners []*listener

@@ -43,8 +43,8 @@ type Status struct {
 	Stats    stack.Stats  `json:"stats"`
 	Device   *tun.Stats   `json:"device,omitempty"` // nil without Config.DeviceStats
 	Services ServiceStats `json:"services"`
-	// Endpoints is the stack's endpoint count (stack.Stack.Endpoints), at
-	// most endpointsMaxAge old.
+	// Endpoints is the stack's endpoint count (stack.Stack.Endpoints) and
+	// Runtime the process's figures, both at most sampleMaxAge old.
 	Endpoints   stack.EndpointStats `json:"endpoints"`
 	Runtime     RuntimeStats        `json:"runtime"`
 	Connections []ConnInfo          `json:"connections"`
@@ -60,21 +60,22 @@ type RuntimeStats struct {
 	Sys         uint64 `json:"sys"`          // bytes obtained from the OS
 }
 
-// endpointsMaxAge is how long a count of the stack's endpoints is shown
-// again rather than counted anew: counting walks every endpoint holding
-// the stack's lock (7 ms for 10,000 endpoints), and any peer can ask for
-// the page. Tests set it to 0.
-var endpointsMaxAge = time.Second
+// sampleMaxAge is how long the stack's endpoint count and the process's
+// runtime figures are shown again rather than taken anew: counting walks
+// every endpoint holding the stack's lock (7 ms for 10,000 endpoints),
+// runtime.ReadMemStats stops the world, and any peer can ask for the
+// page. Tests set it to 0.
+var sampleMaxAge = time.Second
 
-// endpoints returns the stack's endpoint count, counting it at most once
-// per endpointsMaxAge.
-func (s *Server) endpoints() stack.EndpointStats {
-	s.epMu.Lock()
-	defer s.epMu.Unlock()
-	if s.epAt.IsZero() || time.Since(s.epAt) >= endpointsMaxAge {
-		s.ep, s.epAt = s.cfg.Stack.Endpoints(), time.Now()
+// sampled returns the stack's endpoint count and the runtime figures,
+// taking them at most once per sampleMaxAge.
+func (s *Server) sampled() (stack.EndpointStats, RuntimeStats) {
+	s.sampleMu.Lock()
+	defer s.sampleMu.Unlock()
+	if s.sampleAt.IsZero() || time.Since(s.sampleAt) >= sampleMaxAge {
+		s.ep, s.rt, s.sampleAt = s.cfg.Stack.Endpoints(), readRuntime(), time.Now()
 	}
-	return s.ep
+	return s.ep, s.rt
 }
 
 func readRuntime() RuntimeStats {
@@ -107,9 +108,8 @@ func (s *Server) Status() Status {
 		Stats:       s.cfg.Stack.Stats(),
 		Connections: s.Conns(),
 		Services:    ServiceStats{UDPLowPortDropped: s.udpLowPortDropped.Load(), ConnLimitReset: s.conns.limitReset.Load()},
-		Endpoints:   s.endpoints(),
-		Runtime:     readRuntime(),
 	}
+	st.Endpoints, st.Runtime = s.sampled()
 	if s.cfg.DeviceStats != nil {
 		d := s.cfg.DeviceStats()
 		st.Device = &d
