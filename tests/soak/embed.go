@@ -237,13 +237,19 @@ func pickOf(a, b string) string {
 	return b
 }
 
+// randomLoopback returns IPv4 or IPv6, at random, and that family's
+// loopback address (port 0).
+func randomLoopback() (int, unix.Sockaddr) {
+	if randInt(2) == 0 {
+		return unix.AF_INET6, &unix.SockaddrInet6{Addr: netip.IPv6Loopback().As16()}
+	}
+	return unix.AF_INET, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+}
+
 // rawTCP: listen, connect, accept, data through epoll and poll, close.
 func (e *embedLoad) rawTCP(ctx context.Context) error {
 	s := e.s
-	family, addr := unix.AF_INET, unix.Sockaddr(&unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
-	if randInt(2) == 0 {
-		family, addr = unix.AF_INET6, &unix.SockaddrInet6{Addr: netip.IPv6Loopback().As16()}
-	}
+	family, addr := randomLoopback()
 	var fds []int
 	defer func() {
 		for _, fd := range fds {
@@ -321,10 +327,7 @@ func (e *embedLoad) rawTCP(ctx context.Context) error {
 // rawUDP: two sockets, a datagram each way, poll, close.
 func (e *embedLoad) rawUDP(ctx context.Context) error {
 	s := e.s
-	family, addr := unix.AF_INET, unix.Sockaddr(&unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
-	if randInt(2) == 0 {
-		family, addr = unix.AF_INET6, &unix.SockaddrInet6{Addr: netip.IPv6Loopback().As16()}
-	}
+	family, addr := randomLoopback()
 	a, err := s.Socket(family, unix.SOCK_DGRAM, 0)
 	if err != nil {
 		return err
