@@ -11,6 +11,36 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 )
 
+// idleTCPBytes is what each connection of idleTCPHeap echoes, more than
+// the default BufferSize (256 KiB).
+const idleTCPBytes = 300 << 10
+
+// idleTCPHeap opens n TCP connections through h's relay with dial, each
+// echoing idleTCPBytes, and returns the live heap each connection holds
+// once the relay has moved every byte and its copy loops block in their
+// reads again. The connections stay open until the test ends.
+func idleTCPHeap(t *testing.T, h *harness, n int, dial func() (net.Conn, error)) int64 {
+	t.Helper()
+	before := liveHeap()
+	msg := make([]byte, idleTCPBytes)
+	for range n {
+		c, err := dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		go c.Write(msg)
+		if _, err := io.ReadFull(c, make([]byte, len(msg))); err != nil {
+			t.Fatalf("reading the echo: %v", err)
+		}
+	}
+	waitBytes(t, h.r, uint64(n*len(msg)), uint64(n*len(msg)))
+	time.Sleep(100 * time.Millisecond) // the copy loops block in their reads again
+	per := (liveHeap() - before) / int64(n)
+	t.Logf("%d bytes of heap each", per)
+	return per
+}
+
 // TestIdleTCPConnectionsHoldNoBuffers: a connection CMD opened that
 // carried data must not keep a relay buffer. Each held BufferSize (256
 // KiB) for the host-to-namespace direction for its whole life, though
@@ -23,29 +53,13 @@ func TestIdleTCPConnectionsHoldNoBuffers(t *testing.T) {
 	srv := echoServer(t, "tcp4", "127.0.0.1:0")
 	h := newHarness(t, Config{AllowHostLoopback: true})
 	const n = 16
-	before := liveHeap()
 	dst := netip.AddrPortFrom(DefaultGateway4, srv.Port()).String()
-	msg := make([]byte, 300<<10)
-	for range n {
-		c, err := h.dial(t, dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		go c.Write(msg)
-		if _, err := io.ReadFull(c, make([]byte, len(msg))); err != nil {
-			t.Fatalf("reading the echo: %v", err)
-		}
-	}
-	waitBytes(t, h.r, n*uint64(len(msg)), n*uint64(len(msg)))
-	time.Sleep(100 * time.Millisecond) // the copy loops block in their reads again
-	per := (liveHeap() - before) / n
+	per := idleTCPHeap(t, h, n, func() (net.Conn, error) { return h.dial(t, dst) })
 	// Both ends of each connection are in this process: the
 	// namespace stack's endpoint, the relay's, the host socket
 	// and the echo server's.
-	t.Logf("%d bytes of heap each", per)
 	if limit := int64(128 << 10); per > limit {
-		t.Errorf("%d idle relayed TCP connections that each echoed %d bytes: %d bytes of heap each, want under %d", n, len(msg), per, limit)
+		t.Errorf("%d idle relayed TCP connections that each echoed %d bytes: %d bytes of heap each, want under %d", n, idleTCPBytes, per, limit)
 	}
 }
 
@@ -71,24 +85,10 @@ func TestIdleForwardConnectionsHoldNoBuffers(t *testing.T) {
 	}
 	defer h.r.RemoveForward(f)
 	const n = 16
-	before := liveHeap()
-	msg := make([]byte, 300<<10)
-	for range n {
-		c, err := net.Dial("tcp4", net.JoinHostPort("127.0.0.1", itoa(port)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		go c.Write(msg)
-		if _, err := io.ReadFull(c, make([]byte, len(msg))); err != nil {
-			t.Fatalf("reading the echo: %v", err)
-		}
-	}
-	waitBytes(t, h.r, n*uint64(len(msg)), n*uint64(len(msg)))
-	time.Sleep(100 * time.Millisecond)
-	per := (liveHeap() - before) / n
-	t.Logf("%d bytes of heap each", per)
+	per := idleTCPHeap(t, h, n, func() (net.Conn, error) {
+		return net.Dial("tcp4", net.JoinHostPort("127.0.0.1", itoa(port)))
+	})
 	if limit := int64(128 << 10); per > limit {
-		t.Errorf("%d idle forwarded TCP connections that each echoed %d bytes: %d bytes of heap each, want under %d", n, len(msg), per, limit)
+		t.Errorf("%d idle forwarded TCP connections that each echoed %d bytes: %d bytes of heap each, want under %d", n, idleTCPBytes, per, limit)
 	}
 }

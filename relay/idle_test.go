@@ -21,6 +21,32 @@ func liveHeap() int64 {
 	return int64(ms.HeapAlloc)
 }
 
+// idleUDPHeap opens n UDP flows with dial, each sending 1000 bytes to an
+// echo server and reading them back, and returns the live heap each flow
+// holds once they are idle. The flows stay open until the test ends.
+func idleUDPHeap(t *testing.T, n int, dial func() (net.Conn, error)) int64 {
+	t.Helper()
+	before := liveHeap()
+	for range n {
+		c, err := dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(make([]byte, 1500)); err != nil {
+			t.Fatalf("reading the echo: %v", err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	per := (liveHeap() - before) / int64(n)
+	t.Logf("%d bytes of heap each", per)
+	return per
+}
+
 // TestIdleUDPFlowsHoldNoBuffers: a relayed flow that carried a datagram
 // and is now idle must not keep a copy buffer. Most flows are idle most
 // of their life: a resolver's (one per query) kept 10 s, others for
@@ -33,26 +59,11 @@ func TestIdleUDPFlowsHoldNoBuffers(t *testing.T) {
 		srv := udpEcho(t, "udp4", "127.0.0.1:0")
 		h := newHarness(t, Config{AllowHostLoopback: true})
 		const n = 64
-		before := liveHeap()
 		dst := netip.AddrPortFrom(DefaultGateway4, srv.Port())
 		fa, proto := full(dst)
-		for range n {
-			c, err := gonet.DialUDP(h.ns.GVisor(), nil, &fa, proto)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := c.Write(make([]byte, 1000)); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.Read(make([]byte, 1500)); err != nil {
-				t.Fatalf("reading the echo: %v", err)
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-		per := (liveHeap() - before) / n
-		t.Logf("%d bytes of heap each", per)
+		per := idleUDPHeap(t, n, func() (net.Conn, error) {
+			return gonet.DialUDP(h.ns.GVisor(), nil, &fa, proto)
+		})
 		if limit := int64(24 << 10); per > limit {
 			t.Errorf("%d idle relayed UDP flows: %d bytes of heap each, want under %d", n, per, limit)
 		}
@@ -71,19 +82,7 @@ func TestIdleForwardUDPFlowsHoldNoBuffers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
+	echoPackets(t, pc)
 	port := freePort(t, "udp4", "127.0.0.1:0")
 	f := Forward{Proto: "udp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: port, GuestPort: 7}
 	if err := h.r.AddForward(f); err != nil {
@@ -91,24 +90,9 @@ func TestIdleForwardUDPFlowsHoldNoBuffers(t *testing.T) {
 	}
 	defer h.r.RemoveForward(f)
 	const n = 64
-	before := liveHeap()
-	for range n {
-		c, err := net.Dial("udp4", net.JoinHostPort("127.0.0.1", itoa(port)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.Write(make([]byte, 1000)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Read(make([]byte, 1500)); err != nil {
-			t.Fatalf("reading the echo: %v", err)
-		}
-	}
-	time.Sleep(100 * time.Millisecond)
-	per := (liveHeap() - before) / n
-	t.Logf("%d bytes of heap each", per)
+	per := idleUDPHeap(t, n, func() (net.Conn, error) {
+		return net.Dial("udp4", net.JoinHostPort("127.0.0.1", itoa(port)))
+	})
 	if limit := int64(24 << 10); per > limit {
 		t.Errorf("%d idle forwarded UDP flows: %d bytes of heap each, want under %d", n, per, limit)
 	}

@@ -35,18 +35,26 @@ func TestNetworkAddrs(t *testing.T) {
 	}
 }
 
+// gatewayStack returns a gateway stack over a pipe link, closed when the
+// test ends, for a test of what New accepts.
+func gatewayStack(t *testing.T) *stack.Stack {
+	t.Helper()
+	_, b := pipe.New("", "", 1500)
+	gwn, err := stack.New(StackConfig(b, nil, Network{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gwn.Close() })
+	return gwn
+}
+
 // TestConfigNetworkChecked: New refuses, naming the field, a Network
 // whose guest would fall outside its prefix or whose prefix is of the
 // wrong family, instead of configuring addresses the namespace's own
 // prefix does not hold.
 func TestConfigNetworkChecked(t *testing.T) {
 	leakcheck.Check(t)
-	_, b := pipe.New("", "", 1500)
-	gwn, err := stack.New(StackConfig(b, nil, Network{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gwn.Close()
+	gwn := gatewayStack(t)
 	for _, tc := range []struct {
 		nw   Network
 		want string

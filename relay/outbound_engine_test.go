@@ -9,9 +9,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
-	"github.com/ustack/ustack/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/link/pipe"
 )
 
 // TestOutboundSource: with Outbound4 127.0.0.2, the host sockets the
@@ -85,12 +83,7 @@ func readAllTimeout(c net.Conn) (string, error) {
 
 func TestOutboundFamilyChecked(t *testing.T) {
 	leakcheck.Check(t)
-	_, b := pipe.New("", "", 1500)
-	gwn, err := stack.New(StackConfig(b, nil, Network{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gwn.Close()
+	gwn := gatewayStack(t)
 	for _, cfg := range []Config{
 		{Outbound4: netip.MustParseAddr("::1")},
 		{Outbound6: netip.MustParseAddr("127.0.0.1")},

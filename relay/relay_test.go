@@ -254,6 +254,13 @@ func udpEcho(t *testing.T, network, addr string) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
+	echoPackets(t, pc)
+	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// echoPackets sends each datagram pc reads back to its sender until the
+// test ends; then it closes pc.
+func echoPackets(t *testing.T, pc net.PacketConn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -267,7 +274,6 @@ func udpEcho(t *testing.T, network, addr string) netip.AddrPort {
 		}
 	}()
 	t.Cleanup(func() { pc.Close(); <-done })
-	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
 // udpExchange sends msg from the namespace stack to dst and returns the

@@ -72,20 +72,9 @@ func newEnginePipesAt(t *testing.T, readyFD, exitFD int) *enginePipes {
 func (p *enginePipes) start(t *testing.T, name string, args ...string) (*exec.Cmd, *runOutput) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.WaitDelay = 5 * time.Second
 	cmd.ExtraFiles = make([]*os.File, max(p.readyFD, p.exitFD)-2) // ExtraFiles[i] is descriptor 3+i
 	cmd.ExtraFiles[p.readyFD-3], cmd.ExtraFiles[p.exitFD-3] = p.readyW, p.exitR
-	out := &runOutput{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
+	out := runStartCmd(t, cmd)
 	p.readyW.Close()
 	p.exitR.Close()
 	return cmd, out
@@ -108,13 +97,7 @@ func (p *enginePipes) waitReady(t *testing.T, out *runOutput) {
 func (p *enginePipes) exitNow(t *testing.T, cmd *exec.Cmd, out *runOutput) {
 	t.Helper()
 	p.exit.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-done
+	if !runWaitWithin(cmd, 10*time.Second) {
 		t.Fatalf("ustack did not exit within 10s of --exit-fd's end of file; output %q", out)
 	}
 	if st := runStatus(cmd.ProcessState); st != 0 {
@@ -286,13 +269,7 @@ func TestRunEngineReadyFDFailure(t *testing.T) {
 	if got, err := io.ReadAll(p.ready); len(got) != 0 || err != nil {
 		t.Errorf("ready pipe of a failed run: read %q, %v; want nothing and end of file (ustack output %q)", got, err, out)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-done
+	if !runWaitWithin(cmd, 10*time.Second) {
 		t.Fatalf("ustack still running 10s after its ready pipe closed; output %q", out)
 	}
 	if st := runStatus(cmd.ProcessState); st != 1 || !strings.Contains(out.String(), "-p "+ln.Addr().String()+":80") {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +21,23 @@ import (
 
 	"github.com/ustack/ustack/internal/roottest"
 )
+
+// runAsHelper makes the test binary double as a program that tests run
+// inside `ustack run`: with the environment variable env set, it calls
+// run with its value and the binary's arguments, then exits (1, the error
+// on stderr, if run fails). Called from init, which runs before TestMain,
+// so no test runs in that process.
+func runAsHelper(env string, run func(mode string, args []string) error) {
+	mode := os.Getenv(env)
+	if mode == "" {
+		return
+	}
+	if err := run(mode, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
 
 // runBinary returns the ustack binary the package builds once (see
 // ustackBinary), after checking for root.
@@ -95,6 +113,13 @@ func runStatus(ps *os.ProcessState) int {
 func runStart(t *testing.T, bin string, args ...string) (*exec.Cmd, *runOutput) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	return cmd, runStartCmd(t, cmd)
+}
+
+// runStartCmd starts cmd in the background with its output collected, as
+// runStart does, for a test that sets up cmd further (its ExtraFiles).
+func runStartCmd(t *testing.T, cmd *exec.Cmd) *runOutput {
+	t.Helper()
 	// Do not wait forever for output from processes ustack failed to end.
 	cmd.WaitDelay = 5 * time.Second
 	out := &runOutput{}
@@ -108,7 +133,7 @@ func runStart(t *testing.T, bin string, args ...string) (*exec.Cmd, *runOutput) 
 			cmd.Wait()
 		}
 	})
-	return cmd, out
+	return out
 }
 
 // runOutput collects a background command's output; the test may read it
@@ -134,16 +159,25 @@ func (o *runOutput) String() string {
 func runStop(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
 	cmd.Process.Signal(syscall.SIGTERM)
+	if !runWaitWithin(cmd, 30*time.Second) {
+		t.Fatalf("ustack did not exit within 30s of SIGTERM")
+	}
+	return runStatus(cmd.ProcessState)
+}
+
+// runWaitWithin waits up to d for cmd to exit; if it has not by then, it
+// kills cmd, waits for it, and returns false.
+func runWaitWithin(cmd *exec.Cmd, d time.Duration) bool {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+		return true
+	case <-time.After(d):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("ustack did not exit within 30s of SIGTERM")
+		return false
 	}
-	return runStatus(cmd.ProcessState)
 }
 
 // runHTTPServer serves handler on host loopback (IPv4) until the test ends

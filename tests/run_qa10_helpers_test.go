@@ -17,19 +17,8 @@ import (
 )
 
 // The test binary doubles as a program run inside `ustack run`: with
-// QA10_HELPER set, it does what that says and exits (init runs before
-// TestMain, so no test runs in that process).
-func init() {
-	mode := os.Getenv("QA10_HELPER")
-	if mode == "" {
-		return
-	}
-	if err := qa10Helper(mode, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
+// QA10_HELPER set, it does what that says and exits (runAsHelper).
+func init() { runAsHelper("QA10_HELPER", qa10Helper) }
 
 func qa10Helper(mode string, args []string) error {
 	switch mode {
@@ -79,12 +68,12 @@ func qa10Helper(mode string, args []string) error {
 			return err
 		}
 		defer c.Close()
-		fmt.Printf("second tcp=%s\n", tcpOutcome(netip.MustParseAddrPort(args[0])))
+		fmt.Printf("second tcp=%s\n", tcpOutcome(netip.MustParseAddrPort(args[0]), nil))
 		return nil
 	case "ttl1": // DST...: what a datagram and a SYN sent with TTL 1 get
 		for _, d := range args {
 			ap := netip.MustParseAddrPort(d)
-			fmt.Printf("%s udp=%s tcp=%s\n", d, udpTTL1(ap), tcpTTL1(ap))
+			fmt.Printf("%s udp=%s tcp=%s\n", d, udpTTL1(ap), tcpOutcome(ap, setTTL1))
 		}
 		return nil
 	}
@@ -211,7 +200,7 @@ func reportErrors(dsts []string) error {
 	for i, d := range dsts {
 		go func() {
 			ap := netip.MustParseAddrPort(d)
-			lines[i] = fmt.Sprintf("%s tcp=%s udp=%s", d, tcpOutcome(ap), udpOutcome(ap))
+			lines[i] = fmt.Sprintf("%s tcp=%s udp=%s", d, tcpOutcome(ap, nil), udpOutcome(ap))
 			done <- struct{}{}
 		}()
 	}
@@ -238,13 +227,19 @@ func errnoName(err error) string {
 	return err.Error()
 }
 
-func tcpOutcome(ap netip.AddrPort) string {
+// tcpOutcome connects to ap and reports how the connect ended: "ok", an
+// errno name, or "timeout" after 1.5 s. setup, if not nil, sets socket
+// options first.
+func tcpOutcome(ap netip.AddrPort, setup func(fd int, v6 bool)) string {
 	family, sa := sockaddrOf(ap)
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return errnoName(err)
 	}
 	defer unix.Close(fd)
+	if setup != nil {
+		setup(fd, family == unix.AF_INET6)
+	}
 	if err := unix.Connect(fd, sa); err != unix.EINPROGRESS {
 		if err == nil {
 			return "ok"
@@ -361,26 +356,4 @@ func udpTTL1(ap netip.AddrPort) string {
 		return fmt.Sprintf("%s/%d/%d/%s", unix.ErrnoName(ee), d[5], d[6], from)
 	}
 	return "no error queued"
-}
-
-// tcpTTL1 connects to ap with TTL 1 and reports how the connect ended.
-func tcpTTL1(ap netip.AddrPort) string {
-	family, sa := sockaddrOf(ap)
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return errnoName(err)
-	}
-	defer unix.Close(fd)
-	setTTL1(fd, family == unix.AF_INET6)
-	if err := unix.Connect(fd, sa); err != unix.EINPROGRESS {
-		return errnoName(err)
-	}
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-	if n, _ := unix.Poll(pfd, 1500); n == 0 {
-		return "timeout"
-	}
-	if soerr, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); soerr != 0 {
-		return errnoName(unix.Errno(soerr))
-	}
-	return "ok"
 }

@@ -111,17 +111,24 @@ func TestRunRouteErrorsAsBehindARouter(t *testing.T) {
 		dsts = append(dsts, d)
 	}
 	res := qa10Run(t, "ip", []string{"netns", "exec", ns.Name, bin, "run", "--"}, "errors", dsts...)
-	got := map[string]string{}
-	for _, line := range strings.Split(res.stdout, "\n") {
-		if d, outcome, ok := strings.Cut(line, " "); ok {
-			got[d] = outcome
-		}
-	}
+	got := qa10ByDest(res.stdout, " ")
 	for d, w := range want {
 		if got[d] != w {
 			t.Errorf("%s: %q; want %q, as behind a Linux router", d, got[d], w)
 		}
 	}
+}
+
+// qa10ByDest maps each line "DEST" sep "OUTCOME" of out, a destination
+// first, to its outcome.
+func qa10ByDest(out, sep string) map[string]string {
+	got := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if d, outcome, ok := strings.Cut(line, sep); ok {
+			got[d] = outcome
+		}
+	}
+	return got
 }
 
 // TestRunPingRouteErrorsAsBehindARouter: a ping the host cannot send
@@ -149,12 +156,7 @@ func TestRunPingRouteErrorsAsBehindARouter(t *testing.T) {
 	}
 	script.WriteString("wait\n")
 	res := runUstack(t, "ip", "netns", "exec", ns.Name, bin, "run", "--", "sh", "-c", script.String())
-	got := map[string]string{}
-	for _, line := range strings.Split(res.stdout, "\n") {
-		if d, msg, ok := strings.Cut(line, ": "); ok {
-			got[d] = msg
-		}
-	}
+	got := qa10ByDest(res.stdout, ": ")
 	for d, w := range want {
 		if got[d] != w {
 			t.Errorf("ping %s: %q; want %q, as behind a Linux router\nstdout: %s\nstderr: %s", d, got[d], w, res.stdout, res.stderr)

@@ -17,19 +17,8 @@ import (
 )
 
 // The test binary doubles as a hostile command run inside `ustack run`:
-// with QA5_HELPER set, it does what that says and exits (init runs
-// before TestMain, so no test runs in that process).
-func init() {
-	mode := os.Getenv("QA5_HELPER")
-	if mode == "" {
-		return
-	}
-	if err := qa5Helper(mode, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
+// with QA5_HELPER set, it does what that says and exits (runAsHelper).
+func init() { runAsHelper("QA5_HELPER", qa5Helper) }
 
 func qa5Helper(mode string, args []string) error {
 	switch mode {

@@ -110,10 +110,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if !startDebugFromEnv("run", stderr) {
 		return exitUsage
 	}
-	if opts.attachPath != "" {
-		return runAttach(opts, stderr)
-	}
-	return runCommand(opts, stderr)
+	return runWithEngineFDs(opts, stderr)
 }
 
 func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error) {

@@ -105,20 +105,29 @@ func TestRunEngineFDFlagsParse(t *testing.T) {
 	}
 }
 
-// TestRunEngineSignalReady: "1", then the descriptor is closed (the
-// reader sees end of file), once; close-on-exec was set by own.
-func TestRunEngineSignalReady(t *testing.T) {
-	leakcheck.Check(t)
+// readyPipe returns a pipe's read end and a bare descriptor for its write
+// end, the only one left open: --ready-fd as ustack inherits it.
+func readyPipe(t *testing.T) (*os.File, int) {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	fd, err := unix.Dup(int(w.Fd())) // the descriptor ustack inherited
-	w.Close()
+	defer w.Close()
+	fd, err := unix.Dup(int(w.Fd()))
 	if err != nil {
+		r.Close()
 		t.Fatal(err)
 	}
+	return r, fd
+}
+
+// TestRunEngineSignalReady: "1", then the descriptor is closed (the
+// reader sees end of file), once; close-on-exec was set by own.
+func TestRunEngineSignalReady(t *testing.T) {
+	leakcheck.Check(t)
+	r, fd := readyPipe(t)
+	defer r.Close()
 	e := engineFDs{ready: fd}
 	e.own()
 	if fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); fl&unix.FD_CLOEXEC == 0 {
@@ -140,16 +149,8 @@ func TestRunEngineSignalReady(t *testing.T) {
 // says so and carries on (no SIGPIPE death).
 func TestRunEngineSignalReadyClosedReader(t *testing.T) {
 	leakcheck.Check(t)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd, err := unix.Dup(int(w.Fd()))
-	w.Close()
+	r, fd := readyPipe(t)
 	r.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	e := engineFDs{ready: fd}
 	if err := e.signalReady(); !errors.Is(err, unix.EPIPE) || !strings.Contains(err.Error(), "--ready-fd") {
 		t.Errorf("signalReady to a pipe nobody reads = %v, want an EPIPE error naming --ready-fd", err)
@@ -288,21 +289,13 @@ func TestRunEngineOutboundFlags(t *testing.T) {
 // once (not only when the process exits).
 func TestRunEngineReadyClosedOnFailure(t *testing.T) {
 	leakcheck.Check(t)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, fd := readyPipe(t)
 	defer r.Close()
-	fd, err := unix.Dup(int(w.Fd())) // the descriptor ustack inherited
-	w.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	// An attach target that vanished after the flags were checked.
 	o := &runOptions{attachPath: t.TempDir() + "/gone", fds: engineFDs{ready: fd}}
 	var out bytes.Buffer
-	if got := runAttach(o, &out); got != exitFailure {
-		t.Errorf("runAttach(missing namespace) = %d, want %d; output %q", got, exitFailure, out.String())
+	if got := runWithEngineFDs(o, &out); got != exitFailure {
+		t.Errorf("runWithEngineFDs(missing namespace) = %d, want %d; output %q", got, exitFailure, out.String())
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
 		unix.Close(fd)

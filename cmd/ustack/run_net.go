@@ -237,11 +237,11 @@ func report(st relay.Stats, debug bool, stderr io.Writer) {
 // host peer that stops reading makes it wait that long).
 const exitDrainTimeout = 5 * time.Second
 
-// runCommand creates the namespaces, networks them, runs the command and
-// tears everything down when it exits, returning its exit status; or,
-// when the --exit-fd descriptor reaches end of file first, kills the
-// command, tears everything down and returns 0.
-func runCommand(o *runOptions, stderr io.Writer) int {
+// runWithEngineFDs runs the command (runCommand), or networks the namespace
+// given to --attach (runAttach), between the engine's two descriptors: it
+// watches --exit-fd, and closes --ready-fd without writing when either
+// fails before signalReady, so the engine reads end of file at once.
+func runWithEngineFDs(o *runOptions, stderr io.Writer) int {
 	defer o.fds.closeReady() // a failure before signalReady: end of file, no "1"
 	exit, err := watchExit(o.fds.exit)
 	if err != nil {
@@ -249,6 +249,17 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer exit.close()
+	if o.attachPath != "" {
+		return runAttach(o, exit, stderr)
+	}
+	return runCommand(o, exit, stderr)
+}
+
+// runCommand creates the namespaces, networks them, runs the command and
+// tears everything down when it exits, returning its exit status; or,
+// when the --exit-fd descriptor reaches end of file first, kills the
+// command, tears everything down and returns 0.
+func runCommand(o *runOptions, exit *exitWatch, stderr io.Writer) int {
 	resolv, err := os.CreateTemp("", "ustack-resolv-*.conf")
 	if err != nil {
 		fmt.Fprintf(stderr, "ustack run: %v\n", err)
@@ -310,14 +321,7 @@ func runCommand(o *runOptions, stderr io.Writer) int {
 
 // runAttach networks an existing namespace until SIGINT or SIGTERM, or
 // until the --exit-fd descriptor reaches end of file.
-func runAttach(o *runOptions, stderr io.Writer) int {
-	defer o.fds.closeReady() // a failure before signalReady: end of file, no "1"
-	exit, err := watchExit(o.fds.exit)
-	if err != nil {
-		fmt.Fprintf(stderr, "ustack run: %v\n", err)
-		return exitFailure
-	}
-	defer exit.close()
+func runAttach(o *runOptions, exit *exitWatch, stderr io.Writer) int {
 	// Hold the namespace so it cannot vanish and be replaced under us.
 	f, err := os.Open(o.attachPath)
 	if err != nil {

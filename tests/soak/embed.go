@@ -105,9 +105,16 @@ func (e *embedLoad) close() {
 	e.st.Close()
 }
 
-// serveEcho echoes every connection l accepts, each on its own goroutine,
-// until l is closed; it waits for them.
+// serveEcho echoes every connection l accepts, until l is closed
+// (serveConns).
 func serveEcho(l net.Listener) {
+	serveConns(l, 30*time.Second, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// serveConns handles every connection l accepts with handle, each on its
+// own goroutine, with a deadline timeout from the accept, and closes it
+// after; until l is closed. It waits for them.
+func serveConns(l net.Listener, timeout time.Duration, handle func(net.Conn)) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -119,15 +126,22 @@ func serveEcho(l net.Listener) {
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(30 * time.Second))
-			io.Copy(c, c)
+			c.SetDeadline(time.Now().Add(timeout))
+			handle(c)
 		}()
 	}
 }
 
 // serveDNS answers every A query with a, until pc is closed.
 func serveDNS(pc net.PacketConn, a [4]byte) {
-	buf := make([]byte, 1500)
+	servePackets(pc, 1500, func(req []byte) []byte { return dnsAnswer(req, a) })
+}
+
+// servePackets reads datagrams of up to size bytes from pc and sends each
+// sender what answer returns for its datagram (nothing for nil), until pc
+// is closed.
+func servePackets(pc net.PacketConn, size int, answer func(req []byte) []byte) {
+	buf := make([]byte, size)
 	for {
 		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -136,7 +150,7 @@ func serveDNS(pc net.PacketConn, a [4]byte) {
 			}
 			continue
 		}
-		if reply := dnsAnswer(buf[:n], a); reply != nil {
+		if reply := answer(buf[:n]); reply != nil {
 			pc.WriteTo(reply, from)
 		}
 	}
@@ -223,13 +237,19 @@ func pickOf(a, b string) string {
 	return b
 }
 
+// randomLoopback returns IPv4 or IPv6, at random, and that family's
+// loopback address (port 0).
+func randomLoopback() (int, unix.Sockaddr) {
+	if randInt(2) == 0 {
+		return unix.AF_INET6, &unix.SockaddrInet6{Addr: netip.IPv6Loopback().As16()}
+	}
+	return unix.AF_INET, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+}
+
 // rawTCP: listen, connect, accept, data through epoll and poll, close.
 func (e *embedLoad) rawTCP(ctx context.Context) error {
 	s := e.s
-	family, addr := unix.AF_INET, unix.Sockaddr(&unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
-	if randInt(2) == 0 {
-		family, addr = unix.AF_INET6, &unix.SockaddrInet6{Addr: netip.IPv6Loopback().As16()}
-	}
+	family, addr := randomLoopback()
 	var fds []int
 	defer func() {
 		for _, fd := range fds {
@@ -307,10 +327,7 @@ func (e *embedLoad) rawTCP(ctx context.Context) error {
 // rawUDP: two sockets, a datagram each way, poll, close.
 func (e *embedLoad) rawUDP(ctx context.Context) error {
 	s := e.s
-	family, addr := unix.AF_INET, unix.Sockaddr(&unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
-	if randInt(2) == 0 {
-		family, addr = unix.AF_INET6, &unix.SockaddrInet6{Addr: netip.IPv6Loopback().As16()}
-	}
+	family, addr := randomLoopback()
 	a, err := s.Socket(family, unix.SOCK_DGRAM, 0)
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -87,31 +86,19 @@ func startHostServers() (*hostServers, error) {
 // serveDNSTCP answers A queries over TCP (RFC 7766 framing), one query
 // per connection, until l is closed.
 func serveDNSTCP(l net.Listener, a [4]byte) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		c, err := l.Accept()
-		if err != nil {
+	serveConns(l, 10*time.Second, func(c net.Conn) {
+		var n [2]byte
+		if _, err := io.ReadFull(c, n[:]); err != nil {
 			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			var n [2]byte
-			if _, err := io.ReadFull(c, n[:]); err != nil {
-				return
-			}
-			req := make([]byte, int(n[0])<<8|int(n[1]))
-			if _, err := io.ReadFull(c, req); err != nil {
-				return
-			}
-			if reply := dnsAnswer(req, a); reply != nil {
-				c.Write(append([]byte{byte(len(reply) >> 8), byte(len(reply))}, reply...))
-			}
-		}()
-	}
+		req := make([]byte, int(n[0])<<8|int(n[1]))
+		if _, err := io.ReadFull(c, req); err != nil {
+			return
+		}
+		if reply := dnsAnswer(req, a); reply != nil {
+			c.Write(append([]byte{byte(len(reply) >> 8), byte(len(reply))}, reply...))
+		}
+	})
 }
 
 func (h *hostServers) close() {
@@ -121,18 +108,10 @@ func (h *hostServers) close() {
 	h.wg.Wait()
 }
 
+// serveUDPEcho sends every datagram back to its sender, until pc is
+// closed.
 func serveUDPEcho(pc net.PacketConn) {
-	buf := make([]byte, 65536)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		pc.WriteTo(buf[:n], from)
-	}
+	servePackets(pc, 65536, func(req []byte) []byte { return req })
 }
 
 // apiClient talks to `ustack run --api-socket`.
