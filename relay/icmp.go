@@ -66,8 +66,14 @@ func (r *Relay) handleICMP6(_ gstack.TransportEndpointID, pkt *gstack.PacketBuff
 // handleEcho relays an echo request to a destination outside. Requests to
 // the stack's own addresses (the gateway, the DNS forwarder) are left to
 // the stack, which answers them itself; nothing else is ever answered
-// except by a real reply from the host's socket.
+// except by a real reply from the host's socket. A request to the
+// subnet's broadcast is dropped: it is the router's own broadcast, not a
+// destination out there, and Linux ignores broadcast pings by default
+// (net.ipv4.icmp_echo_ignore_broadcasts=1).
 func (r *Relay) handleEcho(src, dst netip.Addr, ident, seq uint16, pkt *gstack.PacketBuffer) bool {
+	if subnetBroadcast(pkt) {
+		return true
+	}
 	if r.isOwn(dst) {
 		return false
 	}
