@@ -408,7 +408,6 @@ func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportP
 			from = r.cfg.gateway6
 		}
 	}
-	var pkt []byte
 	if dst.Addr().Is4() {
 		quote := make([]byte, header.IPv4MinimumSize, header.IPv4MinimumSize+len(transport8))
 		q := header.IPv4(quote)
@@ -416,29 +415,11 @@ func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportP
 			Protocol: uint8(proto), SrcAddr: stack.Address(src.Addr()), DstAddr: stack.Address(dst.Addr())})
 		q.SetChecksum(^q.CalculateChecksum())
 		quote = append(quote, transport8...)
-		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
-		ip := header.IPv4(pkt)
-		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
-			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(from), DstAddr: stack.Address(src.Addr())})
-		ip.SetChecksum(^ip.CalculateChecksum())
-		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
-		h.SetType(header.ICMPv4DstUnreachable)
-		h.SetCode(header.ICMPv4Code(code.code4))
-		copy(h.Payload(), quote)
-		h.SetChecksum(^checksum.Checksum(h, 0))
-	} else {
-		quote := make([]byte, header.IPv6MinimumSize, header.IPv6MinimumSize+len(transport8))
-		header.IPv6(quote).Encode(&header.IPv6Fields{PayloadLength: uint16(len(transport8)), TransportProtocol: proto,
-			HopLimit: 64, SrcAddr: stack.Address(src.Addr()), DstAddr: stack.Address(dst.Addr())})
-		quote = append(quote, transport8...)
-		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6DstUnreachableMinimumSize+len(quote))
-		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
-			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(from), DstAddr: stack.Address(src.Addr())})
-		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
-		h.SetType(header.ICMPv6DstUnreachable)
-		h.SetCode(header.ICMPv6Code(code.code6))
-		copy(h[header.ICMPv6DstUnreachableMinimumSize:], quote)
-		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(from), Dst: stack.Address(src.Addr())}))
+		return r.writeICMPError(from, src.Addr(), uint8(header.ICMPv4DstUnreachable), code.code4, quote)
 	}
-	return r.gs.WriteRawPacket(r.nic, stack.Protocol(dst.Addr()), buffer.MakeWithData(pkt)) == nil
+	quote := make([]byte, header.IPv6MinimumSize, header.IPv6MinimumSize+len(transport8))
+	header.IPv6(quote).Encode(&header.IPv6Fields{PayloadLength: uint16(len(transport8)), TransportProtocol: proto,
+		HopLimit: 64, SrcAddr: stack.Address(src.Addr()), DstAddr: stack.Address(dst.Addr())})
+	quote = append(quote, transport8...)
+	return r.writeICMPError(from, src.Addr(), uint8(header.ICMPv6DstUnreachable), code.code6, quote)
 }

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"net/netip"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ustack/ustack/internal/leakcheck"
@@ -33,5 +34,38 @@ func TestPingSubnetBroadcastNotRelayed(t *testing.T) {
 	h.sendRaw4(t, ip4Packet(netip.MustParseAddr("10.0.2.255"), uint8(header.ICMPv4ProtocolNumber), echo4(7, 1), nil))
 	if s := h.r.Stats(); s.ICMPEchoSent != 0 || s.ICMPFailed != 0 {
 		t.Errorf("echo request to 10.0.2.255: icmp_echo_sent %d, icmp_failed %d; want 0, 0 (not relayed)", s.ICMPEchoSent, s.ICMPFailed)
+	}
+}
+
+// udp4 builds a UDP datagram from port 40000 to port with no checksum
+// (allowed on IPv4).
+func udp4(port uint16, payload string) []byte {
+	b := make([]byte, header.UDPMinimumSize+len(payload))
+	header.UDP(b).Encode(&header.UDPFields{SrcPort: 40000, DstPort: port, Length: uint16(len(b))})
+	copy(b[header.UDPMinimumSize:], payload)
+	return b
+}
+
+// TestTimeExceededRateLimited: the relay's own ICMP errors pass the
+// stack's ICMP rate limit (burst 50, then 1000 a second, as Linux's
+// icmp_msgs_burst and icmp_msgs_per_sec) and are counted, not logged one
+// line each. A program sending TTL-1 datagrams in a loop got one time
+// exceeded and one log line per datagram (200 for 200).
+func TestTimeExceededRateLimited(t *testing.T) {
+	leakcheck.Check(t)
+	h := newHarness(t, Config{})
+	var logged atomic.Int64
+	h.r.cfg.Logf = func(string, ...any) { logged.Add(1) } // before any traffic: nothing logs yet
+	const n = 500                                         // at most 50 + 1000/s of them answered: far fewer, even slowed down
+	ttl1 := func(ip header.IPv4) { ip.SetTTL(1) }
+	for i := 0; i < n; i++ {
+		h.sendRaw4(t, ip4Packet(netip.MustParseAddr("192.0.2.1"), uint8(header.UDPProtocolNumber), udp4(33434, "probe"), ttl1))
+	}
+	s := h.r.Stats()
+	if s.TimeExceeded == 0 || s.ICMPRateLimited == 0 || s.TimeExceeded+s.ICMPRateLimited != n {
+		t.Errorf("%d TTL-1 datagrams: time_exceeded %d, icmp_rate_limited %d; want both > 0, summing to %d", n, s.TimeExceeded, s.ICMPRateLimited, n)
+	}
+	if logged.Load() != 0 {
+		t.Errorf("%d TTL-1 datagrams logged %d lines; want none (counted instead)", n, logged.Load())
 	}
 }

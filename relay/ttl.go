@@ -5,9 +5,7 @@ import (
 
 	"github.com/ustack/ustack/stack"
 
-	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -54,38 +52,17 @@ func (r *Relay) expired(pkt *gstack.PacketBuffer) bool {
 		th = th[:8]
 	}
 	quote := append(append([]byte(nil), nh...), th...)
-	r.writeTimeExceeded(stack.AddrOf(src), quote)
-	r.logf("%v from %v: TTL spent at the gateway, time exceeded sent", stack.AddrOf(dst), stack.AddrOf(src))
-	return true
-}
-
-// writeTimeExceeded sends the namespace address to an ICMP time exceeded
-// in transit from the gateway, carrying quote (the expired packet's IP
-// header and the start of its payload).
-func (r *Relay) writeTimeExceeded(to netip.Addr, quote []byte) {
-	var pkt []byte
+	to := stack.AddrOf(src)
+	sent := false
 	if to.Is4() {
-		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
-		ip := header.IPv4(pkt)
-		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
-			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(r.cfg.gateway4), DstAddr: stack.Address(to)})
-		ip.SetChecksum(^ip.CalculateChecksum())
-		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
-		h.SetType(header.ICMPv4TimeExceeded)
-		h.SetCode(header.ICMPv4TTLExceeded)
-		copy(h.Payload(), quote)
-		h.SetChecksum(^checksum.Checksum(h, 0))
+		sent = r.writeICMPError(r.cfg.gateway4, to, uint8(header.ICMPv4TimeExceeded), uint8(header.ICMPv4TTLExceeded), quote)
 	} else {
-		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6MinimumSize+len(quote))
-		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
-			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(r.cfg.gateway6), DstAddr: stack.Address(to)})
-		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
-		h.SetType(header.ICMPv6TimeExceeded)
-		h.SetCode(header.ICMPv6HopLimitExceeded)
-		copy(h[header.ICMPv6MinimumSize:], quote)
-		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(r.cfg.gateway6), Dst: stack.Address(to)}))
+		sent = r.writeICMPError(r.cfg.gateway6, to, uint8(header.ICMPv6TimeExceeded), uint8(header.ICMPv6HopLimitExceeded), quote)
 	}
-	r.gs.WriteRawPacket(r.nic, stack.Protocol(to), buffer.MakeWithData(pkt))
+	if sent {
+		r.c.timeExceeded.Add(1) // counted, not logged: one line per packet would let CMD flood the log
+	}
+	return true
 }
 
 // subnetBroadcast reports whether pkt is addressed to the broadcast

@@ -1,0 +1,53 @@
+package relay
+
+import (
+	"net/netip"
+
+	"github.com/ustack/ustack/stack"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+// writeICMPError sends the namespace address to an ICMP error from from
+// with typ and code (of to's family: ICMPv4 or ICMPv6) carrying quote,
+// the start of the packet it answers. It reports whether it was sent.
+//
+// Every ICMP error the relay makes itself (unreachables, time exceeded)
+// goes through here, and here it passes the stack's ICMP rate limiter
+// (1000 a second, bursts of 50: gVisor's defaults, Linux's
+// net.ipv4.icmp_msgs_per_sec and icmp_msgs_burst). gVisor's own errors
+// pass it inside the stack; these are written with WriteRawPacket,
+// which does not, so without this a program sending TTL-1 datagrams in
+// a loop was answered one error per datagram. The ones held back are
+// counted (stats "icmp_rate_limited").
+func (r *Relay) writeICMPError(from, to netip.Addr, typ, code uint8, quote []byte) bool {
+	if !r.gs.AllowICMPMessage() {
+		r.c.icmpRateLimited.Add(1)
+		return false
+	}
+	var pkt []byte
+	if to.Is4() {
+		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
+		ip := header.IPv4(pkt)
+		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
+			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(from), DstAddr: stack.Address(to)})
+		ip.SetChecksum(^ip.CalculateChecksum())
+		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
+		h.SetType(header.ICMPv4Type(typ))
+		h.SetCode(header.ICMPv4Code(code))
+		copy(h.Payload(), quote)
+		h.SetChecksum(^checksum.Checksum(h, 0))
+	} else {
+		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6MinimumSize+len(quote))
+		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
+			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(from), DstAddr: stack.Address(to)})
+		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
+		h.SetType(header.ICMPv6Type(typ))
+		h.SetCode(header.ICMPv6Code(code))
+		copy(h[header.ICMPv6MinimumSize:], quote)
+		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(from), Dst: stack.Address(to)}))
+	}
+	return r.gs.WriteRawPacket(r.nic, stack.Protocol(to), buffer.MakeWithData(pkt)) == nil
+}
