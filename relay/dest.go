@@ -55,7 +55,7 @@ func (r *Relay) target(dst netip.AddrPort) (netip.AddrPort, error) {
 		}
 		return r.dnsUpstream(), nil
 	}
-	if a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || r.cfg.denied(a) {
+	if a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == limitedBroadcast || r.cfg.denied(a) {
 		return netip.AddrPort{}, errDenied
 	}
 	return netip.AddrPortFrom(a, dst.Port()), nil

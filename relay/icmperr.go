@@ -21,8 +21,12 @@ import (
 // pass it inside the stack; these are written with WriteRawPacket,
 // which does not, so without this a program sending TTL-1 datagrams in
 // a loop was answered one error per datagram. The ones held back are
-// counted (stats "icmp_rate_limited").
+// counted (stats "icmp_rate_limited"). Nothing is sent to a source
+// mayAnswer refuses.
 func (r *Relay) writeICMPError(from, to netip.Addr, typ, code uint8, quote []byte) bool {
+	if !r.mayAnswer(to) {
+		return false
+	}
 	if !r.gs.AllowICMPMessage() {
 		r.c.icmpRateLimited.Add(1)
 		return false
@@ -50,4 +54,43 @@ func (r *Relay) writeICMPError(from, to netip.Addr, typ, code uint8, quote []byt
 		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(from), Dst: stack.Address(to)}))
 	}
 	return r.gs.WriteRawPacket(r.nic, stack.Protocol(to), buffer.MakeWithData(pkt)) == nil
+}
+
+// limitedBroadcast is 255.255.255.255, the broadcast of every IPv4 link.
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+// mayAnswer reports whether an ICMP error may be sent to src, the source
+// of the packet it answers. RFC 1122 3.2.2 and RFC 1812 4.3.2.7 forbid
+// an error to a source that does not name one host (unspecified,
+// multicast, broadcast), and Linux's icmp_send and icmpv6_send refuse
+// them too. The gateway's own addresses and any address outside the
+// namespace's subnet are not CMD's either: such a source was forged (a
+// raw socket), and an error to it would go to nobody or be reflected.
+func (r *Relay) mayAnswer(src netip.Addr) bool {
+	nw := r.cfg.Network
+	switch {
+	case src.IsUnspecified(), src.IsMulticast(), src == limitedBroadcast, r.isOwn(src):
+		return false
+	case src.Is4():
+		return nw.Prefix4.Contains(src) && src != lastAddr(nw.Prefix4)
+	}
+	return nw.Prefix6.Contains(src)
+}
+
+// lastAddr returns the last address of p: for an IPv4 prefix, its
+// subnet's broadcast.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As16()
+	off := 0
+	if p.Addr().Is4() {
+		off = 96
+	}
+	for i := p.Bits() + off; i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		a = a.Unmap()
+	}
+	return a
 }

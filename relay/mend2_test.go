@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
@@ -67,5 +68,46 @@ func TestTimeExceededRateLimited(t *testing.T) {
 	}
 	if logged.Load() != 0 {
 		t.Errorf("%d TTL-1 datagrams logged %d lines; want none (counted instead)", n, logged.Load())
+	}
+}
+
+// TestNoICMPErrorToForbiddenSource: no ICMP error is sent to a source
+// RFC 1122 3.2.2 and RFC 1812 4.3.2.7 forbid (Linux icmp_send and
+// icmpv6_send refuse them too): the unspecified address, the gateway's
+// own addresses, the subnet's broadcast, or an address outside the
+// namespace's subnet (a spoofed one). Time exceeded answered each of
+// them, checking only the destination.
+func TestNoICMPErrorToForbiddenSource(t *testing.T) {
+	leakcheck.Check(t)
+	h := newHarness(t, Config{})
+	dst := netip.MustParseAddr("192.0.2.1")
+	for _, src := range []string{"0.0.0.0", "10.0.2.2", "10.0.2.3", "10.0.2.255", "192.0.2.9"} {
+		from := netip.MustParseAddr(src)
+		before := h.r.Stats().TimeExceeded
+		h.sendRaw4(t, ip4Packet(dst, uint8(header.UDPProtocolNumber), udp4(33434, "probe"), func(ip header.IPv4) {
+			ip.SetTTL(1)
+			ip.SetSourceAddress(stack.Address(from))
+		}))
+		if got := h.r.Stats().TimeExceeded; got != before {
+			t.Errorf("TTL-1 datagram from %v: time exceeded sent; want none", from)
+		}
+	}
+	// The namespace's own address is answered.
+	h.sendRaw4(t, ip4Packet(dst, uint8(header.UDPProtocolNumber), udp4(33434, "probe"), func(ip header.IPv4) { ip.SetTTL(1) }))
+	if got := h.r.Stats().TimeExceeded; got != 1 {
+		t.Errorf("TTL-1 datagram from %v: time_exceeded %d; want 1", DefaultGuest4, got)
+	}
+}
+
+func TestLastAddr(t *testing.T) {
+	for _, tc := range []struct{ p, want string }{
+		{"10.0.2.0/24", "10.0.2.255"},
+		{"10.1.0.0/16", "10.1.255.255"},
+		{"192.168.7.8/30", "192.168.7.11"},
+		{"fd00::/64", "fd00::ffff:ffff:ffff:ffff"},
+	} {
+		if got := lastAddr(netip.MustParsePrefix(tc.p)); got != netip.MustParseAddr(tc.want) {
+			t.Errorf("lastAddr(%s) = %v, want %s", tc.p, got, tc.want)
+		}
 	}
 }

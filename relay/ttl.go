@@ -1,8 +1,6 @@
 package relay
 
 import (
-	"net/netip"
-
 	"github.com/ustack/ustack/stack"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -44,7 +42,7 @@ func (r *Relay) expired(pkt *gstack.PacketBuffer) bool {
 	// (RFC 1122 3.2.2; Linux icmp_send), and one that reaches the
 	// forwarders is not relayed anyway.
 	a := stack.AddrOf(dst)
-	if ttl > 1 || r.isOwn(a) || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || subnetBroadcast(pkt) {
+	if ttl > 1 || r.isOwn(a) || a.IsMulticast() || a == limitedBroadcast || subnetBroadcast(pkt) {
 		return false
 	}
 	th := pkt.TransportHeader().Slice()
