@@ -1,9 +1,12 @@
 package relay
 
 import (
+	"context"
+	"net"
 	"net/netip"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/stack"
@@ -109,5 +112,37 @@ func TestLastAddr(t *testing.T) {
 		if got := lastAddr(netip.MustParsePrefix(tc.p)); got != netip.MustParseAddr(tc.want) {
 			t.Errorf("lastAddr(%s) = %v, want %s", tc.p, got, tc.want)
 		}
+	}
+}
+
+// TestDNSFailoverStopsOnClose: a TCP query to the forwarder whose
+// upstream dial is cut short by Close is not a failed upstream. The
+// cancelled dial (context.Canceled: neither a reset nor a timeout) marked
+// each upstream failed in turn and dialled the next, while the relay was
+// shutting down.
+func TestDNSFailoverStopsOnClose(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := netip.MustParseAddrPort("192.0.2.1:53"), netip.MustParseAddrPort("192.0.2.2:53")
+	dialing := make(chan struct{}, 8)
+	var dials atomic.Int64
+	h := newHarness(t, Config{DNSUpstreams: []netip.AddrPort{a, b}, DialTimeout: 10 * time.Second,
+		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			dials.Add(1)
+			dialing <- struct{}{}
+			<-ctx.Done() // an upstream that never answers
+			return nil, ctx.Err()
+		}})
+	h.sendSpoofedSYN(t, netip.AddrPortFrom(DefaultGuest4, 40000), netip.AddrPortFrom(DefaultDNS4, 53))
+	select {
+	case <-dialing:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the forwarder never dialled the upstream")
+	}
+	h.r.Close()
+	if n := dials.Load(); n != 1 {
+		t.Errorf("dials of an upstream: %d, want 1 (none after Close)", n)
+	}
+	if up := h.r.dnsUpstream(); up != a {
+		t.Errorf("current upstream after Close %v, want %v (not failed)", up, a)
 	}
 }

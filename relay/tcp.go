@@ -47,20 +47,11 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	defer r.releaseFlow()
-	hc, err := r.dial(target)
+	var hc halfCloser
 	if r.isDNS(dst) {
-		// An upstream the host cannot even send to fails over at once,
-		// as for UDP (dialDatagram); one that does not answer is given
-		// DialTimeout, then fails over for the next connection.
-		for i := 0; err != nil && !isReset(err) && !dialTimedOut(err) && i < len(r.cfg.DNSUpstreams); i++ {
-			r.dnsFailed(target)
-			next := r.dnsUpstream()
-			if next == target {
-				break
-			}
-			target = next
-			hc, err = r.dial(target)
-		}
+		hc, target, err = dialUpstream(r, target, r.dial)
+	} else {
+		hc, err = r.dial(target)
 	}
 	if isReset(err) {
 		// The connection was made, and the server reset it before the
@@ -72,7 +63,7 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	if err != nil {
-		if r.isDNS(dst) {
+		if r.isDNS(dst) && r.ctx.Err() == nil {
 			r.dnsFailed(target)
 		}
 		r.c.tcpDialFailed.Add(1)

@@ -121,17 +121,10 @@ func (r *Relay) dialDatagram(target netip.AddrPort, dns bool) (*net.UDPConn, net
 		}
 		return net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(to))
 	}
-	hc, err := dial(target)
-	for i := 0; err != nil && dns && i < len(r.cfg.DNSUpstreams); i++ {
-		r.logf("dns upstream %v: %v", target, err)
-		r.dnsFailed(target)
-		next := r.dnsUpstream()
-		if next == target {
-			break
-		}
-		target = next
-		hc, err = dial(target)
+	if dns {
+		return dialUpstream(r, target, dial)
 	}
+	hc, err := dial(target)
 	return hc, target, err
 }
 
