@@ -1,7 +1,10 @@
 package relay
 
 import (
+	"context"
+	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -11,6 +14,8 @@ import (
 	"github.com/ustack/ustack/internal/leakcheck"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
@@ -87,5 +92,69 @@ func TestDirectInHostErrorIsReset(t *testing.T) {
 	var total atomic.Uint64
 	if got := d.step(counter{total: &total}); got != stepHostReset {
 		t.Errorf("step with the host read failing with %v = %d, want stepHostReset (%d)", unix.EISDIR, got, stepHostReset)
+	}
+}
+
+// wrappedConn is a host connection Config.Dial may return that is not a
+// *net.TCPConn (a wrapper adding socket options, say): the relay then
+// copies through its buffer, without directIn and copyOut.
+type wrappedConn struct{ *net.TCPConn }
+
+// TestNSResetPassedOnWithoutDirect: on the buffered path (Config.Dial
+// returning a wrapper), CMD resetting its connection reaches the server
+// as a reset. copyHalf recognised the namespace side by its type
+// (*nsConn), which it never had there (a *gonet.TCPConn), so the reset
+// was passed on as an orderly close: the server read EOF.
+func TestNSResetPassedOnWithoutDirect(t *testing.T) {
+	leakcheck.Check(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	h := newHarness(t, Config{AllowHostLoopback: true, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return wrappedConn{c.(*net.TCPConn)}, nil
+	}})
+	// The namespace's endpoint itself, for SO_LINGER 0 (gonet hides it).
+	var wq waiter.Queue
+	ep, terr := h.ns.GVisor().NewEndpoint(tcp.ProtocolNumber, header.IPv4ProtocolNumber, &wq)
+	if terr != nil {
+		t.Fatal(terr)
+	}
+	defer ep.Close()
+	entry, ready := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	fa, _ := full(netip.AddrPortFrom(DefaultGateway4, port))
+	if terr := ep.Connect(fa); terr != nil {
+		if _, ok := terr.(*tcpip.ErrConnectStarted); !ok {
+			t.Fatalf("Connect: %v", terr)
+		}
+		select {
+		case <-ready:
+		case <-time.After(5 * time.Second):
+			t.Fatal("connect through the relay timed out")
+		}
+	}
+	if terr := ep.LastError(); terr != nil {
+		t.Fatalf("connect through the relay: %v", terr)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
+	ep.Close() // a reset
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = s.Read(make([]byte, 1))
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("server read after CMD reset its connection: %v; want ECONNRESET", err)
 	}
 }
