@@ -1,17 +1,21 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/stack"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // echo4 builds an ICMPv4 echo request with a right checksum.
@@ -144,5 +148,83 @@ func TestDNSFailoverStopsOnClose(t *testing.T) {
 	}
 	if up := h.r.dnsUpstream(); up != a {
 		t.Errorf("current upstream after Close %v, want %v (not failed)", up, a)
+	}
+}
+
+// icmpTap is the namespace's end of the pipe, passing on every ICMP
+// packet the relay sends to got as well.
+type icmpTap struct {
+	gstack.LinkEndpoint
+	got chan []byte
+}
+
+func (l *icmpTap) Attach(d gstack.NetworkDispatcher) { l.LinkEndpoint.Attach(&tapDispatcher{d, l.got}) }
+
+type tapDispatcher struct {
+	gstack.NetworkDispatcher
+	got chan []byte
+}
+
+func (d *tapDispatcher) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gstack.PacketBuffer) {
+	buf := pkt.ToBuffer()
+	b := buf.Flatten()
+	buf.Release()
+	if len(b) > header.IPv6MinimumSize && (b[0]>>4 == 4 && b[9] == uint8(header.ICMPv4ProtocolNumber) || b[0]>>4 == 6 && b[6] == uint8(header.ICMPv6ProtocolNumber)) {
+		select {
+		case d.got <- b:
+		default:
+		}
+	}
+	d.NetworkDispatcher.DeliverNetworkPacket(proto, pkt)
+}
+
+// TestTimeExceededQuotesAsLinux: time exceeded quotes as much of the
+// packet as fits in a 576-byte IPv4 error (1280 bytes for IPv6), as
+// Linux and gVisor's own errors do (RFC 1812 4.3.2.3, RFC 4443 2.4(c)).
+// It quoted the fixed IP header and 8 bytes: for IPv6 with an extension
+// header, the quote's Next Header named a header whose bytes were the
+// UDP header instead.
+func TestTimeExceededQuotesAsLinux(t *testing.T) {
+	leakcheck.Check(t)
+	got := make(chan []byte, 4)
+	h := newHarnessLink(t, Config{}, func(l gstack.LinkEndpoint) gstack.LinkEndpoint { return &icmpTap{l, got} })
+	payload := strings.Repeat("x", 1500)
+
+	dst4 := netip.MustParseAddr("192.0.2.1")
+	sent4 := ip4Packet(dst4, uint8(header.UDPProtocolNumber), udp4(33434, payload), func(ip header.IPv4) { ip.SetTTL(1) })
+	h.sendRaw4(t, sent4)
+	quote4 := icmpQuote(t, got, header.IPv4MinimumSize)
+	if want := 576 - header.IPv4MinimumSize - header.ICMPv4MinimumSize; len(quote4) != want || !bytes.Equal(quote4, sent4[:want]) {
+		t.Errorf("IPv4 time exceeded quotes %d bytes, want the first %d of the packet", len(quote4), want)
+	}
+
+	// IPv6 with a Destination Options header (8 bytes: Next Header UDP,
+	// length 0, PadN of 4) before the UDP header.
+	dst6 := netip.MustParseAddr("2001:db8::1")
+	udp := make([]byte, header.UDPMinimumSize+len(payload))
+	header.UDP(udp).Encode(&header.UDPFields{SrcPort: 40000, DstPort: 33434, Length: uint16(len(udp))})
+	copy(udp[header.UDPMinimumSize:], payload)
+	xsum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, stack.Address(DefaultGuest6), stack.Address(dst6), uint16(len(udp)))
+	header.UDP(udp).SetChecksum(^checksum.Checksum(udp, xsum))
+	ext := append([]byte{uint8(header.UDPProtocolNumber), 0, 1, 4, 0, 0, 0, 0}, udp...)
+	sent6 := ip6Packet(dst6, 60, ext)
+	header.IPv6(sent6).SetHopLimit(1)
+	h.sendRaw4(t, sent6)
+	quote6 := icmpQuote(t, got, header.IPv6MinimumSize)
+	if want := 1280 - header.IPv6MinimumSize - header.ICMPv6MinimumSize; len(quote6) != want || !bytes.Equal(quote6, sent6[:want]) {
+		t.Errorf("IPv6 time exceeded quotes %d bytes, want the first %d of the packet", len(quote6), want)
+	}
+}
+
+// icmpQuote returns the quote of the next ICMP error the tap saw, whose
+// IP header is ipLen bytes.
+func icmpQuote(t *testing.T, got chan []byte, ipLen int) []byte {
+	t.Helper()
+	select {
+	case b := <-got:
+		return b[ipLen+8:]
+	case <-time.After(2 * time.Second):
+		t.Fatal("no ICMP error sent")
+		return nil
 	}
 }

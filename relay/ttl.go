@@ -45,11 +45,7 @@ func (r *Relay) expired(pkt *gstack.PacketBuffer) bool {
 	if ttl > 1 || r.isOwn(a) || a.IsMulticast() || a == limitedBroadcast || subnetBroadcast(pkt) {
 		return false
 	}
-	th := pkt.TransportHeader().Slice()
-	if len(th) > 8 {
-		th = th[:8]
-	}
-	quote := append(append([]byte(nil), nh...), th...)
+	quote := errorQuote(pkt)
 	to := stack.AddrOf(src)
 	sent := false
 	if to.Is4() {
@@ -61,6 +57,25 @@ func (r *Relay) expired(pkt *gstack.PacketBuffer) bool {
 		r.c.timeExceeded.Add(1) // counted, not logged: one line per packet would let CMD flood the log
 	}
 	return true
+}
+
+// errorQuote returns what an ICMP error answering pkt quotes: the packet
+// from its IP header on, extension headers and payload included, as much
+// as fits in an error of 576 bytes (IPv4) or 1280 (IPv6), as Linux
+// (icmp_send, icmp6_send) and gVisor's own errors (returnError) quote
+// (RFC 1812 4.3.2.3, RFC 4443 2.4(c)).
+func errorQuote(pkt *gstack.PacketBuffer) []byte {
+	v := gstack.PayloadSince(pkt.NetworkHeader())
+	defer v.Release()
+	max := header.IPv4MinimumProcessableDatagramSize - header.IPv4MinimumSize - header.ICMPv4MinimumSize
+	if pkt.NetworkProtocolNumber == header.IPv6ProtocolNumber {
+		max = header.IPv6MinimumMTU - header.IPv6MinimumSize - header.ICMPv6MinimumSize
+	}
+	b := v.AsSlice()
+	if len(b) > max {
+		b = b[:max]
+	}
+	return append([]byte(nil), b...)
 }
 
 // subnetBroadcast reports whether pkt is addressed to the broadcast
