@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -38,8 +37,7 @@ func TestIdleTCPConnectionsHoldNoBuffers(t *testing.T) {
 		}
 	}
 	waitBytes(t, h.r, n*uint64(len(msg)), n*uint64(len(msg)))
-	time.Sleep(100 * time.Millisecond) // the copy loops block in their reads again
-	per := (liveHeap() - before) / n
+	per := heapEachSettled(before, n, 128<<10)
 	// Both ends of each connection are in this process: the
 	// namespace stack's endpoint, the relay's, the host socket
 	// and the echo server's.
@@ -85,8 +83,7 @@ func TestIdleForwardConnectionsHoldNoBuffers(t *testing.T) {
 		}
 	}
 	waitBytes(t, h.r, n*uint64(len(msg)), n*uint64(len(msg)))
-	time.Sleep(100 * time.Millisecond)
-	per := (liveHeap() - before) / n
+	per := heapEachSettled(before, n, 128<<10)
 	t.Logf("%d bytes of heap each", per)
 	if limit := int64(128 << 10); per > limit {
 		t.Errorf("%d idle forwarded TCP connections that each echoed %d bytes: %d bytes of heap each, want under %d", n, len(msg), per, limit)

@@ -50,8 +50,7 @@ func TestIdleUDPFlowsHoldNoBuffers(t *testing.T) {
 				t.Fatalf("reading the echo: %v", err)
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
-		per := (liveHeap() - before) / n
+		per := heapEachSettled(before, n, 24<<10)
 		t.Logf("%d bytes of heap each", per)
 		if limit := int64(24 << 10); per > limit {
 			t.Errorf("%d idle relayed UDP flows: %d bytes of heap each, want under %d", n, per, limit)
@@ -106,8 +105,7 @@ func TestIdleForwardUDPFlowsHoldNoBuffers(t *testing.T) {
 			t.Fatalf("reading the echo: %v", err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
-	per := (liveHeap() - before) / n
+	per := heapEachSettled(before, n, 24<<10)
 	t.Logf("%d bytes of heap each", per)
 	if limit := int64(24 << 10); per > limit {
 		t.Errorf("%d idle forwarded UDP flows: %d bytes of heap each, want under %d", n, per, limit)

@@ -228,3 +228,19 @@ func icmpQuote(t *testing.T, got chan []byte, ipLen int) []byte {
 		return nil
 	}
 }
+
+// heapEachSettled returns the live heap above before for each of n idle
+// flows, once it is at most limit or 2 s have passed: the copy loops give
+// back their buffers when they block in their reads again, some time
+// after the last byte is counted. A fixed 100 ms sleep was too short on a
+// loaded machine and too long on an idle one.
+func heapEachSettled(before, n, limit int64) int64 {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		per := (liveHeap() - before) / n
+		if per <= limit || time.Now().After(deadline) {
+			return per
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
