@@ -38,11 +38,14 @@ func (r *Relay) expired(pkt *gstack.PacketBuffer) bool {
 	default:
 		return false
 	}
+	if ttl > 1 {
+		return false // nearly every packet: no address conversion for it
+	}
 	// No ICMP error ever answers a broadcast or multicast datagram
 	// (RFC 1122 3.2.2; Linux icmp_send), and one that reaches the
 	// forwarders is not relayed anyway.
 	a := stack.AddrOf(dst)
-	if ttl > 1 || r.isOwn(a) || a.IsMulticast() || a == limitedBroadcast || subnetBroadcast(pkt) {
+	if r.isOwn(a) || a.IsMulticast() || a == limitedBroadcast || subnetBroadcast(pkt) {
 		return false
 	}
 	quote := errorQuote(pkt)
