@@ -400,6 +400,8 @@ func (r *Relay) writeUDPUnreachable(src, dst netip.AddrPort, code unreachable) b
 // (ports, and for TCP the sequence number) (RFC 792; RFC 4443 §3.1). A
 // port unreachable comes from dst, whose kernel would send it; the others
 // from the gateway, the router that would (ping prints its address).
+// It reports whether it was sent (see writeICMPError: the rate limit,
+// sources never answered).
 func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportProtocolNumber, transport8 []byte, code unreachable) bool {
 	from := dst.Addr()
 	if code != portUnreachable {
