@@ -1,8 +1,10 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -150,6 +152,17 @@ func TestNSResetPassedOnWithoutDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// A byte through first: the relay has the connection from the
+	// namespace too (a reset during its handshake is another path).
+	var b bytes.Reader
+	b.Reset([]byte("x"))
+	if _, terr := ep.Write(&b, tcpip.WriteOptions{}); terr != nil {
+		t.Fatalf("Write: %v", terr)
+	}
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(s, make([]byte, 1)); err != nil {
+		t.Fatalf("server reading CMD's byte: %v", err)
+	}
 	ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
 	ep.Close() // a reset
 	s.SetReadDeadline(time.Now().Add(5 * time.Second))
