@@ -146,17 +146,18 @@ func setupMounts(resolv string) error {
 	if resolv == "" {
 		return nil
 	}
-	err := unix.Mount(resolv, "/etc/resolv.conf", "", unix.MS_BIND, "")
-	if errors.Is(err, unix.ENOENT) {
-		// A host without the file (or whose file is a symlink to one
-		// that is missing: systemd-resolved's stub when resolved is not
-		// running, as in many containers) has nothing to mount over.
-		// The command runs all the same, as on that host, where the
-		// resolver falls back to a nameserver on loopback.
+	// A host without the file (or whose file is a symlink to one that is
+	// missing: systemd-resolved's stub when resolved is not running, as
+	// in many containers) has nothing to mount over. The command runs
+	// all the same, as on that host, where the resolver falls back to a
+	// nameserver on loopback. Asked first (Stat follows the symlink):
+	// mount's ENOENT does not say which side is missing, and a missing
+	// source (the generated file) is an error.
+	if _, err := os.Stat("/etc/resolv.conf"); errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(os.Stderr, "ustack: warning: /etc/resolv.conf is missing (or a symlink to a missing file); the command's resolver is not pointed at the namespace's DNS forwarder\n")
 		return nil
 	}
-	if err != nil {
+	if err := unix.Mount(resolv, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind-mount %s over /etc/resolv.conf: %w", resolv, err)
 	}
 	return nil

@@ -42,3 +42,31 @@ func TestRemoveResolvConf(t *testing.T) {
 		t.Errorf("generated resolv.conf still on the host once the command ran: stat: %v", err)
 	}
 }
+
+// TestResolvConfSourceMissingFails: a generated resolv.conf that is
+// missing when the child mounts it is an error, not "the host has no
+// /etc/resolv.conf": mount(2) says ENOENT for a missing source as for a
+// missing target, and the command ran with the host's resolver
+// configuration and a warning that blamed the host's file.
+func TestResolvConfSourceMissingFails(t *testing.T) {
+	roottest.Require(t)
+	leakcheck.Check(t)
+	if _, err := os.Stat("/etc/resolv.conf"); err != nil {
+		t.Skipf("needs a host /etc/resolv.conf: %v", err)
+	}
+	var out bytes.Buffer
+	p, err := netns.Start(netns.ExecConfig{
+		Argv:   []string{"true"},
+		Stdout: &out, Stderr: &out, ResolvConf: t.TempDir() + "/missing.conf",
+	})
+	if err != nil {
+		return // refused before the command ran: as wanted
+	}
+	defer p.Close()
+	if err := p.Release(); err != nil {
+		return
+	}
+	if st := p.Wait(); st == 0 || bytes.Contains(out.Bytes(), []byte("is missing")) {
+		t.Errorf("command with its resolv.conf source missing: status %d, output %q; want it refused, naming the source", st, out.String())
+	}
+}

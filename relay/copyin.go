@@ -46,7 +46,7 @@ const (
 	stepRead      directStep = iota // nothing moved: let copyHalf Read
 	stepMoved                       // bytes moved: go round again
 	stepAbort                       // the namespace side failed: abort both
-	stepHostReset                   // the host peer reset: reset the namespace side
+	stepHostReset                   // the host socket was reset or broke: reset the namespace side
 	stepNSReset                     // the namespace reset: reset the host side
 )
 
@@ -71,10 +71,12 @@ func (d *directIn) step(count counter) directStep {
 			continue
 		}
 		if d.rd.err != nil {
-			if isReset(d.rd.err) {
-				// Read once, the reset is gone: the socket now
+			if isReset(d.rd.err) || hostBroken(d.rd.err) {
+				// Read once, the error is gone: the socket now
 				// reads EOF, which copyHalf would pass on as a
-				// half-close.
+				// half-close. A reset, or any other host error
+				// (timed out, aborted), is a reset, as in
+				// copyHalf's own reads.
 				return stepHostReset
 			}
 			return stepRead

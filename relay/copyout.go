@@ -55,7 +55,7 @@ func (g *closeGuard) Close() error {
 func (r *Relay) copyOut(host *net.TCPConn, ns halfCloser, src nsEndpoint, halfClosed *atomic.Bool, count counter, inDone <-chan struct{}) {
 	rc, err := host.SyscallConn()
 	if err != nil {
-		r.copyHalf(host, ns, halfClosed, count, nil)
+		r.copyHalf(host, ns, true, halfClosed, count, nil)
 		return
 	}
 	w := &sockWriter{rc: rc}

@@ -55,7 +55,7 @@ func (r *Relay) target(dst netip.AddrPort) (netip.AddrPort, error) {
 		}
 		return r.dnsUpstream(), nil
 	}
-	if a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || r.cfg.denied(a) {
+	if a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == limitedBroadcast || r.cfg.denied(a) {
 		return netip.AddrPort{}, errDenied
 	}
 	return netip.AddrPortFrom(a, dst.Port()), nil
@@ -116,6 +116,31 @@ func (r *Relay) dnsFailed(up netip.AddrPort) {
 	if len(ups) > 1 && ups[int(cur)%len(ups)] == up && r.dnsCur.CompareAndSwap(cur, cur+1) {
 		r.logf("dns upstream %v failed; using %v", up, ups[int(cur+1)%len(ups)])
 	}
+}
+
+// dialUpstream dials target, a DNS upstream, with dial, and while the
+// dial fails for the upstream's own sake moves on to the next upstream,
+// each at most once; it returns the upstream it dialled last. An
+// upstream the host cannot even send to (no route, no address of its
+// family, a link-local one without its zone) fails over at once, as a
+// stub resolver moves on from it: kept as the current upstream, it
+// failed every query of CMD. One that reset the connection was there;
+// one that did not answer was given DialTimeout already (the caller
+// marks it failed for the next query). A dial cut short by Close is no
+// failure of the upstream: nothing fails over then.
+func dialUpstream[C any](r *Relay, target netip.AddrPort, dial func(netip.AddrPort) (C, error)) (C, netip.AddrPort, error) {
+	c, err := dial(target)
+	for i := 0; err != nil && !isReset(err) && !dialTimedOut(err) && r.ctx.Err() == nil && i < len(r.cfg.DNSUpstreams); i++ {
+		r.logf("dns upstream %v: %v", target, err)
+		r.dnsFailed(target)
+		next := r.dnsUpstream()
+		if next == target {
+			break
+		}
+		target = next
+		c, err = dial(target)
+	}
+	return c, target, err
 }
 
 // outbound returns the source address host sockets toward dst are bound

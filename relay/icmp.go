@@ -66,8 +66,14 @@ func (r *Relay) handleICMP6(_ gstack.TransportEndpointID, pkt *gstack.PacketBuff
 // handleEcho relays an echo request to a destination outside. Requests to
 // the stack's own addresses (the gateway, the DNS forwarder) are left to
 // the stack, which answers them itself; nothing else is ever answered
-// except by a real reply from the host's socket.
+// except by a real reply from the host's socket. A request to the
+// subnet's broadcast is dropped: it is the router's own broadcast, not a
+// destination out there, and Linux ignores broadcast pings by default
+// (net.ipv4.icmp_echo_ignore_broadcasts=1).
 func (r *Relay) handleEcho(src, dst netip.Addr, ident, seq uint16, pkt *gstack.PacketBuffer) bool {
+	if subnetBroadcast(pkt) {
+		return true
+	}
 	if r.isOwn(dst) {
 		return false
 	}
@@ -394,6 +400,8 @@ func (r *Relay) writeUDPUnreachable(src, dst netip.AddrPort, code unreachable) b
 // (ports, and for TCP the sequence number) (RFC 792; RFC 4443 §3.1). A
 // port unreachable comes from dst, whose kernel would send it; the others
 // from the gateway, the router that would (ping prints its address).
+// It reports whether it was sent (see writeICMPError: the rate limit,
+// sources never answered).
 func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportProtocolNumber, transport8 []byte, code unreachable) bool {
 	from := dst.Addr()
 	if code != portUnreachable {
@@ -402,7 +410,6 @@ func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportP
 			from = r.cfg.gateway6
 		}
 	}
-	var pkt []byte
 	if dst.Addr().Is4() {
 		quote := make([]byte, header.IPv4MinimumSize, header.IPv4MinimumSize+len(transport8))
 		q := header.IPv4(quote)
@@ -410,29 +417,11 @@ func (r *Relay) writeUnreachable(src, dst netip.AddrPort, proto tcpip.TransportP
 			Protocol: uint8(proto), SrcAddr: stack.Address(src.Addr()), DstAddr: stack.Address(dst.Addr())})
 		q.SetChecksum(^q.CalculateChecksum())
 		quote = append(quote, transport8...)
-		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
-		ip := header.IPv4(pkt)
-		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
-			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(from), DstAddr: stack.Address(src.Addr())})
-		ip.SetChecksum(^ip.CalculateChecksum())
-		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
-		h.SetType(header.ICMPv4DstUnreachable)
-		h.SetCode(header.ICMPv4Code(code.code4))
-		copy(h.Payload(), quote)
-		h.SetChecksum(^checksum.Checksum(h, 0))
-	} else {
-		quote := make([]byte, header.IPv6MinimumSize, header.IPv6MinimumSize+len(transport8))
-		header.IPv6(quote).Encode(&header.IPv6Fields{PayloadLength: uint16(len(transport8)), TransportProtocol: proto,
-			HopLimit: 64, SrcAddr: stack.Address(src.Addr()), DstAddr: stack.Address(dst.Addr())})
-		quote = append(quote, transport8...)
-		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6DstUnreachableMinimumSize+len(quote))
-		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
-			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(from), DstAddr: stack.Address(src.Addr())})
-		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
-		h.SetType(header.ICMPv6DstUnreachable)
-		h.SetCode(header.ICMPv6Code(code.code6))
-		copy(h[header.ICMPv6DstUnreachableMinimumSize:], quote)
-		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(from), Dst: stack.Address(src.Addr())}))
+		return r.writeICMPError(from, src.Addr(), uint8(header.ICMPv4DstUnreachable), code.code4, quote)
 	}
-	return r.gs.WriteRawPacket(r.nic, stack.Protocol(dst.Addr()), buffer.MakeWithData(pkt)) == nil
+	quote := make([]byte, header.IPv6MinimumSize, header.IPv6MinimumSize+len(transport8))
+	header.IPv6(quote).Encode(&header.IPv6Fields{PayloadLength: uint16(len(transport8)), TransportProtocol: proto,
+		HopLimit: 64, SrcAddr: stack.Address(src.Addr()), DstAddr: stack.Address(dst.Addr())})
+	quote = append(quote, transport8...)
+	return r.writeICMPError(from, src.Addr(), uint8(header.ICMPv6DstUnreachable), code.code6, quote)
 }

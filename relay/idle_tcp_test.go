@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -18,8 +17,9 @@ const idleTCPBytes = 300 << 10
 // idleTCPHeap opens n TCP connections through h's relay with dial, each
 // echoing idleTCPBytes, and returns the live heap each connection holds
 // once the relay has moved every byte and its copy loops block in their
-// reads again. The connections stay open until the test ends.
-func idleTCPHeap(t *testing.T, h *harness, n int, dial func() (net.Conn, error)) int64 {
+// reads again (waiting up to 2 s for it to fall to limit:
+// heapEachSettled). The connections stay open until the test ends.
+func idleTCPHeap(t *testing.T, h *harness, n int, limit int64, dial func() (net.Conn, error)) int64 {
 	t.Helper()
 	before := liveHeap()
 	msg := make([]byte, idleTCPBytes)
@@ -35,8 +35,7 @@ func idleTCPHeap(t *testing.T, h *harness, n int, dial func() (net.Conn, error))
 		}
 	}
 	waitBytes(t, h.r, uint64(n*len(msg)), uint64(n*len(msg)))
-	time.Sleep(100 * time.Millisecond) // the copy loops block in their reads again
-	per := (liveHeap() - before) / int64(n)
+	per := heapEachSettled(before, int64(n), limit)
 	t.Logf("%d bytes of heap each", per)
 	return per
 }
@@ -54,11 +53,12 @@ func TestIdleTCPConnectionsHoldNoBuffers(t *testing.T) {
 	h := newHarness(t, Config{AllowHostLoopback: true})
 	const n = 16
 	dst := netip.AddrPortFrom(DefaultGateway4, srv.Port()).String()
-	per := idleTCPHeap(t, h, n, func() (net.Conn, error) { return h.dial(t, dst) })
 	// Both ends of each connection are in this process: the
 	// namespace stack's endpoint, the relay's, the host socket
 	// and the echo server's.
-	if limit := int64(128 << 10); per > limit {
+	const limit = 128 << 10
+	per := idleTCPHeap(t, h, n, limit, func() (net.Conn, error) { return h.dial(t, dst) })
+	if per > limit {
 		t.Errorf("%d idle relayed TCP connections that each echoed %d bytes: %d bytes of heap each, want under %d", n, idleTCPBytes, per, limit)
 	}
 }
@@ -85,10 +85,11 @@ func TestIdleForwardConnectionsHoldNoBuffers(t *testing.T) {
 	}
 	defer h.r.RemoveForward(f)
 	const n = 16
-	per := idleTCPHeap(t, h, n, func() (net.Conn, error) {
+	const limit = 128 << 10
+	per := idleTCPHeap(t, h, n, limit, func() (net.Conn, error) {
 		return net.Dial("tcp4", net.JoinHostPort("127.0.0.1", itoa(port)))
 	})
-	if limit := int64(128 << 10); per > limit {
+	if per > limit {
 		t.Errorf("%d idle forwarded TCP connections that each echoed %d bytes: %d bytes of heap each, want under %d", n, idleTCPBytes, per, limit)
 	}
 }

@@ -23,8 +23,9 @@ func liveHeap() int64 {
 
 // idleUDPHeap opens n UDP flows with dial, each sending 1000 bytes to an
 // echo server and reading them back, and returns the live heap each flow
-// holds once they are idle. The flows stay open until the test ends.
-func idleUDPHeap(t *testing.T, n int, dial func() (net.Conn, error)) int64 {
+// holds once they are idle (waiting up to 2 s for it to fall to limit:
+// heapEachSettled). The flows stay open until the test ends.
+func idleUDPHeap(t *testing.T, n int, limit int64, dial func() (net.Conn, error)) int64 {
 	t.Helper()
 	before := liveHeap()
 	for range n {
@@ -41,8 +42,7 @@ func idleUDPHeap(t *testing.T, n int, dial func() (net.Conn, error)) int64 {
 			t.Fatalf("reading the echo: %v", err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
-	per := (liveHeap() - before) / int64(n)
+	per := heapEachSettled(before, int64(n), limit)
 	t.Logf("%d bytes of heap each", per)
 	return per
 }
@@ -61,10 +61,11 @@ func TestIdleUDPFlowsHoldNoBuffers(t *testing.T) {
 		const n = 64
 		dst := netip.AddrPortFrom(DefaultGateway4, srv.Port())
 		fa, proto := full(dst)
-		per := idleUDPHeap(t, n, func() (net.Conn, error) {
+		const limit = 24 << 10
+		per := idleUDPHeap(t, n, limit, func() (net.Conn, error) {
 			return gonet.DialUDP(h.ns.GVisor(), nil, &fa, proto)
 		})
-		if limit := int64(24 << 10); per > limit {
+		if per > limit {
 			t.Errorf("%d idle relayed UDP flows: %d bytes of heap each, want under %d", n, per, limit)
 		}
 	}
@@ -90,10 +91,11 @@ func TestIdleForwardUDPFlowsHoldNoBuffers(t *testing.T) {
 	}
 	defer h.r.RemoveForward(f)
 	const n = 64
-	per := idleUDPHeap(t, n, func() (net.Conn, error) {
+	const limit = 24 << 10
+	per := idleUDPHeap(t, n, limit, func() (net.Conn, error) {
 		return net.Dial("udp4", net.JoinHostPort("127.0.0.1", itoa(port)))
 	})
-	if limit := int64(24 << 10); per > limit {
+	if per > limit {
 		t.Errorf("%d idle forwarded UDP flows: %d bytes of heap each, want under %d", n, per, limit)
 	}
 }

@@ -152,6 +152,8 @@ type Stats struct {
 	ICMPEchoSent    uint64 `json:"icmp_echo_sent"`    // echo requests sent through the host
 	ICMPEchoReplies uint64 `json:"icmp_echo_replies"` // real replies returned to the namespace
 	ICMPFailed      uint64 `json:"icmp_failed"`       // echo requests the host could not send
+	TimeExceeded    uint64 `json:"time_exceeded"`     // packets with their TTL (hop limit) spent at the gateway, answered with ICMP time exceeded
+	ICMPRateLimited uint64 `json:"icmp_rate_limited"` // ICMP errors of the relay's own held back by the stack's ICMP rate limit
 	Denied          uint64 `json:"denied"`            // connections/datagrams to a denied destination
 	FlowLimitHits   uint64 `json:"flow_limit_hits"`   // new flows refused at MaxFlows
 	HalfOpenClosed  uint64 `json:"half_open_closed"`  // connections closed after HalfCloseTimeout
@@ -181,6 +183,7 @@ type counters struct {
 	handshakeTimeouts, malformedUDP   atomic.Uint64
 	forwardAccepted, forwardFailed    atomic.Uint64
 	bytesOut, bytesIn                 atomic.Uint64
+	timeExceeded, icmpRateLimited     atomic.Uint64
 }
 
 // Relay relays a namespace's traffic. Its methods are safe for concurrent
@@ -358,6 +361,7 @@ func (r *Relay) Stats() Stats {
 		DNSQueries: c.dnsQueries.Load(), PortUnreachable: c.portUnreachable.Load(),
 		HostUnreachable: c.hostUnreachable.Load(),
 		ICMPEchoSent:    c.icmpSent.Load(), ICMPEchoReplies: c.icmpReplies.Load(), ICMPFailed: c.icmpFailed.Load(),
+		TimeExceeded: c.timeExceeded.Load(), ICMPRateLimited: c.icmpRateLimited.Load(),
 		Denied: c.denied.Load(), FlowLimitHits: c.limitHits.Load(), HalfOpenClosed: c.halfOpenClosed.Load(),
 		SYNDropped: r.gs.Stats().TCP.ForwardMaxInFlightDrop.Value(), HandshakeTimeouts: c.handshakeTimeouts.Load(),
 		Malformed:       r.malformed(),

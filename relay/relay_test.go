@@ -33,7 +33,18 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	a, b := pipe.New("", "", 65520)
+	return newHarnessLink(t, cfg, nil)
+}
+
+// newHarnessLink is newHarness with the namespace's end of the pipe
+// wrapped by wrap, if not nil (to see what the relay sends it).
+func newHarnessLink(t *testing.T, cfg Config, wrap func(gstack.LinkEndpoint) gstack.LinkEndpoint) *harness {
+	t.Helper()
+	pa, b := pipe.New("", "", 65520)
+	var a gstack.LinkEndpoint = pa
+	if wrap != nil {
+		a = wrap(pa)
+	}
 	nw := cfg.Network // one Network for both sides, as ustack run does
 	ns, err := stack.New(stack.Config{
 		NICs: []stack.NICConfig{{Name: "tap0", Endpoint: a, Addrs: []netip.Prefix{

@@ -47,20 +47,11 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	defer r.releaseFlow()
-	hc, err := r.dial(target)
+	var hc halfCloser
 	if r.isDNS(dst) {
-		// An upstream the host cannot even send to fails over at once,
-		// as for UDP (dialDatagram); one that does not answer is given
-		// DialTimeout, then fails over for the next connection.
-		for i := 0; err != nil && !isReset(err) && !dialTimedOut(err) && i < len(r.cfg.DNSUpstreams); i++ {
-			r.dnsFailed(target)
-			next := r.dnsUpstream()
-			if next == target {
-				break
-			}
-			target = next
-			hc, err = r.dial(target)
-		}
+		hc, target, err = dialUpstream(r, target, r.dial)
+	} else {
+		hc, err = r.dial(target)
 	}
 	if isReset(err) {
 		// The connection was made, and the server reset it before the
@@ -72,7 +63,7 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	if err != nil {
-		if r.isDNS(dst) {
+		if r.isDNS(dst) && r.ctx.Err() == nil {
 			r.dnsFailed(target)
 		}
 		r.c.tcpDialFailed.Add(1)
@@ -365,7 +356,7 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	var halfClosed atomic.Bool
 	done := make(chan struct{})
 	inDone := make(chan struct{})
-	out := func() { r.copyHalf(host, ns, &halfClosed, outCount, nil) }
+	out := func() { r.copyHalf(host, ns, true, &halfClosed, outCount, nil) }
 	var in *directIn
 	if direct {
 		out = func() { r.copyOut(hc, ns, nsEP, &halfClosed, outCount, inDone) }
@@ -380,7 +371,7 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 	}) {
 		return
 	}
-	r.copyHalf(ns, host, &halfClosed, inCount, in)
+	r.copyHalf(ns, host, false, &halfClosed, inCount, in)
 	close(inDone)
 	<-done
 	r.untrack(ns, host)
@@ -391,9 +382,12 @@ func (r *Relay) splice(ns, host halfCloser, nsEP nsEndpoint) {
 // through io.Copy, whose ReadFrom/WriteTo fast paths ignore the buffer and
 // move 32 KiB at a time.
 //
+// srcIsNS says src is the namespace side: its errors are gonet's (a
+// reset known by its text), the host's are errnos.
+//
 // direct, if not nil, moves what src holds straight into dst's endpoint
 // before each Read (see directIn).
-func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count counter, direct *directIn) {
+func (r *Relay) copyHalf(dst, src halfCloser, srcIsNS bool, halfClosed *atomic.Bool, count counter, direct *directIn) {
 	// With direct, the buffer is taken only for the reads directIn leaves
 	// to it, which do not block (EOF, an error, a deadline), and given
 	// back after each: a connection, busy or idle, then holds none, where
@@ -464,7 +458,7 @@ func (r *Relay) copyHalf(dst, src halfCloser, halfClosed *atomic.Bool, count cou
 		// side with a FIN told CMD the server had finished, and a
 		// transfer cut short read as complete.
 		src.Close()
-		if _, ns := src.(*nsConn); isReset(err) || ns && gonetReset(err) || !ns && hostBroken(err) {
+		if isReset(err) || srcIsNS && gonetReset(err) || !srcIsNS && hostBroken(err) {
 			closeReset(dst)
 		}
 		dst.Close()
@@ -504,12 +498,12 @@ const resetGrace = 50 * time.Millisecond
 // other direction meanwhile resets too.
 func closeReset(c halfCloser) {
 	switch c := c.(type) {
-	case *net.TCPConn:
-		c.SetLinger(0)
 	case *closeGuard:
 		c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
 	case *nsConn:
 		c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
+	case interface{ SetLinger(int) error }: // *net.TCPConn, or Config.Dial's wrapper of one
+		c.SetLinger(0)
 	}
 	time.Sleep(resetGrace)
 	c.Close()

@@ -1,13 +1,9 @@
 package relay
 
 import (
-	"net/netip"
-
 	"github.com/ustack/ustack/stack"
 
-	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -42,50 +38,47 @@ func (r *Relay) expired(pkt *gstack.PacketBuffer) bool {
 	default:
 		return false
 	}
+	if ttl > 1 {
+		return false // nearly every packet: no address conversion for it
+	}
 	// No ICMP error ever answers a broadcast or multicast datagram
 	// (RFC 1122 3.2.2; Linux icmp_send), and one that reaches the
 	// forwarders is not relayed anyway.
 	a := stack.AddrOf(dst)
-	if ttl > 1 || r.isOwn(a) || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || subnetBroadcast(pkt) {
+	if r.isOwn(a) || a.IsMulticast() || a == limitedBroadcast || subnetBroadcast(pkt) {
 		return false
 	}
-	th := pkt.TransportHeader().Slice()
-	if len(th) > 8 {
-		th = th[:8]
+	quote := errorQuote(pkt)
+	to := stack.AddrOf(src)
+	sent := false
+	if to.Is4() {
+		sent = r.writeICMPError(r.cfg.gateway4, to, uint8(header.ICMPv4TimeExceeded), uint8(header.ICMPv4TTLExceeded), quote)
+	} else {
+		sent = r.writeICMPError(r.cfg.gateway6, to, uint8(header.ICMPv6TimeExceeded), uint8(header.ICMPv6HopLimitExceeded), quote)
 	}
-	quote := append(append([]byte(nil), nh...), th...)
-	r.writeTimeExceeded(stack.AddrOf(src), quote)
-	r.logf("%v from %v: TTL spent at the gateway, time exceeded sent", stack.AddrOf(dst), stack.AddrOf(src))
+	if sent {
+		r.c.timeExceeded.Add(1) // counted, not logged: one line per packet would let CMD flood the log
+	}
 	return true
 }
 
-// writeTimeExceeded sends the namespace address to an ICMP time exceeded
-// in transit from the gateway, carrying quote (the expired packet's IP
-// header and the start of its payload).
-func (r *Relay) writeTimeExceeded(to netip.Addr, quote []byte) {
-	var pkt []byte
-	if to.Is4() {
-		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quote))
-		ip := header.IPv4(pkt)
-		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64,
-			Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: stack.Address(r.cfg.gateway4), DstAddr: stack.Address(to)})
-		ip.SetChecksum(^ip.CalculateChecksum())
-		h := header.ICMPv4(pkt[header.IPv4MinimumSize:])
-		h.SetType(header.ICMPv4TimeExceeded)
-		h.SetCode(header.ICMPv4TTLExceeded)
-		copy(h.Payload(), quote)
-		h.SetChecksum(^checksum.Checksum(h, 0))
-	} else {
-		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6MinimumSize+len(quote))
-		header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(len(pkt) - header.IPv6MinimumSize),
-			TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64, SrcAddr: stack.Address(r.cfg.gateway6), DstAddr: stack.Address(to)})
-		h := header.ICMPv6(pkt[header.IPv6MinimumSize:])
-		h.SetType(header.ICMPv6TimeExceeded)
-		h.SetCode(header.ICMPv6HopLimitExceeded)
-		copy(h[header.ICMPv6MinimumSize:], quote)
-		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: stack.Address(r.cfg.gateway6), Dst: stack.Address(to)}))
+// errorQuote returns what an ICMP error answering pkt quotes: the packet
+// from its IP header on, extension headers and payload included, as much
+// as fits in an error of 576 bytes (IPv4) or 1280 (IPv6), as Linux
+// (icmp_send, icmp6_send) and gVisor's own errors (returnError) quote
+// (RFC 1812 4.3.2.3, RFC 4443 2.4(c)).
+func errorQuote(pkt *gstack.PacketBuffer) []byte {
+	v := gstack.PayloadSince(pkt.NetworkHeader())
+	defer v.Release()
+	max := header.IPv4MinimumProcessableDatagramSize - header.IPv4MinimumSize - header.ICMPv4MinimumSize
+	if pkt.NetworkProtocolNumber == header.IPv6ProtocolNumber {
+		max = header.IPv6MinimumMTU - header.IPv6MinimumSize - header.ICMPv6MinimumSize
 	}
-	r.gs.WriteRawPacket(r.nic, stack.Protocol(to), buffer.MakeWithData(pkt))
+	b := v.AsSlice()
+	if len(b) > max {
+		b = b[:max]
+	}
+	return append([]byte(nil), b...)
 }
 
 // subnetBroadcast reports whether pkt is addressed to the broadcast

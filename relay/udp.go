@@ -86,7 +86,7 @@ func (r *Relay) handleUDP(req *udp.ForwarderRequest) bool {
 	r.c.udpFlows.Add(1)
 	started := r.goTracked(func() {
 		defer r.releaseFlow()
-		answered := r.relayDatagrams(waiting{gc, nsWait}, waiting{hc, socketReadable(hc)}, idle, dns, func() {
+		answered := r.relayDatagrams(waiting{datagramConn: gc, wait: nsWait}, hostWaiting(hc), idle, dns, func() {
 			// The real destination answered with port unreachable: say
 			// so to the namespace, whose socket then reports
 			// ECONNREFUSED as it would on the real network.
@@ -121,17 +121,10 @@ func (r *Relay) dialDatagram(target netip.AddrPort, dns bool) (*net.UDPConn, net
 		}
 		return net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(to))
 	}
-	hc, err := dial(target)
-	for i := 0; err != nil && dns && i < len(r.cfg.DNSUpstreams); i++ {
-		r.logf("dns upstream %v: %v", target, err)
-		r.dnsFailed(target)
-		next := r.dnsUpstream()
-		if next == target {
-			break
-		}
-		target = next
-		hc, err = dial(target)
+	if dns {
+		return dialUpstream(r, target, dial)
 	}
+	hc, err := dial(target)
 	return hc, target, err
 }
 
@@ -161,10 +154,77 @@ type datagramConn interface {
 	Close() error
 }
 
-// waiting is a datagramConn with the wait for its next datagram.
+// waiting is a datagramConn with the wait for its next datagram: wait
+// for the namespace side, rc (its socket) for the host side.
 type waiting struct {
 	datagramConn
 	wait readableWaiter
+	rc   syscall.RawConn
+}
+
+// hostWaiting returns the waiting of a host socket, read through its
+// descriptor when it can be reached.
+func hostWaiting(c *net.UDPConn) waiting {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return waiting{datagramConn: c, wait: func(time.Time) {}}
+	}
+	return waiting{datagramConn: c, rc: rc}
+}
+
+// recv waits until deadline for the next datagram and returns it in a
+// buffer from datagramPool, taken only once a datagram is there (see
+// readableWaiter).
+func (w waiting) recv(deadline time.Time) (*[]byte, int, error) {
+	if w.rc != nil {
+		return recvSocket(w.rc)
+	}
+	w.wait(deadline)
+	bp := datagramPool.Get().(*[]byte)
+	n, err := w.Read(*bp)
+	if err != nil {
+		datagramPool.Put(bp)
+		return nil, 0, err
+	}
+	return bp, n, nil
+}
+
+// recvSocket reads a datagram from a host socket in the netpoller's
+// callback: a read that finds one (nearly every read of a busy flow)
+// costs one syscall, where a poll(2) before each read cost two; one that
+// finds none gives the buffer back and waits in the netpoller, which
+// ends the wait at the socket's read deadline and on Close. Errors are
+// the socket's: an errno (ECONNREFUSED from a port unreachable),
+// os.ErrDeadlineExceeded or net.ErrClosed.
+func recvSocket(rc syscall.RawConn) (*[]byte, int, error) {
+	var bp *[]byte
+	var n int
+	var errno error
+	err := rc.Read(func(fd uintptr) bool {
+		bp = datagramPool.Get().(*[]byte)
+		for {
+			n, errno = unix.Read(int(fd), *bp)
+			if errno != unix.EINTR {
+				break
+			}
+		}
+		if errno == unix.EAGAIN {
+			datagramPool.Put(bp)
+			bp = nil
+			return false
+		}
+		return true
+	})
+	if err == nil {
+		err = errno
+	}
+	if err != nil {
+		if bp != nil {
+			datagramPool.Put(bp)
+		}
+		return nil, 0, err
+	}
+	return bp, n, nil
 }
 
 // readableWaiter waits until a read would not block, the connection is
@@ -173,40 +233,39 @@ type waiting struct {
 // idle one holds none: most flows are idle most of their life (a
 // resolver's, one per query, kept for dnsIdleTimeout; others for
 // UDPIdleTimeout), and each held two 64 KiB buffers, 512 MiB at the
-// default MaxFlows.
+// default MaxFlows. One goroutine calls it (the flow's reader).
 type readableWaiter func(deadline time.Time)
 
-// endpointReadable waits on ep's queue wq.
+// endpointReadable waits on ep's queue wq. The first wait registers one
+// entry and makes one timer for the flow's life, where each wait made
+// and registered its own: wq is the flow's own (its endpoint's), and the
+// entry dies with it, so it is never unregistered. A notification left
+// from a datagram already read wakes the wait, which finds nothing
+// readable and waits again.
 func endpointReadable(wq *waiter.Queue, ep tcpip.Endpoint) readableWaiter {
 	const events = waiter.ReadableEvents | waiter.EventHUp | waiter.EventErr
+	var entry waiter.Entry
+	var notify <-chan struct{}
+	var t *time.Timer
 	return func(deadline time.Time) {
 		if ep.Readiness(events) != 0 {
 			return
 		}
-		entry, notify := waiter.NewChannelEntry(events)
-		wq.EventRegister(&entry)
-		defer wq.EventUnregister(&entry)
-		if ep.Readiness(events) != 0 {
-			return
+		if t == nil {
+			entry, notify = waiter.NewChannelEntry(events)
+			wq.EventRegister(&entry)
+			t = time.NewTimer(time.Until(deadline))
+		} else {
+			t.Reset(time.Until(deadline)) // Go 1.23 timers: no stale tick after Reset
 		}
-		t := time.NewTimer(time.Until(deadline))
 		defer t.Stop()
-		select {
-		case <-notify:
-		case <-t.C:
+		for ep.Readiness(events) == 0 {
+			select {
+			case <-notify:
+			case <-t.C:
+				return
+			}
 		}
-	}
-}
-
-// socketReadable waits in the netpoller, which also ends the wait at the
-// socket's read deadline and on Close.
-func socketReadable(c syscall.Conn) readableWaiter {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return func(time.Time) {}
-	}
-	return func(time.Time) {
-		rc.Read(func(fd uintptr) bool { return pollNow(int(fd), unix.POLLIN) })
 	}
 }
 
@@ -225,11 +284,8 @@ func (r *Relay) relayDatagrams(ns, host waiting, idle time.Duration, dns bool, r
 		for {
 			deadline := time.Now().Add(idle)
 			src.SetReadDeadline(deadline)
-			src.wait(deadline)
-			bp := datagramPool.Get().(*[]byte)
-			n, err := src.Read(*bp)
+			bp, n, err := src.recv(deadline)
 			if err != nil {
-				datagramPool.Put(bp)
 				if isTimeout(err) {
 					if time.Since(time.Unix(0, last.Load())) < idle {
 						continue // the other direction was busy
