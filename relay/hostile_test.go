@@ -434,3 +434,34 @@ func TestControlRefuse(t *testing.T) {
 		t.Errorf("forwards after a refused client's add: %v", fs)
 	}
 }
+
+// TestUnfinishedHandshakeResetsTheServer: when the namespace never
+// completes its half of the handshake (a spoofed SYN here; CMD resetting
+// or giving up mid-handshake likewise), the real server, whose connection
+// the relay made first, must see it aborted (ECONNRESET), as it would see
+// a client's reset on the real network, not a clean close: a FIN reads
+// as "connected, sent nothing, finished", which a server may act on.
+func TestUnfinishedHandshakeResetsTheServer(t *testing.T) {
+	leakcheck.Check(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	serveTCP(t, ln, func(c net.Conn) {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		ended <- err
+	})
+	port := ln.Addr().(*net.TCPAddr).AddrPort().Port()
+	h := newHarness(t, Config{AllowHostLoopback: true, DialTimeout: 200 * time.Millisecond})
+	h.sendSpoofedSYN(t, netip.MustParseAddrPort("10.0.2.50:40000"), netip.AddrPortFrom(DefaultGateway4, port))
+	select {
+	case err := <-ended:
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("the server's read ended with %v, want ECONNRESET", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the server's connection was never ended")
+	}
+}

@@ -86,7 +86,11 @@ func (r *Relay) handleTCP(req *tcp.ForwarderRequest) {
 	var wq waiter.Queue
 	ep, terr := r.createEndpoint(req, &wq)
 	if terr != nil {
-		// The namespace gave up (reset, or the handshake timed out).
+		// The namespace gave up (reset, or the handshake timed out): on
+		// the real network the server would have seen the client's
+		// reset, or no connection at all, never an orderly close. No
+		// byte has been relayed, so no grace either.
+		abortOnClose(hc)
 		hc.Close()
 		req.Complete(true)
 		return
@@ -497,6 +501,14 @@ const resetGrace = 50 * time.Millisecond
 // (closeGuard, nsConn). The option is set first, so that a Close by the
 // other direction meanwhile resets too.
 func closeReset(c halfCloser) {
+	abortOnClose(c)
+	time.Sleep(resetGrace)
+	c.Close()
+}
+
+// abortOnClose makes c's Close send a reset instead of a FIN (SO_LINGER
+// 0), where c can be told so.
+func abortOnClose(c halfCloser) {
 	switch c := c.(type) {
 	case *closeGuard:
 		c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
@@ -505,6 +517,4 @@ func closeReset(c halfCloser) {
 	case interface{ SetLinger(int) error }: // *net.TCPConn, or Config.Dial's wrapper of one
 		c.SetLinger(0)
 	}
-	time.Sleep(resetGrace)
-	c.Close()
 }
