@@ -3,7 +3,6 @@ package stack
 import (
 	"bytes"
 	"encoding/binary"
-	"net/netip"
 	"testing"
 
 	"github.com/ustack/ustack/internal/leakcheck"
@@ -31,17 +30,7 @@ func (offloadPipe) Capabilities() gstack.LinkEndpointCapabilities {
 func TestPcapShowsCompleteChecksums(t *testing.T) {
 	leakcheck.Check(t)
 	var capture syncBuffer
-	a, b := pipe.New("\x02\x00\x00\x00\x00\x01", "\x02\x00\x00\x00\x00\x02", 1500)
-	s1, err := New(Config{NICs: []NICConfig{{Endpoint: offloadPipe{a}, Pcap: &capture, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s1.Close()
-	s2, err := New(Config{NICs: []NICConfig{{Endpoint: offloadPipe{b}, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s1, s2 := pipeStacksOver(t, NICConfig{Pcap: &capture}, Config{}, func(e *pipe.Endpoint) gstack.LinkEndpoint { return offloadPipe{e} })
 	echoRoundTrip(t, s2, s1, "10.0.0.2:7")
 
 	capture.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/pipe"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -197,8 +198,14 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 // settings applied to the first.
 func pipeStacks(t *testing.T, nic1 NICConfig, cfg1 Config) (*Stack, *Stack) {
 	t.Helper()
+	return pipeStacksOver(t, nic1, cfg1, func(e *pipe.Endpoint) gstack.LinkEndpoint { return e })
+}
+
+// pipeStacksOver is pipeStacks with both ends of the link wrapped in wrap.
+func pipeStacksOver(t *testing.T, nic1 NICConfig, cfg1 Config, wrap func(*pipe.Endpoint) gstack.LinkEndpoint) (*Stack, *Stack) {
+	t.Helper()
 	a, b := pipe.New("\x02\x00\x00\x00\x00\x01", "\x02\x00\x00\x00\x00\x02", 1500)
-	nic1.Endpoint = a
+	nic1.Endpoint = wrap(a)
 	nic1.Addrs = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}
 	cfg1.NICs = []NICConfig{nic1}
 	s1, err := New(cfg1)
@@ -206,7 +213,7 @@ func pipeStacks(t *testing.T, nic1 NICConfig, cfg1 Config) (*Stack, *Stack) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s1.Close)
-	s2, err := New(Config{NICs: []NICConfig{{Endpoint: b, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}}})
+	s2, err := New(Config{NICs: []NICConfig{{Endpoint: wrap(b), Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
