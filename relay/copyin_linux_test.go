@@ -56,21 +56,7 @@ func (payloadEndpoint) Write(p tcpip.Payloader, _ tcpip.WriteOptions) (int64, tc
 // as complete, which 2cf4bb5 had fixed for copyHalf's own reads.
 func TestDirectInHostErrorIsReset(t *testing.T) {
 	leakcheck.Check(t)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	c, s := tcpPair(t)
 	if _, err := s.Write([]byte("data")); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +65,7 @@ func TestDirectInHostErrorIsReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dir.Close()
-	rc, err := c.(*net.TCPConn).SyscallConn()
+	rc, err := c.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
