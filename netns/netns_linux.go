@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,4 +90,29 @@ func DeleteNamed(name string) error {
 		return fmt.Errorf("netns: %w", err)
 	}
 	return nil
+}
+
+// DeleteStale deletes the named namespaces called prefix, the decimal PID
+// of the process that made them, "-" and anything, whose maker no longer
+// exists, killing first whatever still runs in them. A test harness or
+// driver that names its namespaces so cleans up after a predecessor that
+// was killed before its own cleanup could run.
+func DeleteStale(prefix string) {
+	ents, _ := os.ReadDir(RunDir)
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid == os.Getpid() || unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		if f, err := os.Open(filepath.Join(RunDir, e.Name())); err == nil {
+			KillAll(f)
+			f.Close()
+		}
+		DeleteNamed(e.Name())
+	}
 }

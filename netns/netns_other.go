@@ -28,6 +28,9 @@ func CreateNamed(name string) (string, error) { return "", errUnsupported }
 // DeleteNamed is only supported on Linux.
 func DeleteNamed(name string) error { return errUnsupported }
 
+// DeleteStale does nothing: there are no named namespaces to delete.
+func DeleteStale(prefix string) {}
+
 // WaitLocal is only supported on Linux.
 func WaitLocal(path string, addrs []netip.Addr, timeout time.Duration) error {
 	return errUnsupported

@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,28 +66,6 @@ func missing() string {
 // follows it, so a later run can tell which are stale.
 const nsPrefix = "ustack-test-"
 
-// sweepStale removes namespaces left by test processes that died before
-// their cleanups ran (a timeout panic, a kill): t.Cleanup cannot run then.
-func sweepStale() {
-	ents, _ := os.ReadDir(netns.RunDir)
-	for _, e := range ents {
-		rest, ok := strings.CutPrefix(e.Name(), nsPrefix)
-		if !ok {
-			continue
-		}
-		pidText, _, ok := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if !ok || err != nil || pid == os.Getpid() {
-			continue
-		}
-		if unix.Kill(pid, 0) == unix.ESRCH {
-			ns := &NS{Name: e.Name(), Path: filepath.Join(netns.RunDir, e.Name())}
-			ns.killAll()
-			netns.DeleteNamed(e.Name())
-		}
-	}
-}
-
 // NS is a network namespace made for one test.
 type NS struct {
 	Name string // as listed by `ip netns list`
@@ -102,7 +78,9 @@ type NS struct {
 func Netns(t testing.TB) *NS {
 	t.Helper()
 	Require(t)
-	sweepStale()
+	// Namespaces left by test processes that died before their
+	// cleanups ran (a timeout panic, a kill): t.Cleanup cannot run then.
+	netns.DeleteStale(nsPrefix)
 	var b [4]byte
 	rand.Read(b[:])
 	name := fmt.Sprintf("%s%d-%s", nsPrefix, os.Getpid(), hex.EncodeToString(b[:]))

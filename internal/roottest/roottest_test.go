@@ -40,8 +40,8 @@ func TestSweepStaleRemovesDeadOwnersNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { netns.DeleteNamed(name) })
-	sweepStale()
+	netns.DeleteStale(nsPrefix)
 	if _, err := os.Stat(filepath.Join(netns.RunDir, name)); !os.IsNotExist(err) {
-		t.Errorf("sweepStale left %s (owner %d is dead)", name, cmd.Process.Pid)
+		t.Errorf("DeleteStale left %s (owner %d is dead)", name, cmd.Process.Pid)
 	}
 }

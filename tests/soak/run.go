@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/ustack/ustack/netns"
 )
 
 // Inside `ustack run`: the gateway and DNS addresses, and the ports the
@@ -172,7 +174,7 @@ func (a *apiClient) do(req map[string]string) (apiResponse, error) {
 // soakRun runs `ustack run -- soak client-run ...` against the host
 // servers, and churns port forwards through the control socket.
 func soakRun(ctx context.Context, o options) (bool, error) {
-	sweepStale()
+	netns.DeleteStale(nsPrefix) // left by a driver that was killed
 	h, err := startHostServers()
 	if err != nil {
 		return false, err

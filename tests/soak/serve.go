@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +38,7 @@ const nsPrefix = "soak-"
 // makeNS creates a namespace soak-PID-what with lo up and returns its
 // path and the function that kills what runs in it and removes it.
 func makeNS(what string) (string, func(), error) {
-	sweepStale()
+	netns.DeleteStale(nsPrefix) // left by a driver that was killed
 	name := fmt.Sprintf("%s%d-%s", nsPrefix, os.Getpid(), what)
 	path, err := netns.CreateNamed(name)
 	if err != nil {
@@ -59,27 +58,6 @@ func makeNS(what string) (string, func(), error) {
 		return "", nil, fmt.Errorf("lo up in %s: %v: %s", name, err, out)
 	}
 	return path, remove, nil
-}
-
-// sweepStale removes namespaces left by a driver that was killed.
-func sweepStale() {
-	ents, _ := os.ReadDir(netns.RunDir)
-	for _, e := range ents {
-		rest, ok := strings.CutPrefix(e.Name(), nsPrefix)
-		if !ok {
-			continue
-		}
-		pidText, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH {
-			continue
-		}
-		if f, err := os.Open(filepath.Join(netns.RunDir, e.Name())); err == nil {
-			netns.KillAll(f)
-			f.Close()
-		}
-		netns.DeleteNamed(e.Name())
-	}
 }
 
 // freeLoopbackPort returns a TCP port free on 127.0.0.1 now.
